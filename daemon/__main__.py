@@ -1,0 +1,5 @@
+"""`python -m daemon` runs pm-agentd."""
+
+from daemon.main import entry
+
+entry()

@@ -1,0 +1,1 @@
+"""The RPC methods: params and result types, and handlers that call the services."""

@@ -1,0 +1,93 @@
+"""events.subscribe, events.unsubscribe, events.list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from daemon.api.paging import Limit, Offset
+from daemon.db import events as events_db
+from daemon.db.database import Database
+from daemon.db.events import Event
+from daemon.rpc.dispatcher import Call
+from daemon.rpc.registry import Params, rpc_method
+from daemon.services.events import EventBus, Peer, start_replay
+
+Topic = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Seq = Annotated[int, msgspec.Meta(ge=0, description="a sequence number; events after it")]
+
+
+class SubscribeParams(Params, frozen=True):
+    topics: list[Topic] = msgspec.field(default_factory=list)
+    since: Seq | None = None
+
+
+class Subscribed(msgspec.Struct, kw_only=True):
+    subscription: int
+    last_seq: int
+    oldest_seq: int | None
+    missed: bool  # events after `since` were already pruned from the log
+
+
+class UnsubscribeParams(Params, frozen=True):
+    subscription: int
+
+
+class Unsubscribed(msgspec.Struct):
+    unsubscribed: bool
+
+
+class EventsListParams(Params, frozen=True):
+    since: Seq = 0
+    topics: list[Topic] = msgspec.field(default_factory=list)
+    limit: Limit = 100
+    offset: Offset = 0
+
+
+class EventPage(msgspec.Struct, kw_only=True):
+    items: list[Event]
+    total: int
+
+
+class EventsApi:
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self._db = db
+        self._bus = bus
+
+    @rpc_method("events.subscribe")
+    async def subscribe(self, call: Call, params: SubscribeParams) -> Subscribed:
+        """Stream change events as `events.event` notifications ({subscription, event}).
+
+        `topics` filters by topic (`kv`) or type (`kv.set`); none means all. With `since`,
+        every logged event after that sequence number comes first, then live ones.
+        """
+        peer: Peer = call.session
+        sub = self._bus.subscribe(peer, params.topics, params.since)
+        call.session.on_close(lambda: self._bus.drop_peer(peer))
+        oldest = await self._db.read(events_db.oldest_seq)
+        since = params.since
+        if since is not None:
+            call.after_reply(lambda: start_replay(self._bus, sub, since))
+        return Subscribed(
+            subscription=sub.id,
+            last_seq=self._db.writer.last_seq,
+            oldest_seq=oldest,
+            missed=since is not None and oldest is not None and oldest > since + 1,
+        )
+
+    @rpc_method("events.unsubscribe")
+    async def unsubscribe(self, call: Call, params: UnsubscribeParams) -> Unsubscribed:
+        """Stop one subscription of this connection."""
+        peer: Peer = call.session
+        return Unsubscribed(self._bus.unsubscribe(peer, params.subscription))
+
+    @rpc_method("events.list")
+    async def list(self, call: Call, params: EventsListParams) -> EventPage:
+        """Logged events after `since`, oldest first."""
+        topics = sorted(set(params.topics))
+        items = await self._db.read(
+            events_db.list_since, params.since, topics, params.limit, params.offset
+        )
+        total = await self._db.read(events_db.count_since, params.since, topics)
+        return EventPage(items=items, total=total)

@@ -1,0 +1,147 @@
+"""Configuration: a msgspec Struct read from config.toml, then PM_AGENT_* variables, then flags.
+
+Every source is validated on its own so an error names where the bad value came from; an
+unknown key or a value of the wrong type is an error, never ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from client import locations
+
+ENV_PREFIX = "PM_AGENT_"
+MiB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, unknown or malformed; the message says which."""
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Everything a user can set. Paths may start with `~`; empty means "the default"."""
+
+    dev_root: str = "~/Dev"
+    data_dir: str = ""  # default: <dev_root>/.pm-agent
+    socket: str = ""  # default: $XDG_RUNTIME_DIR/pm-agent/pm-agent.sock or /tmp/pm-agent-$UID/…
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)] = 5000
+    write_batch_max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
+    write_queue_max: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4096
+    busy_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)] = 2000
+    readers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=4096, le=1024 * MiB)] = 16 * MiB
+    max_output_buffer_bytes: Annotated[int, msgspec.Meta(ge=65536, le=4096 * MiB)] = 32 * MiB
+    max_batch: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 512
+    max_inflight_per_connection: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 128
+    idle_timeout_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0  # 0: never
+    stop_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_file: str = ""  # "": journal/terminal/state-dir file as fits; "-": stderr
+
+
+FIELDS: tuple[str, ...] = Config.__struct_fields__
+
+
+def _describe(error: msgspec.ValidationError) -> str:
+    # msgspec says "… - at `$.busy_timeout_ms`"; a user thinks in keys, not JSON paths.
+    return str(error).replace("`$.", "`")
+
+
+def _validate(raw: Mapping[str, Any], source: str, *, strict: bool = True) -> None:
+    try:
+        msgspec.convert(dict(raw), Config, strict=strict)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{source}: {_describe(e)}") from None
+
+
+def _from_file(path: str, explicit: bool) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(
+                f"config file {path} (from {locations.CONFIG_ENV}) does not exist"
+            ) from None
+        return {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    _validate(data, f"config file {path}")
+    return data
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == locations.CONFIG_ENV:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in FIELDS:
+            known = ", ".join(ENV_PREFIX + f.upper() for f in FIELDS)
+            raise ConfigError(f"unknown environment variable {name} (known: {known})")
+        # Environment values are strings; strict=False lets "5000" become an int.
+        _validate({key: value}, f"environment variable {name}={value!r}", strict=False)
+        values[key] = value
+    return values
+
+
+def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] = os.environ) -> Config:
+    """Merge file < environment < flags into one validated Config."""
+    path = locations.config_path(env)
+    merged = _from_file(path, explicit=bool(env.get(locations.CONFIG_ENV)))
+    merged.update(_from_env(env))
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if given:
+        _validate(given, "command line")
+        merged.update(given)
+    return msgspec.convert(merged, Config, strict=False)
+
+
+class Paths(msgspec.Struct, frozen=True, kw_only=True):
+    """Absolute paths derived from a Config."""
+
+    dev_root: str
+    data_dir: str
+    db_dir: str
+    db_path: str
+    backups_dir: str
+    lock_path: str
+    socket_path: str
+    log_file: str  # "-" for stderr, "" for "decide at start-up"
+
+
+def resolve_paths(config: Config, env: Mapping[str, str] = os.environ) -> Paths:
+    dev_root = locations.expand(config.dev_root, env)
+    data_dir = (
+        locations.expand(config.data_dir, env)
+        if config.data_dir
+        else os.path.join(dev_root, ".pm-agent")
+    )
+    db_dir = os.path.join(data_dir, "db")
+    socket_path = (
+        locations.expand(config.socket, env)
+        if config.socket
+        else locations.default_socket_path(env)
+    )
+    log_file = config.log_file
+    if log_file not in ("", "-"):
+        log_file = locations.expand(log_file, env)
+    return Paths(
+        dev_root=dev_root,
+        data_dir=data_dir,
+        db_dir=db_dir,
+        db_path=os.path.join(db_dir, "pm-agent.db"),
+        backups_dir=os.path.join(data_dir, "backups"),
+        lock_path=os.path.join(data_dir, "pm-agentd.lock"),
+        socket_path=socket_path,
+        log_file=log_file,
+    )

@@ -1,0 +1,1 @@
+"""The database layer: connections, migrations, the single writer, readers, and all SQL."""

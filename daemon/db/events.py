@@ -1,0 +1,66 @@
+"""SQL for the change log."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One committed change. `data` is the JSON the operation recorded, kept encoded."""
+
+    seq: int
+    ts: str
+    type: str
+    topic: str
+    data: msgspec.Raw
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    """The highest sequence number ever handed out (AUTOINCREMENT's high-water mark)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def insert(conn: sqlite3.Connection, event: Event) -> None:
+    conn.execute(
+        "INSERT INTO events (seq, ts, topic, type, data) VALUES (?, ?, ?, ?, ?)",
+        (event.seq, event.ts, event.topic, event.type, bytes(event.data).decode("utf-8")),
+    )
+
+
+def _topic_filter(topics: Sequence[str]) -> tuple[str, list[str]]:
+    if not topics:
+        return "", []
+    marks = ", ".join("?" for _ in topics)
+    return f" AND (topic IN ({marks}) OR type IN ({marks}))", [*topics, *topics]
+
+
+def list_since(
+    conn: sqlite3.Connection, since: int, topics: Sequence[str], limit: int, offset: int = 0
+) -> list[Event]:
+    where, args = _topic_filter(topics)
+    rows = conn.execute(
+        f"SELECT seq, ts, type, topic, data FROM events WHERE seq > ?{where} "
+        "ORDER BY seq LIMIT ? OFFSET ?",
+        (since, *args, limit, offset),
+    ).fetchall()
+    return [
+        Event(seq, ts, type_, topic, msgspec.Raw(data.encode()))
+        for seq, ts, type_, topic, data in rows
+    ]
+
+
+def count_since(conn: sqlite3.Connection, since: int, topics: Sequence[str]) -> int:
+    where, args = _topic_filter(topics)
+    row = conn.execute(
+        f"SELECT count(*) FROM events WHERE seq > ?{where}", (since, *args)
+    ).fetchone()
+    return int(row[0])
+
+
+def oldest_seq(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT min(seq) FROM events").fetchone()
+    return int(row[0]) if row and row[0] is not None else None

@@ -1,0 +1,237 @@
+"""The daemon from start to exit: one class owns startup → serve → graceful shutdown.
+
+Order matters and is the promise made to clients: the socket is bound first and answers
+`daemon.status` (starting, migrating) while migrations run; other calls meanwhile get
+`data.kind = starting`. On SIGTERM/SIGINT: stop accepting, let in-flight requests finish (or
+answer them `shutting_down`), commit everything queued, checkpoint the WAL, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+
+import msgspec
+import structlog
+
+from daemon import __version__
+from daemon.api.daemon_api import DaemonApi
+from daemon.api.db_api import DbApi
+from daemon.api.events_api import EventsApi
+from daemon.api.kv_api import KvApi
+from daemon.clock import utc_now
+from daemon.config import Config, Paths
+from daemon.db import migrations as migrations_mod
+from daemon.db.database import Database
+from daemon.db.migrations import Migration
+from daemon.db.writer import WriterStats
+from daemon.rpc.dispatcher import Dispatcher, State
+from daemon.rpc.registry import Registry
+from daemon.rpc.server import Limits, Server
+from daemon.services.events import EventBus
+from daemon.services.kv import KvService
+from daemon.startup import InstanceLock, bind_socket, private_dir, unlink_socket
+from daemon.systemd import Notifier, activation_socket
+
+log = structlog.get_logger("pm.daemon")
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        paths: Paths,
+        *,
+        migrations: list[Migration] | None = None,
+        env: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.config = config
+        self._paths = paths
+        self._migrations = migrations
+        self._env = env
+        self._state: State = "starting"
+        self._started_at = utc_now()
+        self._started = time.monotonic()
+        self._stop = asyncio.Event()
+        self._stop_reason = ""
+        self._signals = 0
+        self._socket_activated = False
+        self._notifier = Notifier(env)
+        self._bus = EventBus()
+        self._db = Database(
+            paths.db_path,
+            synchronous=config.synchronous,
+            busy_timeout_ms=config.busy_timeout_ms,
+            readers=config.readers,
+            batch_max=config.write_batch_max,
+            queue_max=config.write_queue_max,
+            busy_wait_s=config.busy_wait_ms / 1000,
+            publish=self._bus.publish,
+        )
+        self._db_started = False
+        registry = Registry()
+        registry.add_api(DaemonApi(self, registry))
+        registry.add_api(DbApi(self._db))
+        registry.add_api(KvApi(KvService(self._db)))
+        registry.add_api(EventsApi(self._db, self._bus))
+        self._server = Server(
+            Dispatcher(registry, lambda: self._state, config.max_batch),
+            Limits(
+                max_message_bytes=config.max_message_bytes,
+                max_output_buffer_bytes=config.max_output_buffer_bytes,
+                max_connections=config.max_connections,
+                max_inflight=config.max_inflight_per_connection,
+                idle_timeout_s=config.idle_timeout_s,
+            ),
+        )
+
+    # --- Runtime (what daemon.status reports) -----------------------------------------
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def paths(self) -> Paths:
+        return self._paths
+
+    @property
+    def started_at(self) -> str:
+        return self._started_at
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.schema_version
+
+    @property
+    def connections(self) -> int:
+        return len(self._server.connections)
+
+    @property
+    def subscriptions(self) -> int:
+        return self._bus.count
+
+    @property
+    def socket_activated(self) -> bool:
+        return self._socket_activated
+
+    def writer_stats(self) -> WriterStats | None:
+        return self._db.writer_stats() if self._db_started else None
+
+    def request_shutdown(self, reason: str) -> None:
+        if not self._stop.is_set():
+            log.info("shutdown requested", reason=reason)
+            self._stop_reason = reason
+            self._stop.set()
+
+    # --- the run ----------------------------------------------------------------------
+    async def run(self) -> int:
+        """Serve until asked to stop. Raises StartupError/MigrationError when it cannot start."""
+        paths = self._paths
+        private_dir(paths.data_dir, what="data directory", fix_mode=True)
+        private_dir(paths.db_dir, what="database directory", fix_mode=True)
+        lock = InstanceLock(paths.lock_path)
+        lock.acquire()
+        try:
+            return await self._run_locked()
+        finally:
+            lock.release()
+
+    async def _run_locked(self) -> int:
+        sock = activation_socket()
+        if sock is not None:
+            self._socket_activated = True
+            self._paths = _with_socket(self._paths, str(sock.getsockname()))
+            sock.setblocking(False)
+        else:
+            private_dir(
+                os.path.dirname(self._paths.socket_path), what="socket directory", fix_mode=False
+            )
+            sock = bind_socket(self._paths.socket_path)
+        await self._server.serve(sock)
+        self._install_signals()
+        log.info(
+            "listening",
+            socket=self._paths.socket_path,
+            activated=self._socket_activated,
+            pid=os.getpid(),
+            version=__version__,
+        )
+        try:
+            await self._open_database()
+            if not self._stop.is_set():
+                self._state = "ready"
+                self._notifier.ready(f"ready; socket {self._paths.socket_path}")
+                log.info("ready", schema_version=self._db.schema_version)
+                watchdog = asyncio.get_running_loop().create_task(self._watchdog())
+                await self._stop.wait()
+                watchdog.cancel()
+        finally:
+            await self._shut_down()
+        return 0
+
+    async def _open_database(self) -> None:
+        shipped = self._migrations if self._migrations is not None else migrations_mod.load()
+
+        def on_step(migration: Migration) -> None:
+            self._state = "migrating"
+            self._notifier.status(f"migrating: {migration.filename}")
+            log.info("applying migration", migration=migration.filename)
+
+        applied = await asyncio.to_thread(self._db.migrate, shipped, on_step)
+        if applied:
+            log.info("migrations applied", count=len(applied), version=self._db.schema_version)
+        await self._db.start()
+        self._db_started = True
+        self._bus.attach(self._db)
+
+    async def _shut_down(self) -> None:
+        self._state = "stopping"
+        self._notifier.stopping("stopping")
+        log.info("stopping", reason=self._stop_reason or "startup failed")
+        if not self._socket_activated:
+            unlink_socket(self._paths.socket_path)
+        grace = self.config.stop_timeout_s * 0.6
+        await self._server.close(grace)
+        if self._db_started:
+            await self._db.close(timeout=self.config.stop_timeout_s * 0.3)
+        log.info("stopped")
+
+    async def _watchdog(self) -> None:
+        interval = self._notifier.watchdog_interval_s
+        if interval is None:
+            return
+        while True:
+            self._notifier.watchdog()  # from the loop itself: a stuck loop stops the pings
+            await asyncio.sleep(interval)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: exiting now", signal=sig.name)
+            with contextlib.suppress(Exception):
+                logging_flush()
+            os._exit(128 + sig.value)
+        self.request_shutdown(sig.name)
+
+
+def _with_socket(paths: Paths, socket_path: str) -> Paths:
+    return msgspec.structs.replace(paths, socket_path=socket_path)
+
+
+def logging_flush() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()

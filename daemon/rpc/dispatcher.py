@@ -1,0 +1,264 @@
+"""JSON-RPC 2.0 dispatch, apart from any transport: bytes of one message in, bytes out.
+
+Handles single requests, notifications (never answered, not even with an error) and batches,
+decodes params straight into each method's msgspec type, and turns every failure into an
+error object: known kinds keep their code, anything unexpected becomes -32603 with a log
+line and never a traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+import structlog
+from msgspec import UNSET
+
+from daemon.errors import (
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    ParseError,
+    RequestCancelled,
+    RpcError,
+    ShuttingDown,
+    Starting,
+)
+from daemon.rpc import wire
+from daemon.rpc.registry import Method, ProgressParams, Registry
+
+log = structlog.get_logger("pm.rpc")
+
+State = Literal["starting", "migrating", "ready", "stopping"]
+CancelReason = Literal["client", "shutdown"]
+AfterReply = Callable[[], None]
+
+
+class Session:
+    """What one connection shares with the handlers of its requests."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.subscriptions = 0
+        self.inflight: dict[Any, asyncio.Task[Any]] = {}
+        self.cancel_reasons: dict[asyncio.Task[Any], CancelReason] = {}
+        self._close_callbacks: list[Callable[[], None]] = []
+
+    def notify(self, method: str, params: Any) -> None:
+        raise NotImplementedError
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        self._close_callbacks.append(callback)
+
+    def run_close_callbacks(self) -> None:
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("close callback failed")
+
+    def cancel(self, request_id: Any, reason: CancelReason) -> bool:
+        task = self.inflight.get(request_id)
+        if task is None or task.done():
+            return False
+        self.cancel_reasons[task] = reason
+        task.cancel()
+        return True
+
+
+class Call:
+    """One request as its handler sees it: who asked, progress reporting, cancellation."""
+
+    __slots__ = ("_after", "_begun", "id", "method", "partial", "session", "token")
+
+    def __init__(self, session: Session, id_: Any, method: str, token: Any) -> None:
+        self.session = session
+        self.id = id_
+        self.method = method
+        self.token = token
+        self.partial: dict[str, Any] = {}  # what was done before a cancellation, for the error
+        self._begun = False
+        self._after: list[AfterReply] = []
+
+    def progress(self, message: str, percentage: int | None = None) -> None:
+        """Send `$/progress` (begin, then report) when the client asked with a workDoneToken."""
+        if self.token is None:
+            return
+        value: dict[str, Any] = {"kind": "report" if self._begun else "begin", "message": message}
+        if not self._begun:
+            value["title"] = self.method
+            self._begun = True
+        if percentage is not None:
+            value["percentage"] = max(0, min(100, int(percentage)))
+        self.session.notify("$/progress", {"token": self.token, "value": value})
+
+    def finish_progress(self, message: str) -> None:
+        if self._begun:
+            self.session.notify(
+                "$/progress", {"token": self.token, "value": {"kind": "end", "message": message}}
+            )
+            self._begun = False
+
+    def check_cancelled(self) -> None:
+        """Raise CancelledError if a cancellation arrived while this task was not awaiting."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+
+    def after_reply(self, callback: AfterReply) -> None:
+        """Run `callback` once this request's reply has been written (e.g. start a replay)."""
+        self._after.append(callback)
+
+
+class Dispatcher:
+    def __init__(self, registry: Registry, state: Callable[[], State], max_batch: int) -> None:
+        self._registry = registry
+        self._state = state
+        self._max_batch = max_batch
+
+    async def handle(self, frame: bytes, session: Session) -> tuple[bytes | None, list[AfterReply]]:
+        """One framed message (a request, a notification or a batch) → the reply, if any."""
+        after: list[AfterReply] = []
+        if frame[:1] == b"[":
+            return await self._batch(frame, session, after), after
+        return await self._one(frame, session, after), after
+
+    async def _batch(self, frame: bytes, session: Session, after: list[AfterReply]) -> bytes | None:
+        try:
+            items = wire.batch_decoder.decode(frame)
+        except msgspec.DecodeError as e:
+            return wire.error_response(None, ParseError(f"Parse error: {e}"))
+        if not items:
+            return wire.error_response(None, InvalidRequest("Invalid Request: empty batch"))
+        if len(items) > self._max_batch:
+            return wire.error_response(
+                None,
+                InvalidRequest(
+                    f"Invalid Request: batch of {len(items)} exceeds the limit of {self._max_batch}"
+                ),
+            )
+        replies = await asyncio.gather(*(self._one(item, session, after) for item in items))
+        answered = [r for r in replies if r is not None]
+        if not answered:
+            return None  # a batch of notifications gets no bytes at all
+        return b"[" + b",".join(answered) + b"]"
+
+    async def _one(
+        self, raw: bytes | msgspec.Raw, session: Session, after: list[AfterReply]
+    ) -> bytes | None:
+        try:
+            request = wire.request_decoder.decode(raw)
+        except msgspec.ValidationError as e:
+            return _invalid_request(raw, e)
+        except msgspec.DecodeError as e:
+            return wire.error_response(None, ParseError(f"Parse error: {e}"))
+        is_request = request.id is not UNSET
+        request_id = None if request.id is UNSET else request.id
+        try:
+            method, params = self._resolve(request)
+        except RpcError as e:
+            if not is_request and not isinstance(e, InvalidRequest):
+                return None
+            return wire.error_response(request_id, e)
+        token = params.workDoneToken if isinstance(params, ProgressParams) else UNSET
+        call = Call(session, request_id, method.name, None if token is UNSET else token)
+        task = asyncio.current_task()
+        assert task is not None
+        if is_request:
+            session.inflight[request_id] = task
+        try:
+            result = await method.handler(call, params)
+        except asyncio.CancelledError:
+            reason = session.cancel_reasons.pop(task, None)
+            if reason is None:
+                raise  # the connection went away: there is nobody to answer
+            task.uncancel()
+            error: RpcError = (
+                RequestCancelled("Request cancelled", **call.partial)
+                if reason == "client"
+                else ShuttingDown(
+                    "the daemon is shutting down; the request was stopped", **call.partial
+                )
+            )
+            return wire.error_response(request_id, error) if is_request else None
+        except RpcError as e:
+            return wire.error_response(request_id, e) if is_request else None
+        except Exception:
+            log.exception("handler failed", method=method.name)
+            error = InternalError(
+                f"internal error in {method.name}; the daemon log has the details"
+            )
+            return wire.error_response(request_id, error) if is_request else None
+        finally:
+            if is_request and session.inflight.get(request_id) is task:
+                del session.inflight[request_id]
+            call.finish_progress("done")
+        after.extend(call._after)
+        return wire.result_response(request_id, result) if is_request else None
+
+    def _resolve(self, request: wire.Request) -> tuple[Method, Any]:
+        if request.jsonrpc != "2.0":
+            raise InvalidRequest('Invalid Request: "jsonrpc" must be "2.0"')
+        method = self._registry.get(request.method)
+        if method is None:
+            raise MethodNotFound(f"Method not found: {request.method}", method=request.method)
+        params = _decode_params(method, request.params)
+        state = self._state()
+        if state != "ready" and not method.when_starting:
+            if state == "stopping":
+                raise ShuttingDown("the daemon is shutting down; the request was not run")
+            raise Starting(
+                f"the daemon is {state}; {method.name} will be available in a moment",
+                state=state,
+            )
+        return method, params
+
+
+def _decode_params(method: Method, raw: msgspec.Raw | msgspec.UnsetType) -> Any:
+    if raw is UNSET:
+        body: bytes | msgspec.Raw = b"{}"
+    else:
+        body = raw
+        first = bytes(memoryview(raw)[:1])
+        if first == b"[":
+            raise InvalidParams(
+                f"Invalid params: {method.name} takes params by name (an object), not an array"
+            )
+        if first != b"{":
+            raise InvalidRequest("Invalid Request: params must be an object or an array")
+    try:
+        return method.decoder.decode(body)
+    except msgspec.ValidationError as e:
+        text = str(e).replace("`$.", "`params.").replace(" - at `$`", "")
+        field = _field_of(str(e))
+        data = {"field": field} if field else {}
+        raise InvalidParams(f"Invalid params: {text}", **data) from None
+
+
+def _field_of(message: str) -> str | None:
+    for marker in ("at `$.", "field `"):
+        start = message.find(marker)
+        if start >= 0:
+            rest = message[start + len(marker) :]
+            return rest[: rest.find("`")]
+    return None
+
+
+def _invalid_request(raw: bytes | msgspec.Raw, error: msgspec.ValidationError) -> bytes:
+    try:
+        obj = wire.any_decoder.decode(raw)
+    except msgspec.DecodeError:
+        obj = None
+    request_id = None
+    if isinstance(obj, dict):
+        candidate = obj.get("id")
+        if isinstance(candidate, int | float | str) and not isinstance(candidate, bool):
+            request_id = candidate
+        detail = str(error).replace("`$.", "`")
+    else:
+        detail = "a request must be a JSON object"
+    return wire.error_response(request_id, InvalidRequest(f"Invalid Request: {detail}"))

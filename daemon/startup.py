@@ -1,0 +1,152 @@
+"""What must hold before the daemon serves: private folders, one instance, a bound socket.
+
+Each check fails with a StartupError whose message says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import stat
+import sys
+from typing import IO
+
+import structlog
+
+log = structlog.get_logger("pm.startup")
+
+# sizeof(sockaddr_un.sun_path): 108 on Linux, 104 on macOS and the BSDs; one byte is the NUL.
+SUN_PATH_MAX = 108 if sys.platform.startswith("linux") else 104
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+def check_socket_path(path: str) -> None:
+    size = len(os.fsencode(path))
+    if size >= SUN_PATH_MAX:
+        raise StartupError(
+            f"socket path {path} is {size} bytes, but a Unix socket address holds at most "
+            f"{SUN_PATH_MAX - 1}. Set PM_AGENT_SOCKET (or `socket` in config.toml) to a shorter "
+            "path."
+        )
+
+
+def private_dir(path: str, *, what: str, fix_mode: bool) -> None:
+    """Make sure `path` is a directory of ours that nobody else can enter.
+
+    Created 0700 when missing. If it exists with group/other access, `fix_mode` tightens it
+    (the data dir: ours, possibly made by an older tool); otherwise the daemon refuses (the
+    socket dir: someone else may have prepared it).
+    """
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise StartupError(f"cannot create the {what} {path}: {e.strerror}") from None
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise StartupError(f"the {what} {path} is not a directory (a symlink or a file is there)")
+    if st.st_uid != os.getuid():
+        raise StartupError(
+            f"the {what} {path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}); "
+            f"another user may be intercepting it. Remove it or choose another path."
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        if not fix_mode:
+            raise StartupError(
+                f"the {what} {path} has mode {mode:04o}; it must be 0700 so no other user can "
+                f"reach the socket. Fix: chmod 700 {path}"
+            )
+        log.warning("tightening directory permissions", path=path, was=f"{mode:04o}")
+        os.chmod(path, 0o700)
+
+
+class InstanceLock:
+    """An flock held for the daemon's lifetime: one daemon per data directory."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        handle = open(self._path, "a+")  # noqa: SIM115 - held open for the process lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                handle.close()
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise StartupError(
+                f"another pm-agentd (pid {holder}) is already running with this data "
+                f"directory ({os.path.dirname(self._path)}). Stop it first: pm daemon stop"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def bind_socket(path: str) -> socket.socket:
+    """Bind and listen on `path`, 0600. A leftover socket is removed only if nobody answers."""
+    check_socket_path(path)
+    if os.path.lexists(path):
+        _reclaim(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o177)  # the socket is born 0600: no window where others can connect
+    try:
+        sock.bind(path)
+    except OSError as e:
+        sock.close()
+        raise StartupError(f"cannot bind {path}: {e.strerror}") from None
+    finally:
+        os.umask(previous)
+    os.chmod(path, 0o600)
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+def _reclaim(path: str) -> None:
+    st = os.lstat(path)
+    if not stat.S_ISSOCK(st.st_mode):
+        raise StartupError(f"{path} exists and is not a socket; move it away and start again")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        log.info("removing a stale socket", path=path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StartupError(f"cannot tell whether {path} is in use: {e.strerror}") from None
+    finally:
+        probe.close()
+    raise StartupError(f"another daemon is already answering on {path}")
+
+
+def unlink_socket(path: str) -> None:
+    """Remove our socket file. Called while still listening, so a successor that finds the
+    path free binds its own socket and we never remove that one."""
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
