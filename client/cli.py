@@ -1,0 +1,113 @@
+"""`pm`: the command line. This module is the entry point and the fast path only.
+
+`pm status` must start about as fast as Python itself, so it is handled here with the
+standard library's C pieces; every other command loads `client.commands` (argparse, json).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from client import errors
+
+
+def _split_globals(argv: list[str]) -> tuple[dict[str, Any], list[str]] | None:
+    """Global flags and the rest, for the fast path; None when it is not a plain `pm status`."""
+    opts: dict[str, Any] = {"json": False, "socket": None, "no_spawn": False}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--json":
+            opts["json"] = True
+        elif arg == "--no-spawn":
+            opts["no_spawn"] = True
+        elif arg == "--socket" and i + 1 < len(argv):
+            opts["socket"] = argv[i + 1]
+            i += 1
+        elif arg.startswith("--socket="):
+            opts["socket"] = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    return (opts, rest) if rest == ["status"] else None
+
+
+def _status(opts: dict[str, Any]) -> int:
+    from client import locations
+    from client.sync import Client
+
+    try:
+        path = locations.client_socket_path(opts["socket"])
+    except locations.ConfigFileError as e:
+        print(f"pm: {e}", file=sys.stderr)
+        return errors.EXIT_FAILED
+    try:
+        try:
+            client = Client(path, timeout=30.0).connect()
+        except errors.Unreachable:
+            if opts["no_spawn"]:
+                raise
+            from client import spawn
+
+            spawn.start(path)
+            client = Client(path, timeout=30.0).connect()
+        with client:
+            status = client.call("daemon.status")
+    except errors.ClientError as e:
+        print(f"pm: {e}", file=sys.stderr)
+        return e.exit_code
+    if opts["json"]:
+        from client.output import print_json
+
+        print_json(status)
+    else:
+        sys.stdout.write(render_status(status))
+    return errors.EXIT_OK
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def _colour(text: str, code: str) -> str:
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return text
+    return f"\033[{code}m{text}\033[0m"
+
+
+def render_status(st: dict[str, Any]) -> str:
+    state = st.get("state", "?")
+    shade = {"ready": "32", "stopping": "33"}.get(state, "36")
+    writer = st.get("writer") or {}
+    lines = [
+        f"pm-agentd {st.get('version')}  {_colour(state, shade)}  pid {st.get('pid')}  "
+        f"up {_duration(st.get('uptime_s', 0))}",
+        f"socket   {st.get('socket')}"
+        + ("  (socket-activated)" if st.get("socket_activated") else ""),
+        f"data     {st.get('data_dir')}  (schema {st.get('schema_version')})",
+        f"writes   {writer.get('writes', 0)} in {writer.get('batches', 0)} batches  "
+        f"queue {st.get('queue_depth', 0)}/{writer.get('queue_max', '?')}  "
+        f"commit p50 {writer.get('commit_ms_p50', 0)} ms p99 {writer.get('commit_ms_p99', 0)} ms",
+        f"clients  {st.get('connections', 0)} connected  {st.get('subscriptions', 0)} subscribed",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    fast = _split_globals(args)
+    if fast is not None:
+        return _status(fast[0])
+    from client.commands import run
+
+    return run(args)

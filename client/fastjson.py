@@ -1,0 +1,54 @@
+"""JSON decoding in microseconds of start-up.
+
+`import json` pulls in `re` and costs ~5 ms here, a third of `pm status`'s whole budget.
+The C scanner behind it (`_json.make_scanner`) needs only an object with the decoder's
+settings, so the fast path uses that and falls back to `json` where `_json` is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class _Settings:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo: dict[str, str] = {}  # noqa: RUF012 - the C scanner expects a plain dict
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        return float(name.replace("Infinity", "inf"))
+
+
+_WHITESPACE = " \t\r\n"
+
+_scan: Callable[[str, int], tuple[Any, int]] | None
+try:
+    from _json import make_scanner as _make_scanner
+
+    _scan = _make_scanner(_Settings())  # type: ignore[arg-type]  # any object with the settings
+except ImportError:  # pragma: no cover - other Pythons
+    _scan = None
+
+
+def loads(text: str | bytes) -> Any:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if _scan is None:
+        import json
+
+        return json.loads(text)
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = _scan(text, start)
+        if not text[end:].strip(_WHITESPACE):
+            return value
+    except Exception:  # noqa: S110 - the scanner reports errors through json.decoder
+        pass
+    import json  # only malformed input pays for the full module and its error message
+
+    return json.loads(text)
