@@ -7,8 +7,11 @@ settings, so the fast path uses that and falls back to `json` where `_json` is m
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+# `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class _Settings:

@@ -18,7 +18,7 @@ def percentile(values: Iterable[float], q: float) -> float:
 class Window:
     """The last `size` samples of a figure, for medians and tails without unbounded memory."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 1024) -> None:
         self._samples: deque[float] = deque(maxlen=size)
 
     def add(self, value: float) -> None:

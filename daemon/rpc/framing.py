@@ -81,6 +81,7 @@ class LspFraming:
             if self._body_size is None:
                 end = self._buffer.find(_HEADER_END)
                 if end < 0:
+                    self._check_partial_headers()
                     if len(self._buffer) > _MAX_HEADER_BYTES:
                         raise FramingError(
                             "header block longer than 8192 bytes without a blank line"
@@ -93,6 +94,15 @@ class LspFraming:
             messages.append(bytes(self._buffer[: self._body_size]))
             del self._buffer[: self._body_size]
             self._body_size = None
+
+    def _check_partial_headers(self) -> None:
+        """Refuse at the first complete line that cannot be a header, not after 8 KiB."""
+        complete = self._buffer[: self._buffer.rfind(b"\n") + 1]
+        for line in bytes(complete).split(b"\n")[:-1]:
+            if not line.endswith(b"\r") or b":" not in line:
+                raise FramingError(
+                    f"malformed header line {line[:80]!r} (expected 'Name: value' and CRLF)"
+                )
 
     def _parse_headers(self, block: bytes) -> int:
         size: int | None = None

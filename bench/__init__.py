@@ -1,0 +1,1 @@
+"""Benchmarks for pm-agent: `python -m bench writes|rpc|cli [--runs N] [--quick]`."""

@@ -1,0 +1,45 @@
+"""`python -m bench NAME [--runs N] [--quick]`: run one benchmark and print its table."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+
+from bench.common import describe_machine
+
+BENCHMARKS = {
+    "writes": "64 clients doing durable kv.set: the daemon vs. each client committing itself",
+    "rpc": "kv.get round trips and throughput vs. a bare echo server on the same socket kind",
+    "cli": "`pm status` wall time vs. `python -c pass`",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="pm-agent benchmarks. "
+        + "; ".join(f"{name}: {what}" for name, what in BENCHMARKS.items()),
+    )
+    p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
+    p.add_argument("--runs", type=int, default=5, help="runs to take medians over (default 5)")
+    p.add_argument("--quick", action="store_true", help="a short smoke version")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.runs < 1:
+        parser().error("--runs must be at least 1")
+    module = importlib.import_module(f"bench.{args.name}")
+    print(f"# bench {args.name}{' --quick' if args.quick else ''}, {args.runs} runs")
+    print(f"machine: {describe_machine()}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
+    code: int = module.main(args.runs, args.quick)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Durable writes: 64 clients doing `kv.set` through the daemon vs. each committing itself.
+
+The baseline is the world the daemon replaces: every tool opens the SQLite file on its own
+(WAL, busy_timeout 5000, synchronous FULL) and commits each write in its own transaction, the
+same INSERT … ON CONFLICT into the same kv table. Both sides run as separate processes, each
+client waiting for its acknowledgement before it sends the next write; every key is new, so
+after a run the table must hold exactly as many rows as writes were acknowledged.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import common, load
+from bench.common import Table, fmt_rate, fmt_ratio, fmt_us, median, spread
+from bench.load import Handshake, MakeRequest, Result, Totals
+
+CLIENTS = 64
+DAEMON_PROCESSES = 4
+NAMESPACE = "bench"
+GOAL_RATE = 25_000.0
+GOAL_RATIO = 8.0
+_SET = (
+    b'{"jsonrpc":"2.0","id":%d,"method":"kv.set",'
+    b'"params":{"namespace":"bench","key":"%s%d","value":{"n":%d}}}\n'
+)
+
+
+def set_requests(worker: int, conn: int) -> MakeRequest:
+    prefix = b"d%d.%d-" % (worker, conn)
+
+    def make(n: int) -> bytes:
+        return _SET % (n, prefix, n, n)
+
+    return make
+
+
+# --- the baseline: each client its own connection and transaction ----------------------------
+
+
+@dataclass(frozen=True)
+class SqliteClient:
+    db_path: str
+    index: int
+
+
+def open_baseline(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def sqlite_worker(spec: SqliteClient, handshake: Handshake) -> Result:
+    from daemon.clock import utc_now
+    from daemon.db import kv as kv_db
+
+    conn = open_baseline(spec.db_path)
+    result = Result()
+    try:
+        window = handshake.ready()
+        time.sleep(max(0.0, window.begin - time.monotonic()))
+        n = 0
+        while (sent := time.monotonic()) < window.end:
+            n += 1
+            ok = True
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                kv_db.put(conn, NAMESPACE, f"b{spec.index}-{n}", f'{{"n":{n}}}', utc_now(), None)
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError:  # "database is locked" past busy_timeout
+                ok = False
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            result.record(sent, time.monotonic(), ok, window)
+    finally:
+        conn.close()
+    return result
+
+
+def baseline_run(warmup: float, duration: float) -> tuple[Totals, int]:
+    from daemon.db import migrations
+
+    folder = tempfile.mkdtemp(prefix="pm-bench-base-")
+    try:
+        path = str(Path(folder) / "baseline.db")
+        conn = open_baseline(path)
+        try:
+            migrations.migrate(conn, migrations.load())
+        finally:
+            conn.close()
+        specs = [SqliteClient(path, i) for i in range(CLIENTS)]
+        totals = load.run(sqlite_worker, specs, warmup=warmup, duration=duration)
+        return totals, common.count_rows(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- the daemon ------------------------------------------------------------------------------
+
+
+def daemon_run(
+    warmup: float, duration: float
+) -> tuple[Totals, int, dict[str, Any], common.ThreadCpu]:
+    with common.Daemon({"synchronous": "FULL"}) as daemon:
+        assert daemon.process is not None
+        cpu = common.ThreadCpu(daemon.process.pid)
+        totals = load.socket_load(
+            daemon.socket_path,
+            set_requests,
+            processes=DAEMON_PROCESSES,
+            connections=CLIENTS,
+            warmup=warmup,
+            duration=duration,
+            probe=cpu,
+        )
+        status = daemon.call("daemon.status") or {}
+        code = daemon.stop()
+        if code != 0:
+            raise RuntimeError(f"the daemon exited with {code}:\n{daemon.output()}")
+        return totals, common.count_rows(daemon.db_path), status.get("writer", {}), cpu
+
+
+# --- the benchmark ---------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    daemon: Totals
+    daemon_rows: int
+    writer: dict[str, Any]
+    cpu: common.ThreadCpu
+    baseline: Totals
+    baseline_rows: int
+
+    @property
+    def rows_match(self) -> bool:
+        return (
+            self.daemon_rows == self.daemon.acked_total
+            and self.baseline_rows == self.baseline.acked_total
+        )
+
+
+def main(runs: int, quick: bool) -> int:
+    warmup, duration = (0.2, 1.0) if quick else (0.5, 3.0)
+    results: list[Run] = []
+    for i in range(runs):
+        d, d_rows, writer, cpu = daemon_run(warmup, duration)
+        b, b_rows = baseline_run(warmup, duration)
+        results.append(Run(d, d_rows, writer, cpu, b, b_rows))
+        print(
+            f"run {i + 1}/{runs}: daemon {fmt_rate(d.rate)} (p99 {fmt_us(_p(d, 99))}, "
+            f"batch p50 {writer.get('batch_size_p50')}), baseline {fmt_rate(b.rate)} "
+            f"(p99 {fmt_us(_p(b, 99))}), rows match: {results[-1].rows_match}",
+            flush=True,
+        )
+    print()
+    print(report(results, warmup, duration))
+    return 0 if all(r.rows_match for r in results) else 1
+
+
+def _p(totals: Totals, p: float) -> float:
+    return common.percentile(totals.latencies, p)
+
+
+def report(results: list[Run], warmup: float, duration: float) -> str:
+    d_rate = [r.daemon.rate for r in results]
+    b_rate = [r.baseline.rate for r in results]
+    ratios = [r.daemon.rate / r.baseline.rate for r in results if r.baseline.rate]
+    table = Table(
+        f"writes: {CLIENTS} clients, durable kv.set (synchronous=FULL), "
+        f"{len(results)} runs x {duration:g} s after {warmup:g} s warm-up",
+        ["metric", "baseline (each client commits itself)", "daemon", "daemon/baseline"],
+    )
+    table.add(
+        "acked writes/s",
+        spread(b_rate, fmt_rate),
+        spread(d_rate, fmt_rate),
+        f"{median(ratios):.2f}x",
+    )
+    for p in (50, 99):
+        d_lat = [_p(r.daemon, p) for r in results]
+        b_lat = [_p(r.baseline, p) for r in results]
+        table.add(
+            f"latency p{p}",
+            spread(b_lat, fmt_us),
+            spread(d_lat, fmt_us),
+            fmt_ratio(median(d_lat), median(b_lat)),
+        )
+    table.add(
+        "latency max",
+        spread([max(r.baseline.latencies) for r in results], fmt_us),
+        spread([max(r.daemon.latencies) for r in results], fmt_us),
+        "",
+    )
+    slow_b = [min(r.baseline.client_rates) for r in results]
+    slow_d = [min(r.daemon.client_rates) for r in results]
+    table.add(
+        "slowest client's writes/s",
+        spread(slow_b, fmt_rate),
+        spread(slow_d, fmt_rate),
+        fmt_ratio(median(slow_d), median(slow_b)),
+    )
+    table.add(
+        "errors (all runs)",
+        str(sum(r.baseline.errors for r in results)),
+        str(sum(r.daemon.errors for r in results)),
+        "",
+    )
+    batch = [float(r.writer.get("batch_size_p50", 0.0)) for r in results]
+    commit = [float(r.writer.get("commit_ms_p50", 0.0)) for r in results]
+    rows_ok = (
+        "OK, every acknowledged write is there"
+        if all(r.rows_match for r in results)
+        else "MISMATCH"
+    )
+    rows = ", ".join(f"{r.daemon_rows}/{r.daemon.acked_total}" for r in results)
+    base_rows = ", ".join(f"{r.baseline_rows}/{r.baseline.acked_total}" for r in results)
+    rate, ratio = median(d_rate), median(ratios)
+    table.notes += [
+        "Medians across runs, with the range in brackets; latency percentiles are nearest-rank "
+        "per run. The daemon also appends one `events` row per write, in the same transaction.",
+        f"Daemon writer (from daemon.status): batch size p50 {median(batch):.0f}, "
+        f"commit p50 {median(commit):.2f} ms. Daemon CPU under load: "
+        f"{common.fmt_cpu([r.cpu for r in results])}.",
+        f"Row check (rows counted after stopping / writes acknowledged): daemon {rows}; "
+        f"baseline {base_rows}: {rows_ok}.",
+        f"Goal >= {GOAL_RATE:,.0f}/s and >= {GOAL_RATIO:g}x baseline: "
+        + ("met" if rate >= GOAL_RATE and ratio >= GOAL_RATIO else "NOT met")
+        + f" ({rate:,.0f}/s = {rate / GOAL_RATE:.0%} of the rate goal, {ratio:.2f}x baseline).",
+    ]
+    return table.render()

@@ -1,0 +1,254 @@
+"""The single writer against a real SQLite file, checked from a second connection."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from daemon.db import migrations
+from daemon.db.database import Database
+from daemon.db.events import Event
+from daemon.db.writer import Tx, Writer
+from daemon.errors import Busy, Conflict, ShuttingDown
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE parent (id INTEGER PRIMARY KEY);
+CREATE TABLE child (
+    id INTEGER PRIMARY KEY,
+    parent_id INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED
+);
+CREATE TABLE item (name TEXT PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0));
+"""
+
+
+def prepare(path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrations.migrate(conn, migrations.load())
+    conn.executescript(SCHEMA)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(coro_fn())  # type: ignore[arg-type]
+
+
+def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """What a second, independent connection sees as committed."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def insert(name: str, n: int) -> Callable[[Tx], str]:
+    def op(tx: Tx) -> str:
+        tx.conn.execute("INSERT INTO item (name, n) VALUES (?, ?)", (name, n))
+        tx.emit("item.added", {"name": name})
+        return name
+
+    return op
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    path = tmp_path / "w.db"
+    prepare(path)
+    return path
+
+
+def test_failing_operation_rolls_back_alone(db_path: Path) -> None:
+    published: list[Event] = []
+
+    async def scenario() -> list[Any]:
+        writer = Writer(str(db_path), publish=published.extend)
+        await writer.start()
+        # Queued together, so they share one batch: one transaction, one savepoint each.
+        results = await asyncio.gather(
+            writer.submit(insert("a", 1)),
+            writer.submit(insert("bad", -1)),  # CHECK fails
+            writer.submit(insert("b", 2)),
+            writer.submit(insert("a", 3)),  # duplicate key
+            writer.submit(insert("c", 3)),
+            return_exceptions=True,
+        )
+        stats = writer.stats()
+        await writer.close()
+        assert stats.batches == 1 and stats.batch_size_max == 5
+        return results
+
+    results = run(scenario)
+    assert results[0] == "a" and results[2] == "b" and results[4] == "c"
+    assert isinstance(results[1], Conflict) and "CHECK" in results[1].message
+    assert isinstance(results[3], Conflict) and "UNIQUE" in results[3].message
+    assert rows(db_path, "SELECT name, n FROM item ORDER BY name") == [("a", 1), ("b", 2), ("c", 3)]
+    # Only the committed operations' events exist, numbered without gaps.
+    assert rows(db_path, "SELECT seq, type, json_extract(data, '$.name') FROM events") == [
+        (1, "item.added", "a"),
+        (2, "item.added", "b"),
+        (3, "item.added", "c"),
+    ]
+    assert [e.seq for e in published] == [1, 2, 3]
+
+
+def test_ack_only_after_commit(db_path: Path) -> None:
+    """A batch whose COMMIT fails (a deferred foreign key) acknowledges nothing."""
+    published: list[Event] = []
+
+    def orphan(tx: Tx) -> str:
+        tx.conn.execute("INSERT INTO child (id, parent_id) VALUES (1, 999)")
+        tx.emit("child.added", {"id": 1})
+        return "orphan"
+
+    async def scenario() -> list[Any]:
+        writer = Writer(str(db_path), publish=published.extend)
+        await writer.start()
+        results = await asyncio.gather(
+            writer.submit(insert("x", 1)), writer.submit(orphan), return_exceptions=True
+        )
+        after = await writer.submit(insert("y", 1))  # the writer carries on
+        await writer.close()
+        return [*results, after]
+
+    first, second, after = run(scenario)
+    assert isinstance(first, Conflict) and isinstance(second, Conflict)
+    assert "FOREIGN KEY" in first.message
+    assert after == "y"
+    assert rows(db_path, "SELECT name FROM item") == [("y",)]
+    assert rows(db_path, "SELECT count(*) FROM child") == [(0,)]
+    # The failed batch's event numbers were not burnt or published.
+    assert [e.seq for e in published] == [1]
+    assert rows(db_path, "SELECT seq, type FROM events") == [(1, "item.added")]
+
+
+def test_result_is_visible_to_another_connection_when_acknowledged(db_path: Path) -> None:
+    seen: list[list[tuple[Any, ...]]] = []
+
+    async def scenario() -> None:
+        writer = Writer(str(db_path))
+        await writer.start()
+        for i in range(20):
+            await writer.submit(insert(f"k{i}", i))
+            seen.append(rows(db_path, f"SELECT n FROM item WHERE name = 'k{i}'"))
+        await writer.close()
+
+    run(scenario)
+    assert seen == [[(i,)] for i in range(20)]
+
+
+def test_busy_when_the_queue_stays_full(db_path: Path) -> None:
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+
+    async def scenario() -> tuple[list[Any], Any]:
+        writer = Writer(str(db_path), queue_max=2, busy_wait_s=0.2, busy_timeout_ms=10_000)
+        await writer.start()
+        first = asyncio.ensure_future(writer.submit(insert("first", 1)))
+        await asyncio.sleep(0.05)  # the writer has taken it and waits for the lock
+        queued = [asyncio.ensure_future(writer.submit(insert(f"q{i}", i))) for i in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(Busy) as refused:
+            await writer.submit(insert("refused", 9))
+        assert writer.stats().busy_rejections == 1
+        blocker.execute("ROLLBACK")  # instant: releasing a lock never waits
+        results = await asyncio.gather(first, *queued)
+        await writer.close()
+        return results, refused.value
+
+    results, error = run(scenario)
+    assert results == ["first", "q0", "q1"]
+    assert error.data["queue_depth"] == 2 and "Retry" in error.message
+    assert rows(db_path, "SELECT name FROM item ORDER BY name") == [("first",), ("q0",), ("q1",)]
+    blocker.close()
+
+
+def test_close_commits_everything_queued(db_path: Path) -> None:
+    async def scenario() -> list[Any]:
+        writer = Writer(str(db_path), batch_max=7)
+        await writer.start()
+        pending = [asyncio.ensure_future(writer.submit(insert(f"k{i}", i))) for i in range(500)]
+        await asyncio.sleep(0)
+        await writer.close()
+        with pytest.raises(ShuttingDown):
+            await writer.submit(insert("late", 1))
+        return await asyncio.gather(*pending)
+
+    assert len(run(scenario)) == 500
+    assert rows(db_path, "SELECT count(*) FROM item") == [(500,)]
+    # close() checkpointed the WAL into the main file (and the last close removed it).
+    wal = db_path.parent / (db_path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_cancelled_before_its_batch_is_never_written(db_path: Path) -> None:
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+
+    async def scenario() -> None:
+        writer = Writer(str(db_path), busy_timeout_ms=10_000)
+        await writer.start()
+        first = asyncio.ensure_future(writer.submit(insert("taken", 1)))
+        await asyncio.sleep(0.05)  # "taken" is in a batch, waiting for the lock
+        second = asyncio.ensure_future(writer.submit(insert("cancelled", 2)))
+        await asyncio.sleep(0)
+        second.cancel()
+        first.cancel()  # too late for this one: it is already in a batch
+        blocker.execute("ROLLBACK")
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        # The caller of a write already in a batch hears what really happened.
+        assert await first == "taken"
+        await writer.close()
+
+    run(scenario)
+    # A write handed to a batch commits even if its caller stopped waiting; one still
+    # queued when cancelled never runs.
+    assert rows(db_path, "SELECT name FROM item") == [("taken",)]
+    blocker.close()
+
+
+def test_database_reads_see_acknowledged_writes(tmp_path: Path) -> None:
+    path = tmp_path / "d.db"
+
+    async def scenario() -> list[int]:
+        db = Database(str(path), readers=2)
+        db.migrate(migrations.load())
+        await db.start()
+        counts = []
+        for i in range(50):
+            await db.write(
+                lambda tx, i=i: tx.conn.execute(
+                    "INSERT INTO kv (namespace, key, value, created_at, updated_at) "
+                    "VALUES ('n', ?, '1', 'now', 'now')",
+                    (str(i),),
+                )
+            )
+            counts.append(
+                await db.read(lambda c: c.execute("SELECT count(*) FROM kv").fetchone()[0])
+            )
+        await db.close()
+        return counts
+
+    assert run(scenario) == list(range(1, 51))
+
+
+def test_readers_cannot_write(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+
+    async def scenario() -> None:
+        db = Database(str(path), readers=1)
+        db.migrate(migrations.load())
+        await db.start()
+        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only"):
+            await db.read(lambda c: c.execute("DELETE FROM kv"))
+        await db.close()
+
+    run(scenario)
