@@ -181,6 +181,8 @@ class ThreadCpu:
         self._started = 0.0
         self.main = 0.0  # fraction of one core
         self.others: list[float] = []  # the other threads' fractions, busiest first
+        self.machine = 0.0  # the whole machine's busy fraction (all cores, every process)
+        self._machine_before = (0, 0)
 
     def _sample(self) -> dict[int, float]:
         ticks = os.sysconf("SC_CLK_TCK")
@@ -198,7 +200,19 @@ class ThreadCpu:
             times[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
         return times
 
+    @staticmethod
+    def _machine() -> tuple[int, int]:
+        """(busy, total) jiffies of all cores, from the first line of /proc/stat."""
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                values = [int(v) for v in f.readline().split()[1:]]
+        except OSError:
+            return (0, 0)
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return (sum(values[:8]) - idle, sum(values[:8]))
+
     def begin(self) -> None:
+        self._machine_before = self._machine()
         self._before = self._sample()
         self._started = time.monotonic()
 
@@ -208,6 +222,8 @@ class ThreadCpu:
         used = {t: (v - self._before.get(t, 0.0)) / elapsed for t, v in after.items()}
         self.main = used.pop(self.pid, 0.0)
         self.others = sorted((v for v in used.values() if v >= 0.01), reverse=True)
+        busy, total = (a - b for a, b in zip(self._machine(), self._machine_before, strict=True))
+        self.machine = busy / total if total else 0.0
 
 
 def fmt_cpu(probes: Sequence[ThreadCpu]) -> str:
@@ -218,7 +234,12 @@ def fmt_cpu(probes: Sequence[ThreadCpu]) -> str:
         median([p.others[i] if i < len(p.others) else 0.0 for p in probes]) for i in range(width)
     ]
     rest = ", ".join(f"{x:.0%}" for x in others[:4]) or "none above 1%"
-    return f"main thread (event loop) {main:.0%} of a core; other threads {rest}"
+    machine = median([p.machine for p in probes])
+    return (
+        f"main thread (event loop) {main:.0%} of a core, other threads {rest}; "
+        f"the whole machine (all {os.cpu_count()} cores, load generators included) "
+        f"{machine:.0%} busy"
+    )
 
 
 # --- statistics -----------------------------------------------------------------------------

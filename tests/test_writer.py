@@ -83,7 +83,7 @@ def test_failing_operation_rolls_back_alone(db_path: Path) -> None:
         stats = writer.stats()
         await writer.close()
         assert stats.batches == 1 and stats.batch_size_max == 5
-        return results
+        return list(results)
 
     results = run(scenario)
     assert results[0] == "a" and results[2] == "b" and results[4] == "c"
@@ -224,13 +224,15 @@ def test_database_reads_see_acknowledged_writes(tmp_path: Path) -> None:
         await db.start()
         counts = []
         for i in range(50):
-            await db.write(
-                lambda tx, i=i: tx.conn.execute(
+
+            def op(tx: Tx, i: int = i) -> None:
+                tx.conn.execute(
                     "INSERT INTO kv (namespace, key, value, created_at, updated_at) "
                     "VALUES ('n', ?, '1', 'now', 'now')",
                     (str(i),),
                 )
-            )
+
+            await db.write(op)
             counts.append(
                 await db.read(lambda c: c.execute("SELECT count(*) FROM kv").fetchone()[0])
             )
@@ -247,7 +249,7 @@ def test_readers_cannot_write(tmp_path: Path) -> None:
         db = Database(str(path), readers=1)
         db.migrate(migrations.load())
         await db.start()
-        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only"):
+        with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
             await db.read(lambda c: c.execute("DELETE FROM kv"))
         await db.close()
 
