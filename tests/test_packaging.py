@@ -1,0 +1,32 @@
+"""A non-editable install carries the SQL migrations and both commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.helpers import REPO
+
+
+def test_wheel_ships_schema_and_entry_points(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (wheel,) = tmp_path.glob("pm_agent-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        sql = sorted(n for n in names if n.startswith("schema/") and n.endswith(".sql"))
+        shipped = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "schema").glob("*.sql"))
+        assert sql == shipped and sql
+        assert "daemon/main.py" in names and "client/cli.py" in names
+        assert not any(n.startswith("tests/") for n in names)
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        text = zf.read(entry_points).decode()
+    assert "pm-agentd = daemon.main:entry" in text
+    assert "pm = client.cli:main" in text
