@@ -10,6 +10,7 @@ import os
 import sys
 
 from client import errors
+from client.sync import Client
 
 # `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
 TYPE_CHECKING = False
@@ -41,7 +42,6 @@ def _split_globals(argv: list[str]) -> tuple[dict[str, Any], list[str]] | None:
 
 def _status(opts: dict[str, Any]) -> int:
     from client import locations
-    from client.sync import Client
 
     try:
         path = locations.client_socket_path(opts["socket"])
@@ -49,6 +49,7 @@ def _status(opts: dict[str, Any]) -> int:
         print(f"pm: {e}", file=sys.stderr)
         return errors.EXIT_FAILED
     try:
+        spawned = False
         try:
             client = Client(path, timeout=30.0).connect()
         except errors.Unreachable:
@@ -56,10 +57,12 @@ def _status(opts: dict[str, Any]) -> int:
                 raise
             from client import spawn
 
-            spawn.start(path)
+            spawned = spawn.start(path) is not None
             client = Client(path, timeout=30.0).connect()
         with client:
             status = client.call("daemon.status")
+            if spawned:
+                status = _until_ready(client, status)
     except errors.ClientError as e:
         print(f"pm: {e}", file=sys.stderr)
         return e.exit_code
@@ -70,6 +73,17 @@ def _status(opts: dict[str, Any]) -> int:
     else:
         sys.stdout.write(render_status(status))
     return errors.EXIT_OK
+
+
+def _until_ready(client: Client, status: dict[str, Any]) -> dict[str, Any]:
+    """A daemon we just started: show it once it is ready (migrations can take a moment)."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while status.get("state") in ("starting", "migrating") and time.monotonic() < deadline:
+        time.sleep(0.02)
+        status = client.call("daemon.status")
+    return status
 
 
 def _duration(seconds: float) -> str:

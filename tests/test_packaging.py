@@ -30,3 +30,11 @@ def test_wheel_ships_schema_and_entry_points(tmp_path: Path) -> None:
         text = zf.read(entry_points).decode()
     assert "pm-agentd = daemon.main:entry" in text
     assert "pm = client.cli:main" in text
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
+    assert f"\n{command}\n" in readme
+    assert "pip install . && .venv/bin/pm status" in readme  # the daemon's set-up command
