@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from client.errors import ProtocolError, RemoteError, Unreachable
+from client.errors import PROTOCOL_VERSION, ProtocolError, RemoteError, Unreachable
+from client.sync import check_protocol
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -52,8 +53,14 @@ class AsyncClient:
         client._task = asyncio.get_running_loop().create_task(client._read_loop())
         if handshake:
             client.hello = await client.call(
-                "daemon.hello", {"client": name, "client_version": _version()}
+                "daemon.hello",
+                {
+                    "client": name,
+                    "client_version": _version(),
+                    "protocol_version": PROTOCOL_VERSION,
+                },
             )
+            check_protocol(client.hello.get("protocol_version"), client.hello.get("daemon_version"))
         return client
 
     async def call(

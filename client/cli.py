@@ -66,6 +66,12 @@ def _status(opts: dict[str, Any]) -> int:
     except errors.ClientError as e:
         print(f"pm: {e}", file=sys.stderr)
         return e.exit_code
+    if status.get("protocol_version") != errors.PROTOCOL_VERSION:
+        print(
+            f"pm: warning: the daemon speaks protocol {status.get('protocol_version')}, this pm "
+            f"speaks {errors.PROTOCOL_VERSION}; run `pm daemon restart`",
+            file=sys.stderr,
+        )
     if opts["json"]:
         from client.output import print_json
 

@@ -46,6 +46,7 @@ class Session:
 
                 spawner.start(self.socket_path)
                 self._client = Client(self.socket_path).connect()
+            self._client.handshake()
         return self._client
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:

@@ -16,6 +16,10 @@ EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: nothing answers on the socket
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: the daemon is busy; retry
 
 
+# The JSON-RPC protocol this client speaks; must equal daemon.PROTOCOL_VERSION (a test checks).
+PROTOCOL_VERSION = 1
+
+
 class ClientError(Exception):
     exit_code = EXIT_FAILED
 
@@ -28,6 +32,10 @@ class Unreachable(ClientError):
 
 class ProtocolError(ClientError):
     """The other side does not speak our protocol (or closed the connection mid-reply)."""
+
+
+class IncompatibleDaemon(ClientError):
+    """The daemon speaks another protocol version than this client."""
 
 
 class RemoteError(ClientError):

@@ -13,7 +13,13 @@ import sys
 from collections import deque
 
 from client import fastjson
-from client.errors import ProtocolError, RemoteError, Unreachable
+from client.errors import (
+    PROTOCOL_VERSION,
+    IncompatibleDaemon,
+    ProtocolError,
+    RemoteError,
+    Unreachable,
+)
 
 # `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
 TYPE_CHECKING = False
@@ -77,6 +83,14 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def handshake(self, name: str = "pm") -> dict[str, Any]:
+        """`daemon.hello`: refuse, clearly, a daemon that speaks another protocol."""
+        hello: dict[str, Any] = self.call(
+            "daemon.hello", {"client": name, "protocol_version": PROTOCOL_VERSION}
+        )
+        check_protocol(hello.get("protocol_version"), hello.get("daemon_version"))
+        return hello
 
     # --- calls ------------------------------------------------------------------------
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
@@ -182,3 +196,12 @@ class Client:
         if not chunk:
             raise ProtocolError("the daemon closed the connection")
         self._buffer += chunk
+
+
+def check_protocol(theirs: Any, daemon_version: Any) -> None:
+    if theirs != PROTOCOL_VERSION:
+        raise IncompatibleDaemon(
+            f"pm-agentd {daemon_version} speaks protocol {theirs}, this client speaks "
+            f"{PROTOCOL_VERSION}; restart the daemon so both come from the same install: "
+            "pm daemon restart"
+        )

@@ -38,3 +38,10 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
     assert f"\n{command}\n" in readme
     assert "pip install . && .venv/bin/pm status" in readme  # the daemon's set-up command
+
+
+def test_client_and_daemon_speak_the_same_protocol() -> None:
+    import client.errors
+    import daemon
+
+    assert client.errors.PROTOCOL_VERSION == daemon.PROTOCOL_VERSION
