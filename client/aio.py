@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from client import frames
 from client.errors import PROTOCOL_VERSION, ProtocolError, RemoteError, Unreachable
 from client.sync import check_protocol
 
@@ -25,10 +26,8 @@ _decoder = msgspec.json.Decoder()
 
 class AsyncClient:
     def __init__(self, path: str, *, framing: str = "ndjson") -> None:
-        if framing not in ("ndjson", "lsp"):
-            raise ValueError(f"unknown framing {framing!r}")
         self.path = path
-        self.framing = framing
+        self.framing = frames.check(framing)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._ids = itertools.count(1)
@@ -140,24 +139,16 @@ class AsyncClient:
     def _send(self, body: bytes) -> None:
         if self._writer is None or self._writer.is_closing():
             raise Unreachable("the connection is closed")
-        if self.framing == "ndjson":
-            self._writer.write(body + b"\n")
-        else:
-            self._writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self._writer.write(frames.frame(body, self.framing))
 
     async def _read_frame(self) -> bytes:
         assert self._reader is not None
         if self.framing == "ndjson":
             return (await self._reader.readuntil(b"\n"))[:-1]
-        head = await self._reader.readuntil(b"\r\n\r\n")
-        size = None
-        for line in head.split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                size = int(value.strip())
-        if size is None:
-            raise ProtocolError("reply without Content-Length")
-        return await self._reader.readexactly(size)
+        head = await self._reader.readuntil(frames.HEADER_END)
+        return await self._reader.readexactly(
+            frames.content_length(head[: -len(frames.HEADER_END)])
+        )
 
     async def _read_loop(self) -> None:
         error: BaseException = ProtocolError("the daemon closed the connection")

@@ -12,7 +12,7 @@ import os
 import sys
 from collections import deque
 
-from client import fastjson
+from client import fastjson, frames
 from client.errors import (
     PROTOCOL_VERSION,
     IncompatibleDaemon,
@@ -39,10 +39,8 @@ def _encode(obj: Any) -> bytes:
 
 class Client:
     def __init__(self, path: str, *, timeout: float | None = 60.0, framing: str = "ndjson") -> None:
-        if framing not in ("ndjson", "lsp"):
-            raise ValueError(f"unknown framing {framing!r}")
         self.path = path
-        self.framing = framing
+        self.framing = frames.check(framing)
         self._timeout = timeout
         self._sock: Any = None
         self._buffer = b""
@@ -138,17 +136,8 @@ class Client:
     def send_raw(self, body: bytes) -> None:
         if self._sock is None:
             self.connect()
-        frame = (
-            body + b"\n"
-            if self.framing == "ndjson"
-            else b"Content-Length: %d\r\n\r\n%s"
-            % (
-                len(body),
-                body,
-            )
-        )
         try:
-            self._sock.sendall(frame)
+            self._sock.sendall(frames.frame(body, self.framing))
         except OSError as e:
             raise Unreachable(f"the daemon closed the connection ({e.strerror})") from None
 
@@ -170,17 +159,10 @@ class Client:
                 self._fill()
             line, _, self._buffer = self._buffer.partition(b"\n")
             return line
-        while b"\r\n\r\n" not in self._buffer:
+        while frames.HEADER_END not in self._buffer:
             self._fill()
-        head, _, rest = self._buffer.partition(b"\r\n\r\n")
-        size = None
-        for line in head.split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                size = int(value.strip())
-        if size is None:
-            raise ProtocolError("reply without Content-Length")
-        self._buffer = rest
+        head, _, self._buffer = self._buffer.partition(frames.HEADER_END)
+        size = frames.content_length(head)
         while len(self._buffer) < size:
             self._fill()
         body, self._buffer = self._buffer[:size], self._buffer[size:]

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from daemon.errors import Forbidden, ParseError, RpcError, ShuttingDown, TooLarge
+from daemon.errors import Busy, Forbidden, ParseError, RpcError, ShuttingDown, TooLarge
 from daemon.rpc import framing, wire
 from daemon.rpc.dispatcher import Dispatcher, Session
 from daemon.rpc.peercred import peer_uid
@@ -68,7 +68,9 @@ class Connection(asyncio.Protocol, Session):
             self._refuse(
                 ShuttingDown("the daemon is shutting down")
                 if self._server.closing
-                else TooLarge(f"too many connections (limit {self._limits.max_connections})")
+                else Busy(
+                    f"too many connections (limit {self._limits.max_connections}); retry shortly"
+                )
             )
             return
         transport.set_write_buffer_limits(high=256 * 1024)
