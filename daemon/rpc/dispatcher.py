@@ -37,6 +37,9 @@ CancelReason = Literal["client", "shutdown"]
 AfterReply = Callable[[], None]
 
 
+_TOO_DEEP = ParseError("Parse error: JSON nested too deeply")
+
+
 class Session:
     """What one connection shares with the handlers of its requests."""
 
@@ -132,6 +135,8 @@ class Dispatcher:
             items = wire.batch_decoder.decode(frame)
         except msgspec.DecodeError as e:
             return wire.error_response(None, ParseError(f"Parse error: {e}"))
+        except RecursionError:
+            return wire.error_response(None, _TOO_DEEP)
         if not items:
             return wire.error_response(None, InvalidRequest("Invalid Request: empty batch"))
         if len(items) > self._max_batch:
@@ -156,6 +161,8 @@ class Dispatcher:
             return _invalid_request(raw, e)
         except msgspec.DecodeError as e:
             return wire.error_response(None, ParseError(f"Parse error: {e}"))
+        except RecursionError:
+            return wire.error_response(None, _TOO_DEEP)
         is_request = request.id is not UNSET
         request_id = None if request.id is UNSET else request.id
         try:
@@ -232,6 +239,8 @@ def _decode_params(method: Method, raw: msgspec.Raw | msgspec.UnsetType) -> Any:
             raise InvalidRequest("Invalid Request: params must be an object or an array")
     try:
         return method.decoder.decode(body)
+    except RecursionError:
+        raise InvalidParams("Invalid params: nested too deeply") from None
     except msgspec.ValidationError as e:
         text = str(e).replace("`$.", "`params.").replace(" - at `$`", "")
         field = _field_of(str(e))
@@ -251,7 +260,7 @@ def _field_of(message: str) -> str | None:
 def _invalid_request(raw: bytes | msgspec.Raw, error: msgspec.ValidationError) -> bytes:
     try:
         obj = wire.any_decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         obj = None
     request_id = None
     if isinstance(obj, dict):

@@ -17,7 +17,15 @@ from typing import Any
 
 import structlog
 
-from daemon.errors import Busy, Forbidden, ParseError, RpcError, ShuttingDown, TooLarge
+from daemon.errors import (
+    Busy,
+    Forbidden,
+    InternalError,
+    ParseError,
+    RpcError,
+    ShuttingDown,
+    TooLarge,
+)
 from daemon.rpc import framing, wire
 from daemon.rpc.dispatcher import Dispatcher, Session
 from daemon.rpc.peercred import peer_uid
@@ -134,7 +142,13 @@ class Connection(asyncio.Protocol, Session):
         self._update_reading()
 
     async def _serve(self, frame: bytes) -> None:
-        reply, after = await self._server.dispatcher.handle(frame, self)
+        try:
+            reply, after = await self._server.dispatcher.handle(frame, self)
+        except Exception:
+            # The dispatcher answers every failure itself; this is the last line of defence so
+            # a bug never leaves a client waiting in silence.
+            log.exception("dispatch failed")
+            reply, after = wire.error_response(None, InternalError("internal error")), []
         if reply is not None:
             self._send(reply)
         self.last_active = time.monotonic()
