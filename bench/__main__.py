@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from collections.abc import Sequence
 
-from bench.common import describe_machine
+from bench.common import code_version, describe_machine
 
 BENCHMARKS = {
     "writes": "64 clients doing durable kv.set: the daemon vs. each client committing itself",
@@ -36,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"bench.{args.name}")
     print(f"# bench {args.name}{' --quick' if args.quick else ''}, {args.runs} runs")
     print(f"machine: {describe_machine()}")
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
+    print(f"code: {code_version()}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average before: {load}", flush=True)
     code: int = module.main(args.runs, args.quick)
     return code
 

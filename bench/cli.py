@@ -46,19 +46,36 @@ def wall_time(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+# What is timed: `pm status`, the baseline, and for reference what the console script that
+# pip writes imports before pm-agent's code (`import re`, to rewrite sys.argv[0]).
+COMMANDS = {
+    "pm": ["{pm}", "status"],
+    "python": ["{python}", "-c", "pass"],
+    "import re": ["{python}", "-c", "import re"],
+}
+
+
 @dataclass
 class Run:
-    pm: list[float]
-    python: list[float]
+    times: dict[str, list[float]]
+
+    @property
+    def pm(self) -> list[float]:
+        return self.times["pm"]
+
+    @property
+    def python(self) -> list[float]:
+        return self.times["python"]
 
 
-def one_run(pm: list[str], python: list[str], env: dict[str, str], count: int) -> Run:
-    run = Run([], [])
+def one_run(commands: dict[str, list[str]], env: dict[str, str], count: int) -> Run:
+    """`count` rounds of every command; the order rotates from round to round."""
+    run = Run({name: [] for name in commands})
+    names = list(commands)
     for i in range(count):
-        first, second = (pm, python) if i % 2 == 0 else (python, pm)
-        a, b = wall_time(first, env), wall_time(second, env)
-        run.pm.append(a if first is pm else b)
-        run.python.append(b if first is pm else a)
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            run.times[name].append(wall_time(commands[name], env))
     return run
 
 
@@ -109,17 +126,18 @@ def main(runs: int, quick: bool) -> int:
     results: list[Run] = []
     with common.Daemon() as daemon:
         env = dict(daemon.env)  # HOME and PM_AGENT_SOCKET point at it; no DONTWRITEBYTECODE
-        pm_argv, python_argv = [str(pm), "status"], [sys.executable, "-c", "pass"]
-        one_run(pm_argv, python_argv, env, 3)  # warm the page cache and the bytecode
+        subst = {"pm": str(pm), "python": sys.executable}
+        commands = {k: [a.format(**subst) for a in argv] for k, argv in COMMANDS.items()}
+        one_run(commands, env, 3)  # warm the page cache and the bytecode
         for i in range(runs):
-            results.append(one_run(pm_argv, python_argv, env, count))
+            results.append(one_run(commands, env, count))
             last = results[-1]
             print(
                 f"run {i + 1}/{runs}: pm status {fmt_ms(median(last.pm))}, "
                 f"python -c pass {fmt_ms(median(last.python))}",
                 flush=True,
             )
-        imports = import_times(pm_argv, env)
+        imports = import_times(commands["pm"], env)
         extra = extra_imports(imports, import_times(["-c", "pass"], env))
     print()
     print(report(results, imports, extra, count))
@@ -130,7 +148,7 @@ def report(results: list[Run], imports: Imports, extra: str, count: int) -> str:
     p = common.percentile
     table = Table(
         f"cli: `pm status` vs. `python -c pass`, {len(results)} runs x {count} of each, "
-        "interleaved",
+        "interleaved with `python -c 'import re'`",
         ["metric", "python -c pass (baseline)", "pm status", "pm/python"],
     )
     for label, q in (("wall time p50", 50.0), ("wall time p99", 99.0)):
@@ -139,9 +157,14 @@ def report(results: list[Run], imports: Imports, extra: str, count: int) -> str:
         table.add(label, spread(base, fmt_ms), spread(ours, fmt_ms), _ratio(ours, base))
     ratio = median([p(r.pm, 50) / p(r.python, 50) for r in results])
     bad = imports.forbidden()
+    re_ms = median([p(r.times["import re"], 50) - p(r.python, 50) for r in results]) * 1000
+    pm_ms = median([p(r.pm, 50) - p(r.python, 50) for r in results]) * 1000
     table.notes += [
         "Medians across runs, with the range in brackets; p50/p99 are nearest-rank per run. "
-        "Wall time is from the parent's fork to the child's exit, the same for both.",
+        "Wall time is from the parent's fork to the child's exit, the same for all commands.",
+        f"`pm status` takes {pm_ms:.1f} ms more than `python -c pass`; `python -c 'import re'`, "
+        f"timed in the same rotation, takes {re_ms:.1f} ms more: that is what the console "
+        "script pip writes imports before any pm-agent code runs.",
         f"`python -X importtime pm status`: {len(imports.modules)} modules imported; "
         + (f"FORBIDDEN imports: {', '.join(bad)}" if bad else "none of " + ", ".join(FORBIDDEN))
         + f". Imports beyond those of `python -c pass` (cumulative, as -X importtime "

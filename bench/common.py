@@ -7,6 +7,7 @@ is polled with `daemon.status`, never slept for; stopping is SIGTERM, then a kil
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -171,6 +172,13 @@ def count_rows(db_path: Path | str, table: str = "kv") -> int:
         conn.close()
 
 
+def pin_threads(pid: int, cpus: set[int]) -> None:
+    """Set the CPU affinity of every thread of `pid` (new threads inherit their creator's)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # the thread has just exited
+            os.sched_setaffinity(int(tid), cpus)
+
+
 class ThreadCpu:
     """CPU time per thread of a process between `begin` and `end`, from /proc: it shows which
     thread is the bottleneck."""
@@ -240,6 +248,22 @@ def fmt_cpu(probes: Sequence[ThreadCpu]) -> str:
         f"the whole machine (all {os.cpu_count()} cores, load generators included) "
         f"{machine:.0%} busy"
     )
+
+
+def fsync_latency(folder: str, count: int = 500) -> tuple[float, float]:
+    """(p50, p99) seconds to fsync a file after appending 4 KiB to it, in `folder`."""
+    fd, path = tempfile.mkstemp(dir=folder)
+    times: list[float] = []
+    try:
+        for _ in range(count):
+            os.write(fd, b"\0" * 4096)
+            started = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return percentile(times, 50), percentile(times, 99)
 
 
 # --- statistics -----------------------------------------------------------------------------
@@ -343,6 +367,28 @@ def machine() -> dict[str, str]:
         "sqlite": sqlite3.sqlite_version,
         "uvloop": uvloop_version,
     }
+
+
+def code_version() -> str:
+    """The commit under test, and whether daemon/ or client/ differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "daemon", "client", "schema"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" with local changes in daemon/client/schema" if dirty else " (clean)")
 
 
 def describe_machine() -> str:

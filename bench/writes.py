@@ -106,12 +106,51 @@ def baseline_run(warmup: float, duration: float) -> tuple[Totals, int]:
 # --- the daemon ------------------------------------------------------------------------------
 
 
-def daemon_run(
-    warmup: float, duration: float
-) -> tuple[Totals, int, dict[str, Any], common.ThreadCpu]:
+class WriterProbe:
+    """Over the window: the daemon's CPU per thread, and its writer's batches and writes (from
+    daemon.status counters), so the mean batch and the batch cycle can be worked out."""
+
+    def __init__(self, daemon: common.Daemon) -> None:
+        assert daemon.process is not None
+        self.daemon = daemon
+        self.cpu = common.ThreadCpu(daemon.process.pid)
+        self._at_begin: dict[str, Any] = {}
+        self._started = 0.0
+        self.batches = self.writes = 0
+        self.elapsed = 0.0
+        self.status: dict[str, Any] = {}  # the writer's figures at the end of the window
+
+    def _writer(self) -> dict[str, Any]:
+        status = self.daemon.call("daemon.status") or {}
+        writer: dict[str, Any] = status.get("writer", {})
+        return writer
+
+    def begin(self) -> None:
+        self._at_begin = self._writer()
+        self._started = time.monotonic()
+        self.cpu.begin()
+
+    def end(self) -> None:
+        self.cpu.end()
+        self.elapsed = time.monotonic() - self._started
+        self.status = self._writer()
+        self.batches = self.status.get("batches", 0) - self._at_begin.get("batches", 0)
+        self.writes = self.status.get("writes", 0) - self._at_begin.get("writes", 0)
+
+    @property
+    def mean_batch(self) -> float:
+        return self.writes / self.batches if self.batches else 0.0
+
+    @property
+    def cycle_ms(self) -> float:
+        """Wall time from one batch's start to the next's, on average."""
+        return self.elapsed / self.batches * 1000 if self.batches else 0.0
+
+
+def daemon_run(warmup: float, duration: float) -> tuple[Totals, int, WriterProbe]:
     with common.Daemon({"synchronous": "FULL"}) as daemon:
         assert daemon.process is not None
-        cpu = common.ThreadCpu(daemon.process.pid)
+        probe = WriterProbe(daemon)
         totals = load.socket_load(
             daemon.socket_path,
             set_requests,
@@ -119,13 +158,12 @@ def daemon_run(
             connections=CLIENTS,
             warmup=warmup,
             duration=duration,
-            probe=cpu,
+            probe=probe,
         )
-        status = daemon.call("daemon.status") or {}
         code = daemon.stop()
         if code != 0:
             raise RuntimeError(f"the daemon exited with {code}:\n{daemon.output()}")
-        return totals, common.count_rows(daemon.db_path), status.get("writer", {}), cpu
+        return totals, common.count_rows(daemon.db_path), probe
 
 
 # --- the benchmark ---------------------------------------------------------------------------
@@ -135,8 +173,7 @@ def daemon_run(
 class Run:
     daemon: Totals
     daemon_rows: int
-    writer: dict[str, Any]
-    cpu: common.ThreadCpu
+    writer: WriterProbe
     baseline: Totals
     baseline_rows: int
 
@@ -152,25 +189,30 @@ def main(runs: int, quick: bool) -> int:
     warmup, duration = (0.2, 1.0) if quick else (0.5, 3.0)
     results: list[Run] = []
     for i in range(runs):
-        d, d_rows, writer, cpu = daemon_run(warmup, duration)
+        d, d_rows, writer = daemon_run(warmup, duration)
         b, b_rows = baseline_run(warmup, duration)
-        results.append(Run(d, d_rows, writer, cpu, b, b_rows))
+        results.append(Run(d, d_rows, writer, b, b_rows))
         print(
             f"run {i + 1}/{runs}: daemon {fmt_rate(d.rate)} (p99 {fmt_us(_p(d, 99))}, "
-            f"batch p50 {writer.get('batch_size_p50')}), baseline {fmt_rate(b.rate)} "
+            f"mean batch {writer.mean_batch:.1f}), baseline {fmt_rate(b.rate)} "
             f"(p99 {fmt_us(_p(b, 99))}), rows match: {results[-1].rows_match}",
             flush=True,
         )
+    fsync = common.fsync_latency(tempfile.gettempdir())
     print()
-    print(report(results, warmup, duration))
+    print(report(results, warmup, duration, fsync))
     return 0 if all(r.rows_match for r in results) else 1
+
+
+def _starved(totals: Totals) -> float:
+    return float(sum(1 for rate in totals.client_rates if rate == 0))
 
 
 def _p(totals: Totals, p: float) -> float:
     return common.percentile(totals.latencies, p)
 
 
-def report(results: list[Run], warmup: float, duration: float) -> str:
+def report(results: list[Run], warmup: float, duration: float, fsync: tuple[float, float]) -> str:
     d_rate = [r.daemon.rate for r in results]
     b_rate = [r.baseline.rate for r in results]
     ratios = [r.daemon.rate / r.baseline.rate for r in results if r.baseline.rate]
@@ -209,13 +251,21 @@ def report(results: list[Run], warmup: float, duration: float) -> str:
         fmt_ratio(median(slow_d), median(slow_b)),
     )
     table.add(
+        "clients with no write acked in the window",
+        spread([_starved(r.baseline) for r in results], "{:g}".format),
+        spread([_starved(r.daemon) for r in results], "{:g}".format),
+        "",
+    )
+    table.add(
         "errors (all runs)",
         str(sum(r.baseline.errors for r in results)),
         str(sum(r.daemon.errors for r in results)),
         "",
     )
-    batch = [float(r.writer.get("batch_size_p50", 0.0)) for r in results]
-    commit = [float(r.writer.get("commit_ms_p50", 0.0)) for r in results]
+    batch = [r.writer.mean_batch for r in results]
+    cycle = [r.writer.cycle_ms for r in results]
+    batch_ms = [float(r.writer.status.get("batch_ms_p50", 0.0)) for r in results]
+    commit = [float(r.writer.status.get("commit_ms_p50", 0.0)) for r in results]
     rows_ok = (
         "OK, every acknowledged write is there"
         if all(r.rows_match for r in results)
@@ -226,10 +276,13 @@ def report(results: list[Run], warmup: float, duration: float) -> str:
     rate, ratio = median(d_rate), median(ratios)
     table.notes += [
         "Medians across runs, with the range in brackets; latency percentiles are nearest-rank "
-        "per run. The daemon also appends one `events` row per write, in the same transaction.",
-        f"Daemon writer (from daemon.status): batch size p50 {median(batch):.0f}, "
-        f"commit p50 {median(commit):.2f} ms. Daemon CPU under load: "
-        f"{common.fmt_cpu([r.cpu for r in results])}.",
+        "per run. The daemon also appends one `events` row per write, in the same transaction. "
+        f"fsync after a 4 KiB append in {tempfile.gettempdir()} on this machine: "
+        f"p50 {fmt_us(fsync[0])}, p99 {fmt_us(fsync[1])}.",
+        f"Daemon writer in the window (daemon.status): mean batch {median(batch):.1f} writes, "
+        f"one batch started every {median(cycle):.2f} ms; of that a batch takes "
+        f"{median(batch_ms):.2f} ms (p50), its COMMIT {median(commit):.2f} ms (p50). "
+        f"Daemon CPU: {common.fmt_cpu([r.writer.cpu for r in results])}.",
         f"Row check (rows counted after stopping / writes acknowledged): daemon {rows}; "
         f"baseline {base_rows}: {rows_ok}.",
         f"Goal >= {GOAL_RATE:,.0f}/s and >= {GOAL_RATIO:g}x baseline: "

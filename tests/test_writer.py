@@ -149,11 +149,14 @@ def test_busy_when_the_queue_stays_full(db_path: Path) -> None:
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
 
     async def scenario() -> tuple[list[Any], Any]:
-        writer = Writer(str(db_path), queue_max=2, busy_wait_s=0.2, busy_timeout_ms=10_000)
+        writer = Writer(
+            str(db_path), queue_max=2, batch_max=1, busy_wait_s=0.2, busy_timeout_ms=10_000
+        )
         await writer.start()
         first = asyncio.ensure_future(writer.submit(insert("first", 1)))
         await asyncio.sleep(0.05)  # the writer has taken it and waits for the lock
-        queued = [asyncio.ensure_future(writer.submit(insert(f"q{i}", i))) for i in range(2)]
+        # One more is staged for the next batch, two wait in the queue: that is full.
+        queued = [asyncio.ensure_future(writer.submit(insert(f"q{i}", i))) for i in range(3)]
         await asyncio.sleep(0)
         with pytest.raises(Busy) as refused:
             await writer.submit(insert("refused", 9))
@@ -164,9 +167,14 @@ def test_busy_when_the_queue_stays_full(db_path: Path) -> None:
         return results, refused.value
 
     results, error = run(scenario)
-    assert results == ["first", "q0", "q1"]
-    assert error.data["queue_depth"] == 2 and "Retry" in error.message
-    assert rows(db_path, "SELECT name FROM item ORDER BY name") == [("first",), ("q0",), ("q1",)]
+    assert results == ["first", "q0", "q1", "q2"]
+    assert error.data["queue_depth"] == 3 and "Retry" in error.message
+    assert rows(db_path, "SELECT name FROM item ORDER BY name") == [
+        ("first",),
+        ("q0",),
+        ("q1",),
+        ("q2",),
+    ]
     blocker.close()
 
 

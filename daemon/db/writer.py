@@ -1,17 +1,24 @@
 """The single writer: one connection, one bounded queue, group commit.
 
-Callers put operations on an asyncio.Queue. The writer takes everything waiting (up to
-`batch_max`), runs it on its own thread inside one `BEGIN IMMEDIATE … COMMIT`, each operation
-in its own SAVEPOINT so a failing one rolls back alone. A caller's future resolves only after
-COMMIT returned: an acknowledged write is a committed write. Change events are written in the
-same transaction and handed to `publish` after the commit.
+Callers put operations on a bounded asyncio.Queue. A pump on the event loop moves what is
+queued (up to `batch_max` at a time) to the writer thread, which owns the one write connection
+and runs everything waiting inside one `BEGIN IMMEDIATE … COMMIT`, each operation in its own
+SAVEPOINT so a failing one rolls back alone. A caller's future resolves only after COMMIT
+returned: an acknowledged write is a committed write. Change events are written in the same
+transaction and handed to `publish` after the commit.
+
+The thread starts the next batch as soon as one commits, with whatever the pump staged
+meanwhile: no round trip through the event loop between batches (a wake-up of the other
+thread costs ~65 µs on a small VM, a quarter of a batch).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -23,7 +30,6 @@ from daemon.db import connection
 from daemon.db import events as events_db
 from daemon.db.errors import translate
 from daemon.db.events import Event
-from daemon.db.workers import ConnectionWorkers
 from daemon.errors import Busy, RpcError, ShuttingDown
 from daemon.stats import Window
 
@@ -103,8 +109,17 @@ class Writer:
         self._clock = clock
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_max)
         self._encoder = msgspec.json.Encoder()
-        self._workers: ConnectionWorkers | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        # Handed from the pump to the thread; deque appends and pops are atomic.
+        self._staged: collections.deque[_Op[Any]] = collections.deque()
+        self._wake = threading.Event()  # something was staged, or the thread should stop
+        self._room: asyncio.Event | None = None  # a batch finished: staging may go on
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
+        self._thread_stop = False
+        self._pump_waiting = False
         self._seq = 0
         self.pragmas: connection.Pragmas | None = None
         self._closing = False
@@ -117,45 +132,48 @@ class Writer:
         self._batch_ms = Window()
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._workers = ConnectionWorkers(
-            "pm-writer",
-            1,
-            lambda: connection.open_writer(
-                self._db_path,
-                synchronous=self._synchronous,
-                busy_timeout_ms=self._busy_timeout_ms,
-            ),
-            loop,
-        )
-        self._workers.start()
-        self._seq = await self._workers.run(events_db.last_seq)
-        self.pragmas = await self._workers.run(connection.pragmas)
-        self._task = loop.create_task(self._run(), name="pm-writer")
+        self._loop = asyncio.get_running_loop()
+        self._room = asyncio.Event()
+        self._thread = threading.Thread(target=self._thread_main, name="pm-writer", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(self._opened.wait)
+        if self._open_error is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._open_error
+        self._pump_task = self._loop.create_task(self._pump(), name="pm-writer-pump")
 
     @property
     def last_seq(self) -> int:
         return self._seq
 
+    @property
+    def queue_depth(self) -> int:
+        """Writes waiting: in the queue, plus those staged for the writer's next batch."""
+        return self._queue.qsize() + len(self._staged)
+
     async def submit(self, fn: WriteFn[T]) -> T:
         """Run `fn(tx)` in the next batch; returns its result once the batch has committed."""
-        if self._closing or self._task is None:
+        if self._closing or self._pump_task is None:
             raise ShuttingDown("the daemon is shutting down; the write was not accepted")
-        op: _Op[T] = _Op(fn, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        op: _Op[T] = _Op(fn, loop.create_future())
         try:
             self._queue.put_nowait(op)
         except asyncio.QueueFull:
             await self._wait_for_room(op)
-        depth = self._queue.qsize()
-        self._peak = max(self._peak, depth)
+        self._peak = max(self._peak, self.queue_depth)
+        future = op.future
         try:
-            return await asyncio.shield(op.future)
+            return await future
         except asyncio.CancelledError:
             if not op.taken:
-                op.future.cancel()  # still queued: the writer will skip it
-                raise
-            # Already inside a batch: it commits or fails whatever the caller wants now, so
-            # report what really happened rather than a cancellation that did not.
+                raise  # still queued: its future is cancelled, the pump skips it
+            if future.done() and not future.cancelled():
+                return future.result()  # it was answered just before the cancellation
+            # Already staged for a batch: it commits or fails whatever the caller wants now,
+            # so report what really happened rather than a cancellation that did not.
+            op.future = loop.create_future()
             return await op.future
 
     async def _wait_for_room(self, op: _Op[Any]) -> None:
@@ -167,34 +185,38 @@ class Writer:
             raise Busy(
                 f"the write queue stayed full ({self._queue.maxsize} writes waiting) for "
                 f"{self._busy_wait_s:g} s; nothing was written. Retry shortly.",
-                queue_depth=self._queue.qsize(),
+                queue_depth=self.queue_depth,
             ) from None
         finally:
             self._waiting_puts -= 1
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop taking writes, commit everything already queued, checkpoint, close."""
-        if self._task is None or self._workers is None:
+        if self._pump_task is None or self._thread is None:
             return
         self._closing = True
-        # A full queue means the writer is busy and notices `_closing` after this batch.
+        # A full queue means the pump is busy and notices `_closing` soon anyway.
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(_WAKE)
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            await asyncio.wait_for(asyncio.shield(self._pump_task), timeout)
         except TimeoutError:
-            # Queued writes that never started fail with a clear error; the batch in progress
-            # (bounded by busy_timeout) still finishes so nobody is left waiting.
+            # Writes still queued never started: they fail with a clear error. What is
+            # staged (bounded by busy_timeout per batch) still commits, so nobody is left
+            # waiting and nothing handed to the writer vanishes.
             self._abandon = True
-            if not self._queue.full():
+            if self._room is not None:
+                self._room.set()
+            with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(_WAKE)
-            await self._task
+            await self._pump_task
+        self._thread_stop = True
+        self._wake.set()
+        await asyncio.to_thread(self._thread.join)
+        await asyncio.sleep(0)  # let the last deliveries the thread posted run
         self._fail_queued()
-        # sqlite3.Error: a reader elsewhere holds the WAL; the next start checkpoints it.
-        with contextlib.suppress(sqlite3.Error):
-            await self._workers.run(_checkpoint)
-        self._workers.stop()
-        self._task = None
+        self._pump_task = None
+        self._thread = None
 
     def _fail_queued(self) -> None:
         while not self._queue.empty():
@@ -207,37 +229,37 @@ class Writer:
     def _should_exit(self) -> bool:
         return self._closing and self._queue.empty() and self._waiting_puts == 0
 
-    async def _run(self) -> None:
-        assert self._workers is not None
+    # --- the loop's side: move queued operations to the thread ---------------------------
+    async def _pump(self) -> None:
         queue = self._queue
-        while True:
+        room = self._room
+        assert room is not None
+        while not self._abandon:
+            if len(self._staged) >= self._batch_max:
+                room.clear()
+                self._pump_waiting = True
+                await room.wait()
+                self._pump_waiting = False
+                continue
             op = await queue.get()
-            batch = [] if op is _WAKE else [op]
-            while len(batch) < self._batch_max and not queue.empty():
-                more = queue.get_nowait()
-                if more is not _WAKE:
-                    batch.append(more)
-            if self._abandon:
-                self._fail_batch(batch)
-                self._fail_queued()
-                return
-            live = [o for o in batch if not o.future.cancelled()]
-            if live:
-                for o in live:
-                    o.taken = True
-                outcomes, events = await self._workers.run(self._run_batch, live)
-                self._deliver(live, outcomes, events)
+            self._stage(op)
+            while not queue.empty() and len(self._staged) < self._batch_max:
+                self._stage(queue.get_nowait())
+            self._wake.set()
             if self._should_exit():
                 return
+        self._fail_queued()
 
-    def _fail_batch(self, batch: list[_Op[Any]]) -> None:
-        for o in batch:
-            if not o.future.done():
-                o.future.set_exception(ShuttingDown("the daemon stopped before this write ran"))
+    def _stage(self, op: _Op[Any]) -> None:
+        if op is _WAKE or op.future.cancelled():
+            return
+        op.taken = True
+        self._staged.append(op)
 
     def _deliver(
         self, ops: list[_Op[Any]], outcomes: list[tuple[bool, Any]], events: list[Event]
     ) -> None:
+        """On the loop, after a batch: resolve its futures, then publish its events."""
         for op, (ok, value) in zip(ops, outcomes, strict=True):
             if op.future.done():
                 continue
@@ -245,13 +267,70 @@ class Writer:
                 op.future.set_result(value)
             else:
                 op.future.set_exception(_client_error(value))
+        self._make_room()
         if events and self._publish is not None:
             self._publish(events)
+
+    # --- the thread's side: the connection and the batches --------------------------------
+    def _thread_main(self) -> None:
+        try:
+            conn = connection.open_writer(
+                self._db_path,
+                synchronous=self._synchronous,
+                busy_timeout_ms=self._busy_timeout_ms,
+            )
+            self._seq = events_db.last_seq(conn)
+            self.pragmas = connection.pragmas(conn)
+        except BaseException as e:
+            self._open_error = e
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            self._serve(conn)
+            # sqlite3.Error: a reader elsewhere holds the WAL; the next start checkpoints it.
+            with contextlib.suppress(sqlite3.Error):
+                _checkpoint(conn)
+        finally:
+            conn.close()
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        staged = self._staged
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while staged:
+                batch = [staged.popleft() for _ in range(min(len(staged), self._batch_max))]
+                if self._pump_waiting:
+                    self._call_on_loop(self._make_room)  # staging was full: it may go on
+                outcomes, events = self._run_batch(conn, batch)
+                self._post(batch, outcomes, events)
+            if self._thread_stop and not staged:
+                return
+
+    def _post(
+        self, ops: list[_Op[Any]], outcomes: list[tuple[bool, Any]], events: list[Event]
+    ) -> None:
+        self._call_on_loop(self._deliver, ops, outcomes, events)
+
+    def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        # RuntimeError: the loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _make_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
 
     def _run_batch(
         self, conn: sqlite3.Connection, ops: list[_Op[Any]]
     ) -> tuple[list[tuple[bool, Any]], list[Event]]:
-        """On the writer thread: one transaction, one savepoint per operation."""
+        """On the writer thread: one transaction, one savepoint per operation.
+
+        The events of the operations that succeeded are written at the end of the same
+        transaction, all in a few statements: an operation that rolled back left none.
+        """
         started = time.perf_counter()
         now = self._clock()
         seq = self._seq
@@ -260,9 +339,20 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in ops:
-                seq, ok, value, new_events = self._run_one(conn, op, now, seq)
+                ok, value, emitted = self._run_one(conn, op, now)
                 outcomes.append((ok, value))
-                published.extend(new_events)
+                for type_, data in emitted:
+                    seq += 1
+                    published.append(
+                        Event(
+                            seq,
+                            now,
+                            type_,
+                            type_.partition(".")[0],
+                            msgspec.Raw(self._encoder.encode(data)),
+                        )
+                    )
+            events_db.insert_many(conn, published)
             commit_started = time.perf_counter()
             conn.execute("COMMIT")
         except Exception as e:
@@ -284,34 +374,21 @@ class Writer:
         return outcomes, published
 
     def _run_one(
-        self, conn: sqlite3.Connection, op: _Op[Any], now: str, seq: int
-    ) -> tuple[int, bool, Any, list[Event]]:
-        """One operation in its savepoint; returns the next free seq, outcome and its events."""
+        self, conn: sqlite3.Connection, op: _Op[Any], now: str
+    ) -> tuple[bool, Any, list[tuple[str, Any]]]:
+        """One operation in its savepoint: its outcome and the events it emitted."""
         tx = Tx(conn, now)
         conn.execute("SAVEPOINT op")
         try:
             value = op.fn(tx)
-            new_events = []
-            next_seq = seq
-            for type_, data in tx.events:
-                next_seq += 1
-                event = Event(
-                    next_seq,
-                    now,
-                    type_,
-                    type_.partition(".")[0],
-                    msgspec.Raw(self._encoder.encode(data)),
-                )
-                events_db.insert(conn, event)
-                new_events.append(event)
             conn.execute("RELEASE op")
         except Exception as e:
             if not conn.in_transaction:
                 raise _Aborted() from e
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
-            return seq, False, e, []
-        return next_seq, True, value, new_events
+            return False, e, []
+        return True, value, tx.events
 
     def stats(self) -> WriterStats:
         return WriterStats(
@@ -319,7 +396,7 @@ class Writer:
             writes=self._writes,
             failed_writes=self._failed,
             busy_rejections=self._busy,
-            queue_depth=self._queue.qsize(),
+            queue_depth=self.queue_depth,
             queue_max=self._queue.maxsize,
             queue_depth_peak=self._peak,
             batch_size_p50=self._batch_sizes.p(50),

@@ -33,8 +33,11 @@ class Page(msgspec.Struct, kw_only=True):
     total: int
 
 
-def expiry(expires_at: datetime | None, ttl_s: float | None, now: datetime) -> str | None:
+def expiry(expires_at: datetime | None, ttl_s: float | None) -> str | None:
     """The stored expiry for an `expires_at` or a `ttl_s` (never both), refusing the past."""
+    if expires_at is None and ttl_s is None:
+        return None
+    now = datetime.now(UTC)
     if expires_at is not None and ttl_s is not None:
         raise InvalidParams("Invalid params: give expires_at or ttl_s, not both", field="ttl_s")
     if ttl_s is not None:
@@ -70,7 +73,7 @@ class KvService:
                 f"value of {len(value)} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes",
                 limit=MAX_VALUE_BYTES,
             )
-        expires = expiry(expires_at, ttl_s, datetime.now(UTC))
+        expires = expiry(expires_at, ttl_s)
         value_json = bytes(value).decode("utf-8")
 
         def op(tx: Tx) -> SetOutcome:
