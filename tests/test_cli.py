@@ -261,3 +261,24 @@ def test_spawn_failure_shows_the_daemons_words(cli: Cli) -> None:
     done = cli.run("status", PM_AGENT_SYNCHRONOUS="SOMETIMES")
     assert done.returncode == 69
     assert "exited with status 78" in done.stderr and "SOMETIMES" in done.stderr
+
+
+def test_socket_flag_wins_over_the_environment(running: Cli) -> None:
+    env = {**running.env, "PM_AGENT_SOCKET": "/tmp/pm-nowhere/none.sock"}
+    done = subprocess.run(
+        [PM, "--socket", running.world.socket_path, "--no-spawn", "--json", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["socket"] == running.world.socket_path
+    inline = subprocess.run(
+        [PM, f"--socket={running.world.socket_path}", "--no-spawn", "kv", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert inline.returncode == 0, inline.stderr

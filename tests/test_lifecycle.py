@@ -370,3 +370,42 @@ def test_idle_connections_are_closed(make_daemon: DaemonFactory) -> None:
     idle.sock.settimeout(10)
     assert idle.closed_by_peer()
     idle.close()
+
+
+def test_console_logs_on_a_terminal_json_lines_otherwise(make_daemon: DaemonFactory) -> None:
+    import pty
+
+    daemon = make_daemon(env={"PM_AGENT_LOG_FILE": ""})  # decide by where stderr goes
+    main, sub = pty.openpty()
+    daemon.process = subprocess.Popen(
+        daemon.argv, env=daemon.env, stdin=subprocess.DEVNULL, stdout=sub, stderr=sub
+    )
+    os.close(sub)
+    seen = b""
+    try:
+        while b"ready" not in seen:
+            seen += os.read(main, 4096)
+    finally:
+        daemon.stop()
+        os.close(main)
+    text = seen.decode(errors="replace")
+    ready = next(line for line in text.splitlines() if "ready" in line)
+    assert not ready.lstrip().startswith("{")  # a person's rendering, not JSON
+    json_log = daemon.log()  # the earlier runs in this world wrote JSON lines; none here
+    assert json_log == "" or all(line.startswith("{") for line in json_log.splitlines())
+
+
+def test_a_reader_holding_the_file_open_does_not_break_the_daemon(daemon: DaemonProcess) -> None:
+    import sqlite3
+
+    outsider = sqlite3.connect(f"file:{daemon.db_path}?mode=ro", uri=True, isolation_level=None)
+    outsider.execute("BEGIN")
+    assert outsider.execute("SELECT count(*) FROM kv").fetchone() == (0,)  # a snapshot held
+    for i in range(300):
+        daemon.call("kv.set", {"namespace": "o", "key": str(i), "value": i})
+    assert outsider.execute("SELECT count(*) FROM kv").fetchone() == (0,)  # still its snapshot
+    assert daemon.call("kv.list", {"namespace": "o"})["total"] == 300
+    assert daemon.stop() == 0  # the WAL cannot be truncated under a reader: fine
+    outsider.execute("COMMIT")
+    assert outsider.execute("SELECT count(*) FROM kv").fetchone() == (300,)
+    outsider.close()

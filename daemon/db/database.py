@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -98,6 +97,3 @@ def _tighten(path: str) -> None:
         except FileNotFoundError:
             continue
 
-
-def sqlite_version() -> str:
-    return sqlite3.sqlite_version

@@ -132,14 +132,17 @@ class Connection(asyncio.Protocol, Session):
         task = asyncio.get_running_loop().create_task(self._serve(frame))
         self._tasks.add(task)
         task.add_done_callback(self._finished)
-        self._update_reading()
+        if len(self._tasks) >= self._limits.max_inflight:
+            self._update_reading()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self.cancel_reasons.pop(task, None)
+        if self.cancel_reasons:
+            self.cancel_reasons.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("connection task failed", exc_info=task.exception())
-        self._update_reading()
+        if self._reading_paused:
+            self._update_reading()
 
     async def _serve(self, frame: bytes) -> None:
         try:
