@@ -49,13 +49,18 @@ class Session:
             self._client.handshake()
         return self._client
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        on_notification: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Any:
         """Call, waiting (bounded) while the daemon is still starting or migrating."""
         waited = 0.0
         delay = 0.05
         while True:
             try:
-                return self.client().call(method, params)
+                return self.client().call(method, params, on_notification)
             except errors.RemoteError as e:
                 if e.kind != "starting" or waited > 120:
                     raise
@@ -265,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--topic", action="append", help="only this topic (kv) or type (kv.set)")
     ev.add_argument("--limit", type=int, default=100)
     ev.set_defaults(fn=cmd_events)
+
+    from client import projects_cli
+
+    projects_cli.add_parsers(sub)
 
     dm = sub.add_parser("daemon", help="start, stop, restart or inspect pm-agentd")
     dm.add_argument("daemon_command", choices=["start", "stop", "restart", "status"])

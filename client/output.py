@@ -46,3 +46,61 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def error(message: str) -> None:
     print(f"pm: {message}", file=sys.stderr)
+
+
+def relative_time(iso: str | None, now: float | None = None) -> str:
+    """ "3 days ago" for an ISO 8601 UTC timestamp; "never" for none."""
+    if not iso:
+        return "never"
+    import time
+    from datetime import datetime
+
+    try:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return iso
+    seconds = (now if now is not None else time.time()) - then
+    if seconds < 0:
+        return "in the future"
+    steps = [
+        (60, "just now", None),
+        (3600, "minute", 60),
+        (86400, "hour", 3600),
+        (86400 * 7, "day", 86400),
+        (86400 * 30, "week", 86400 * 7),
+        (86400 * 365, "month", 86400 * 30),
+    ]
+    for limit, unit, size in steps:
+        if seconds < limit:
+            if size is None:
+                return unit
+            count = int(seconds // size)
+            if unit == "day" and count == 1:
+                return "yesterday"
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    years = int(seconds // (86400 * 365))
+    return f"{years} year{'s' if years != 1 else ''} ago"
+
+
+class ProgressBar:
+    """A one-line bar on stderr, only when stderr is a terminal (never in a pipe or a log)."""
+
+    def __init__(self, width: int = 30) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.width = width
+        self._shown = False
+
+    def update(self, percentage: int | None, message: str) -> None:
+        if not self.enabled:
+            return
+        pct = max(0, min(100, percentage or 0))
+        filled = self.width * pct // 100
+        bar = "#" * filled + "-" * (self.width - filled)
+        sys.stderr.write(f"\r[{bar}] {pct:3d}% {message[:50]:<50}")
+        sys.stderr.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r" + " " * (self.width + 60) + "\r")
+            sys.stderr.flush()

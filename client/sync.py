@@ -24,7 +24,7 @@ from client.errors import (
 # `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 _SO_PEERCRED = getattr(_socket, "SO_PEERCRED", None)
@@ -91,8 +91,14 @@ class Client:
         return hello
 
     # --- calls ------------------------------------------------------------------------
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Send a request and wait for its result; notifications meanwhile are kept."""
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        on_notification: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Any:
+        """Send a request and wait for its result. Notifications that arrive meanwhile go to
+        `on_notification`, or are kept for `notifications()`."""
         request_id = self._next_id
         self._next_id += 1
         if params is None and set(method) <= _SAFE_METHOD:
@@ -106,7 +112,10 @@ class Client:
         while True:
             reply = self.receive()
             if "id" not in reply:
-                self._notifications.append(reply)
+                if on_notification is not None:
+                    on_notification(reply)
+                else:
+                    self._notifications.append(reply)
                 continue
             if reply.get("id") != request_id:
                 continue  # an answer to something else on this connection

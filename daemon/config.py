@@ -44,9 +44,20 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     stop_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: str = ""  # "": journal/terminal/state-dir file as fits; "-": stderr
+    # projects
+    own_handles: list[str] = msgspec.field(default_factory=list)  # your accounts (GitHub…)
+    scan_max_depth: Annotated[int, msgspec.Meta(ge=0, le=8)] = 4
+    follow_symlinks: bool = False
+    scan_threads: Annotated[int, msgspec.Meta(ge=1, le=32)] = 4
+    rescan_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0  # 0: never
+    watch: bool = True
+    settle_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 100
+    poll_interval_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
+    max_watches: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: as many as the OS allows
 
 
 FIELDS: tuple[str, ...] = Config.__struct_fields__
+_LIST_FIELDS = frozenset({"own_handles"})
 
 
 def _describe(error: msgspec.ValidationError) -> str:
@@ -88,9 +99,13 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if key not in FIELDS:
             known = ", ".join(ENV_PREFIX + f.upper() for f in FIELDS)
             raise ConfigError(f"unknown environment variable {name} (known: {known})")
-        # Environment values are strings; strict=False lets "5000" become an int.
-        _validate({key: value}, f"environment variable {name}={value!r}", strict=False)
-        values[key] = value
+        # Environment values are strings; strict=False lets "5000" become an int, and a
+        # list is written comma-separated.
+        parsed: Any = value
+        if key in _LIST_FIELDS:
+            parsed = [part.strip() for part in value.split(",") if part.strip()]
+        _validate({key: parsed}, f"environment variable {name}={value!r}", strict=False)
+        values[key] = parsed
     return values
 
 

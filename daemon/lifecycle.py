@@ -24,6 +24,7 @@ from daemon.api.daemon_api import DaemonApi
 from daemon.api.db_api import DbApi
 from daemon.api.events_api import EventsApi
 from daemon.api.kv_api import KvApi
+from daemon.api.projects_api import ProjectsApi
 from daemon.clock import utc_now
 from daemon.config import Config, Paths
 from daemon.db import migrations as migrations_mod
@@ -35,8 +36,11 @@ from daemon.rpc.registry import Registry
 from daemon.rpc.server import Limits, Server
 from daemon.services.events import EventBus
 from daemon.services.kv import KvService
+from daemon.services.projects import ProjectService
+from daemon.services.scanner import Scanner, ScanSummary
 from daemon.startup import InstanceLock, bind_socket, private_dir, unlink_socket
 from daemon.systemd import Notifier, activation_socket
+from daemon.watcher import Watcher, WatchStatus
 
 log = structlog.get_logger("pm.daemon")
 
@@ -74,11 +78,29 @@ class Daemon:
             publish=self._bus.publish,
         )
         self._db_started = False
+        self._scanner = Scanner(
+            self._db,
+            roots=[paths.dev_root],
+            exclude=[paths.data_dir],
+            max_depth=config.scan_max_depth,
+            follow_symlinks=config.follow_symlinks,
+            threads=config.scan_threads,
+            own_handles=config.own_handles,
+        )
+        self._watcher = Watcher(
+            self._scanner,
+            self._db,
+            settle_s=config.settle_ms / 1000,
+            poll_interval_s=config.poll_interval_s,
+            max_watches=config.max_watches,
+        )
+        self._background: asyncio.Task[None] | None = None
         registry = Registry()
         registry.add_api(DaemonApi(self, registry))
-        registry.add_api(DbApi(self._db))
+        registry.add_api(DbApi(self._db, self))
         registry.add_api(KvApi(KvService(self._db)))
         registry.add_api(EventsApi(self._db, self._bus))
+        registry.add_api(ProjectsApi(ProjectService(self._db, self._scanner)))
         self._server = Server(
             Dispatcher(registry, lambda: self._state, config.max_batch),
             Limits(
@@ -126,6 +148,13 @@ class Daemon:
     def writer_stats(self) -> WriterStats | None:
         return self._db.writer_stats() if self._db_started else None
 
+    def watch_status(self) -> WatchStatus:
+        return self._watcher.status()
+
+    @property
+    def last_scan(self) -> ScanSummary | None:
+        return self._scanner.last_full_scan
+
     def request_shutdown(self, reason: str) -> None:
         if not self._stop.is_set():
             log.info("shutdown requested", reason=reason)
@@ -171,7 +200,9 @@ class Daemon:
                 self._state = "ready"
                 self._notifier.ready(f"ready; socket {self._paths.socket_path}")
                 log.info("ready", schema_version=self._db.schema_version)
-                watchdog = asyncio.get_running_loop().create_task(self._watchdog())
+                loop = asyncio.get_running_loop()
+                watchdog = loop.create_task(self._watchdog())
+                self._background = loop.create_task(self._keep_projects(), name="pm-projects")
                 await self._stop.wait()
                 watchdog.cancel()
         finally:
@@ -193,12 +224,40 @@ class Daemon:
         self._db_started = True
         self._bus.attach(self._db)
 
+    async def _keep_projects(self) -> None:
+        """Know every project at once, then keep knowing: watch, and rescan periodically."""
+        interval = self.config.rescan_interval_s
+        try:
+            summary = await self._scanner.scan_all()
+            log.info(
+                "projects scanned",
+                found=summary.found,
+                new=summary.new,
+                missing=summary.missing,
+                ms=summary.duration_ms,
+            )
+            if self.config.watch:
+                await self._watcher.start()
+            while interval > 0:
+                await asyncio.sleep(interval)
+                await self._scanner.scan_all()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("keeping projects up to date failed; the rest of the daemon goes on")
+
     async def _shut_down(self) -> None:
         self._state = "stopping"
         self._notifier.stopping("stopping")
         log.info("stopping", reason=self._stop_reason or "startup failed")
         if not self._socket_activated:
             unlink_socket(self._paths.socket_path)
+        if self._background is not None:
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._background
+        await self._watcher.close()
+        self._scanner.close()
         grace = self.config.stop_timeout_s * 0.6
         await self._server.close(grace)
         if self._db_started:

@@ -351,9 +351,9 @@ def test_a_peer_of_another_uid_is_refused(daemon: DaemonProcess) -> None:
         capture_output=True,
         text=True,
         timeout=20,
-        check=True,
         cwd="/",
     )
+    assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)
     assert reply["error"]["data"]["kind"] == "forbidden"
     assert "uid 65534" in reply["error"]["message"]

@@ -13,6 +13,8 @@ from daemon.db.writer import WriterStats
 from daemon.rpc import openrpc
 from daemon.rpc.dispatcher import Call, State
 from daemon.rpc.registry import NoParams, Params, Registry, rpc_method
+from daemon.services.scanner import ScanSummary
+from daemon.watcher import WatchStatus
 
 CAPABILITIES = [
     "framing.ndjson",
@@ -57,6 +59,8 @@ class Status(msgspec.Struct, kw_only=True):
     subscriptions: int
     queue_depth: int
     writer: WriterStats | None
+    watcher: WatchStatus
+    last_scan: ScanSummary | None
 
 
 class Stopping(msgspec.Struct):
@@ -113,6 +117,8 @@ class DaemonApi:
             subscriptions=rt.subscriptions,
             queue_depth=stats.queue_depth if stats else 0,
             writer=stats,
+            watcher=rt.watch_status(),
+            last_scan=rt.last_scan,
         )
 
     @rpc_method("daemon.shutdown", when_starting=True)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import msgspec
 
+from daemon.api.runtime import Runtime
 from daemon.db import health as health_db
 from daemon.db.connection import Pragmas
 from daemon.db.database import Database
 from daemon.db.writer import WriterStats
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.registry import NoParams, rpc_method
+from daemon.watcher import WatchStatus
 
 
 class Health(msgspec.Struct, kw_only=True):
     healthy: bool
-    problems: list[str]
+    problems: list[str]  # about the database: any makes it unhealthy
+    warnings: list[str]  # the daemon works, but less well than it could (e.g. file watching)
     path: str
     schema_version: int
     wal_mode: bool
@@ -22,6 +25,7 @@ class Health(msgspec.Struct, kw_only=True):
     synchronous: str
     files: health_db.FileFigures
     writer: WriterStats
+    watcher: WatchStatus
 
 
 def problems_of(pragmas: Pragmas | None) -> list[str]:
@@ -36,8 +40,9 @@ def problems_of(pragmas: Pragmas | None) -> list[str]:
 
 
 class DbApi:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, runtime: Runtime) -> None:
         self._db = db
+        self._runtime = runtime
 
     @rpc_method("db.health")
     async def health(self, call: Call, params: NoParams) -> Health:
@@ -45,9 +50,16 @@ class DbApi:
         pragmas = self._db.writer.pragmas
         files = await self._db.read(health_db.figures, self._db.path)
         problems = problems_of(pragmas)
+        watcher = self._runtime.watch_status()
+        warnings = []
+        if watcher.problem:
+            warnings.append(
+                f"file watching is {watcher.mode}: {watcher.problem}; fix: {watcher.fix}"
+            )
         return Health(
             healthy=not problems,
             problems=problems,
+            warnings=warnings,
             path=self._db.path,
             schema_version=self._db.schema_version,
             wal_mode=bool(pragmas and pragmas.journal_mode.lower() == "wal"),
@@ -55,4 +67,5 @@ class DbApi:
             synchronous=pragmas.synchronous if pragmas else "?",
             files=files,
             writer=self._db.writer_stats(),
+            watcher=watcher,
         )

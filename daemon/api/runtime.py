@@ -7,6 +7,8 @@ from typing import Protocol
 from daemon.config import Paths
 from daemon.db.writer import WriterStats
 from daemon.rpc.dispatcher import State
+from daemon.services.scanner import ScanSummary
+from daemon.watcher import WatchStatus
 
 
 class Runtime(Protocol):
@@ -35,5 +37,10 @@ class Runtime(Protocol):
     def socket_activated(self) -> bool: ...
 
     def writer_stats(self) -> WriterStats | None: ...
+
+    def watch_status(self) -> WatchStatus: ...
+
+    @property
+    def last_scan(self) -> ScanSummary | None: ...
 
     def request_shutdown(self, reason: str) -> None: ...

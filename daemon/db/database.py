@@ -96,4 +96,3 @@ def _tighten(path: str) -> None:
                 os.chmod(path + suffix, 0o600)
         except FileNotFoundError:
             continue
-

@@ -1,0 +1,1 @@
+"""Projects: finding them in the Dev folder and reading what they are from their files."""

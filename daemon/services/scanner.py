@@ -1,0 +1,513 @@
+"""Scanning: find projects on disk, read their facts, and bring the database up to date.
+
+One scan walks some roots (the Dev root, a grouping folder that changed, or single project
+folders), compares what it finds with the stored projects in that scope, and writes the
+differences through the writer — one operation per project, so one failing project fails
+alone. A project whose fingerprint (a few stat calls) is unchanged is not analysed again.
+Vanished projects are marked missing, never deleted; a new folder that carries the identity
+of a vanished or missing project is that project, moved (its id and history are kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import structlog
+
+from daemon.db import projects as projects_db
+from daemon.db.database import Database
+from daemon.db.projects import ScanRow
+from daemon.db.writer import Tx
+from daemon.projects import discovery, gitmeta, metadata
+from daemon.projects.model import Candidate, Discovery, GitInfo, ProjectFacts
+
+log = structlog.get_logger("pm.scanner")
+
+Report = Callable[[str, int | None], None]  # message, percentage
+_CHUNK = 16  # candidates per thread-pool task: enough to amortise the hand-off
+
+
+class ScanIssue(msgspec.Struct, frozen=True):
+    path: str
+    error: str
+
+
+class ScanSummary(msgspec.Struct, kw_only=True):
+    scope: list[str]
+    found: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    missing: int = 0
+    moved: int = 0
+    returned: int = 0
+    errors: list[ScanIssue] = msgspec.field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+class _Result(msgspec.Struct, frozen=True):
+    candidate: Candidate
+    fingerprint: str | None
+    facts: ProjectFacts | None  # None: unchanged (or failed)
+    error: str | None = None
+
+
+def _light_git(path: str) -> GitInfo | None:
+    """Where the repository is and what HEAD names: enough for the fingerprint."""
+    located = gitmeta.locate(path)
+    if located is None:
+        return None
+    kind, git_dir, common_dir = located
+    head_ref = None
+    try:
+        with open(os.path.join(git_dir, "HEAD"), encoding="utf-8", errors="replace") as f:
+            head = f.read(256).strip()
+        if head.startswith("ref:"):
+            head_ref = head[4:].strip()
+    except OSError:
+        pass
+    return GitInfo(kind=kind, git_dir=git_dir, common_dir=common_dir, head_ref=head_ref)
+
+
+def _analyze(
+    candidates: Sequence[Candidate],
+    known: dict[str, str | None],
+    now: datetime,
+    own_handles: Sequence[str],
+    env: dict[str, str],
+) -> list[_Result]:
+    """On a pool thread: fingerprint each candidate, analyse the ones that changed."""
+    out = []
+    for cand in candidates:
+        try:
+            fp = metadata.fingerprint(cand.path, _light_git(cand.path))
+            if cand.path in known and known[cand.path] == fp:
+                out.append(_Result(cand, fp, None))
+                continue
+            git = gitmeta.read_git(cand.path, env=env)
+            facts = metadata.analyze(cand, git, now=now, own_handles=own_handles)
+            out.append(_Result(cand, facts.fingerprint, facts))
+        except Exception as e:  # a folder vanishing mid-scan, or a bug: one project only
+            out.append(_Result(cand, None, None, f"{type(e).__name__}: {e}"))
+    return out
+
+
+def _utf8(path: str) -> bool:
+    """Paths are stored and sent as UTF-8; a folder name that is not (an old Latin-1 name,
+    read back with surrogate escapes) cannot be, so it is reported instead of crashing."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def fact_columns(facts: ProjectFacts) -> dict[str, Any]:
+    git = facts.git
+    return {
+        "name": facts.name,
+        "description": facts.description,
+        "status": facts.status,
+        "origin_type": facts.origin_type,
+        "ownership": facts.ownership,
+        "last_worked_on": facts.last_worked_on,
+        "repository_url": facts.repository_url,
+        "root": None,  # set by the scanner, which knows the Dev roots
+        "vcs": facts.vcs,
+        "git_kind": git.kind if git else None,
+        "git_common_dir": git.common_dir if git else None,
+        "branch": git.branch if git else None,
+        "head_sha": git.head_sha if git else None,
+        "detached": int(bool(git and git.detached)),
+        "default_branch": git.default_branch if git else None,
+        "remotes": [{"name": r.name, "url": r.url} for r in (git.remotes if git else [])],
+        "languages": facts.languages,
+        "manifests": facts.manifests,
+        "archived_marker": int(facts.archived_marker),
+        "identity": facts.identity,
+        "device": facts.device,
+        "inode": facts.inode,
+        "scan_error": facts.error or (git.error if git else None),
+    }
+
+
+def _stored(column: str, value: Any) -> Any:
+    return projects_db.encode_value(column, value)
+
+
+def _walk_projects(paths: Sequence[str], registered: set[str]) -> Discovery:
+    """Each path as a project of its own (depth 0). A registered folder stays a project even
+    when it holds neither git nor a manifest: the user said it is one."""
+    found = discovery.walk(paths, max_depth=0, follow_symlinks=True, exclude=())
+    have = {c.path for c in found.candidates}
+    extra = []
+    for path in paths:
+        if path in registered and path not in have:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # gone: the scan marks it missing
+            if os.path.isdir(path):
+                extra.append(
+                    Candidate(
+                        path=path,
+                        root=os.path.dirname(path),
+                        reason="registered",
+                        device=st.st_dev,
+                        inode=st.st_ino,
+                    )
+                )
+    return Discovery(
+        candidates=sorted([*found.candidates, *extra], key=lambda c: c.path),
+        groups=[],
+        # A folder that vanished is a missing project, not a scan error.
+        errors=[e for e in found.errors if os.path.lexists(e.path)],
+    )
+
+
+def _normal(paths: Sequence[str]) -> list[str]:
+    return [os.path.normpath(p) for p in paths]  # pure string work: paths are absolute
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class Scanner:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        roots: Sequence[str],
+        exclude: Sequence[str],
+        max_depth: int,
+        follow_symlinks: bool,
+        threads: int,
+        own_handles: Sequence[str],
+    ) -> None:
+        self._db = db
+        self.roots = [os.path.abspath(r) for r in roots]
+        self._exclude = list(exclude)
+        self._max_depth = max_depth
+        self._follow = follow_symlinks
+        self._own_handles = list(own_handles)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pm-scan")
+        self._lock = asyncio.Lock()
+        self.last_discovery: Discovery | None = None
+        self.last_full_scan: ScanSummary | None = None
+        self._now = datetime.now(UTC)  # the current scan's clock, for status by age
+        self.listeners: list[Callable[[ScanSummary], None]] = []
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- scopes ---------------------------------------------------------------------------
+    async def scan_all(self, report: Report | None = None) -> ScanSummary:
+        """Every root, and every registered project."""
+        summary = await self._scan(None, report)
+        self.last_full_scan = summary
+        return summary
+
+    async def scan_folders(
+        self, folders: Sequence[str], report: Report | None = None
+    ) -> ScanSummary:
+        """Grouping folders (or roots) that changed: what is below them, to the depth left."""
+        return await self._scan(_normal(folders), report)
+
+    async def scan_projects(
+        self, paths: Sequence[str], report: Report | None = None
+    ) -> ScanSummary:
+        """Single project folders (depth 0): still a project, changed, or gone."""
+        return await self._scan(_normal(paths), report, projects_only=True)
+
+    # --- the scan -------------------------------------------------------------------------
+    async def _scan(
+        self, scope: list[str] | None, report: Report | None, *, projects_only: bool = False
+    ) -> ScanSummary:
+        async with self._lock:
+            started = time.perf_counter()
+            summary = ScanSummary(scope=scope or self.roots)
+            say = report or (lambda message, pct: None)
+            loop = asyncio.get_running_loop()
+            rows = await self._db.read(projects_db.scan_rows)
+            ignored = await self._db.read(projects_db.ignored_paths)
+            found = await loop.run_in_executor(
+                self._pool, self._discover, scope, projects_only, rows
+            )
+            in_scope = [r for r in rows if self._in_scope(r, scope, projects_only)]
+            candidates = [c for c in found.candidates if c.path not in ignored and _utf8(c.path)]
+            summary.errors += [
+                ScanIssue(c.path.encode("utf-8", "replace").decode(), "the folder name is not "
+                          "valid UTF-8; rename it to track it")
+                for c in found.candidates if not _utf8(c.path)
+            ]  # fmt: skip
+            summary.found = len(candidates)
+            summary.errors += [ScanIssue(e.path, e.error) for e in found.errors]
+            say(f"found {len(candidates)} projects", 5)
+            self._now = datetime.now(UTC)
+            results = await self._analyze_all(candidates, rows, say)
+            actions = self._plan(results, in_scope, rows, summary)
+            say(f"writing {len(actions)} changes", 90)
+            outcomes = await asyncio.gather(
+                *(self._db.write(a) for a in actions), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    summary.errors.append(ScanIssue("", f"could not store a change: {outcome}"))
+            summary.duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            say("done", 100)
+        for listener in self.listeners:
+            listener(summary)
+        return summary
+
+    def _discover(
+        self, scope: list[str] | None, projects_only: bool, rows: list[ScanRow]
+    ) -> Discovery:
+        if scope is None:
+            found = discovery.walk(
+                self.roots,
+                max_depth=self._max_depth,
+                follow_symlinks=self._follow,
+                exclude=self._exclude,
+            )
+            self.last_discovery = found
+            registered = {r.path for r in rows if r.source == "registered"}
+            extra = [p for p in registered if not any(_under(p, root) for root in self.roots)]
+            if not extra:
+                return found
+            more = _walk_projects(extra, registered)
+            return Discovery(
+                candidates=found.candidates + more.candidates,
+                groups=found.groups,
+                errors=found.errors + more.errors,
+            )
+        if projects_only:
+            return _walk_projects(scope, {r.path for r in rows if r.source == "registered"})
+        parts = []
+        for folder in scope:
+            depth = self._depth_left(folder)
+            if depth is not None:
+                parts.append(
+                    discovery.walk(
+                        [folder],
+                        max_depth=depth,
+                        follow_symlinks=self._follow,
+                        exclude=self._exclude,
+                    )
+                )
+        return Discovery(
+            candidates=[c for d in parts for c in d.candidates],
+            groups=[g for d in parts for g in d.groups],
+            errors=[e for d in parts for e in d.errors if os.path.lexists(e.path)],
+        )
+
+    def _depth_left(self, folder: str) -> int | None:
+        for root in self.roots:
+            if _under(folder, root):
+                below = os.path.relpath(folder, root)
+                depth = 0 if below == "." else below.count(os.sep) + 1
+                return max(0, self._max_depth - depth)
+        return None
+
+    def _in_scope(self, row: ScanRow, scope: list[str] | None, projects_only: bool) -> bool:
+        if scope is None:
+            return True
+        if projects_only:
+            return row.path in scope
+        return any(_under(row.path, folder) for folder in scope)
+
+    async def _analyze_all(
+        self, candidates: list[Candidate], rows: list[ScanRow], say: Report
+    ) -> list[_Result]:
+        loop = asyncio.get_running_loop()
+        known = {r.path: r.fingerprint for r in rows if r.present}
+        now = self._now
+        env = dict(os.environ)
+        chunks = [candidates[i : i + _CHUNK] for i in range(0, len(candidates), _CHUNK)]
+        futures = [
+            loop.run_in_executor(self._pool, _analyze, chunk, known, now, self._own_handles, env)
+            for chunk in chunks
+        ]
+        results: list[_Result] = []
+        for done, future in enumerate(asyncio.as_completed(futures), 1):
+            results += await future
+            if len(chunks) > 1:
+                say(f"read {len(results)} of {len(candidates)}", 5 + 80 * done // len(chunks))
+        return results
+
+    # --- comparing with the database ------------------------------------------------------
+    def _plan(
+        self,
+        results: list[_Result],
+        in_scope: list[ScanRow],
+        all_rows: list[ScanRow],
+        summary: ScanSummary,
+    ) -> list[Callable[[Tx], Any]]:
+        by_path = {r.path: r for r in all_rows}
+        seen = {res.candidate.path for res in results}
+        vanished = [r for r in in_scope if r.path not in seen and r.present]
+        # A new folder may be a vanished or long-missing project that moved.
+        movable = vanished + [r for r in all_rows if not r.present and r.path not in seen]
+        by_identity = {r.identity: r for r in movable if r.identity}
+        by_inode = {(r.device, r.inode): r for r in movable if r.inode is not None}
+        moved_ids: set[int] = set()
+        actions: list[Callable[[Tx], Any]] = []
+        # Main checkouts first, so a linked worktree finds the project it belongs to.
+        ordered = sorted(
+            results,
+            key=lambda r: bool(r.facts and r.facts.git and r.facts.git.kind == "linked-worktree"),
+        )
+        for res in ordered:
+            if res.error is not None:
+                summary.errors.append(ScanIssue(res.candidate.path, res.error))
+                continue
+            row = by_path.get(res.candidate.path)
+            if res.facts is None:
+                aged = self._aged(row) if row is not None else None
+                if aged is None:
+                    summary.unchanged += 1
+                else:
+                    summary.updated += 1
+                    actions.append(aged)
+                continue
+            if row is not None:
+                if not row.present:
+                    summary.returned += 1
+                action = self._update(row, res.facts, returned=not row.present)
+                if action is None:
+                    summary.unchanged += 1
+                    continue
+                if row.present:
+                    summary.updated += 1
+                actions.append(action)
+                continue
+            match = by_identity.get(res.facts.identity) or by_inode.get(
+                (res.facts.device, res.facts.inode)
+            )
+            if match is not None and match.id not in moved_ids:
+                moved_ids.add(match.id)
+                summary.moved += 1
+                actions.append(self._move(match, res.facts))
+                continue
+            summary.new += 1
+            actions.append(self._insert(res.facts))
+        for row in vanished:
+            if row.id not in moved_ids:
+                summary.missing += 1
+                actions.append(self._missing(row))
+        return actions
+
+    def _root_of(self, path: str) -> str | None:
+        return next((root for root in self.roots if _under(path, root) and path != root), None)
+
+    def _columns(self, facts: ProjectFacts) -> dict[str, Any]:
+        columns = fact_columns(facts)
+        columns["root"] = self._root_of(facts.path)
+        return columns
+
+    def _update(
+        self, row: ScanRow, facts: ProjectFacts, *, returned: bool
+    ) -> Callable[[Tx], Any] | None:
+        new = self._columns(facts)
+        changed = {c: v for c, v in new.items() if _stored(c, v) != row.facts.get(c)}
+        if not changed and not returned:
+            fingerprint = facts.fingerprint
+
+            def touch(tx: Tx) -> None:
+                projects_db.touch_scanned(tx.conn, row.id, fingerprint, tx.now)
+
+            return touch
+
+        def op(tx: Tx) -> None:
+            user_set = _current_user_set(tx, row.id)
+            values = {c: v for c, v in changed.items() if c not in user_set}
+            values.update(_linkage(tx, facts))
+            values["scanned_at"] = tx.now
+            values["fingerprint"] = facts.fingerprint
+            if returned:
+                values["present"] = 1
+                values["missing_since"] = None
+            projects_db.update(tx.conn, row.id, values, tx.now)
+            if returned:
+                tx.emit("project.returned", {"id": row.id, "path": row.path})
+            visible = {c: v for c, v in values.items() if c in changed}
+            if visible:
+                tx.emit("project.updated", {"id": row.id, "path": row.path, "changed": visible})
+
+        return op
+
+    def _aged(self, row: ScanRow) -> Callable[[Tx], Any] | None:
+        """Status follows time even when nothing on disk changed: 31 days without work turn
+        an active project on-hold, whether or not a file moved."""
+        if "status" in row.user_set:
+            return None
+        stored = row.facts
+        status = metadata.status(
+            stored["last_worked_on"], archived=bool(stored["archived_marker"]), now=self._now
+        )
+        if status == stored["status"]:
+            return None
+
+        def op(tx: Tx) -> None:
+            if "status" in _current_user_set(tx, row.id):
+                return
+            projects_db.update(tx.conn, row.id, {"status": status}, tx.now)
+            tx.emit(
+                "project.updated", {"id": row.id, "path": row.path, "changed": {"status": status}}
+            )
+
+        return op
+
+    def _move(self, row: ScanRow, facts: ProjectFacts) -> Callable[[Tx], Any]:
+        def op(tx: Tx) -> None:
+            user_set = _current_user_set(tx, row.id)
+            values = {c: v for c, v in self._columns(facts).items() if c not in user_set}
+            values.update(_linkage(tx, facts))
+            values |= {
+                "path": facts.path, "present": 1, "missing_since": None,
+                "scanned_at": tx.now, "fingerprint": facts.fingerprint,
+            }  # fmt: skip
+            projects_db.update(tx.conn, row.id, values, tx.now)
+            tx.emit("project.moved", {"id": row.id, "from": row.path, "to": facts.path})
+
+        return op
+
+    def _insert(self, facts: ProjectFacts) -> Callable[[Tx], Any]:
+        def op(tx: Tx) -> int:
+            values = self._columns(facts)
+            values.update(_linkage(tx, facts))
+            values |= {"path": facts.path, "scanned_at": tx.now, "fingerprint": facts.fingerprint}
+            project_id = projects_db.insert(tx.conn, values, tx.now)
+            tx.emit(
+                "project.added",
+                {"id": project_id, "name": facts.name, "path": facts.path, "status": facts.status},
+            )
+            return project_id
+
+        return op
+
+    def _missing(self, row: ScanRow) -> Callable[[Tx], Any]:
+        def op(tx: Tx) -> None:
+            projects_db.update(tx.conn, row.id, {"present": 0, "missing_since": tx.now}, tx.now)
+            tx.emit("project.missing", {"id": row.id, "path": row.path})
+
+        return op
+
+
+def _current_user_set(tx: Tx, project_id: int) -> frozenset[str]:
+    """Read inside the transaction: the user may have set a field since the scan began."""
+    row = tx.conn.execute("SELECT user_set FROM projects WHERE id = ?", (project_id,)).fetchone()
+    return frozenset(msgspec.json.decode(row[0])) if row else frozenset()
+
+
+def _linkage(tx: Tx, facts: ProjectFacts) -> dict[str, Any]:
+    if facts.git is None or facts.git.kind != "linked-worktree":
+        return {}
+    return {"worktree_of": projects_db.worktree_owner(tx.conn, facts.git.common_dir)}
