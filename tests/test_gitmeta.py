@@ -11,15 +11,15 @@ import msgspec
 import pytest
 
 from daemon.clock import iso
-from daemon.projects import gitmeta
+from daemon.projects import gitconfig
+from daemon.projects.gitconfig import parse_config
 from daemon.projects.gitmeta import (
     is_submodule,
     locate,
-    normalise_remote,
-    parse_config,
     read_git,
 )
 from daemon.projects.model import ReflogSummary, Remote
+from daemon.projects.remotes import normalise_remote
 from tests.gitrepos import AUTHOR, git, make_repo
 
 ZERO = "0" * 40
@@ -543,14 +543,14 @@ def test_config_permission_error_even_as_root(
     tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path / "proj", home=home, remotes={"origin": "git@h.example:o/r.git"})
-    read_text = gitmeta._read_text
+    read_text = gitconfig.read_text
 
     def refuse_config(path: str) -> str:
         if path == str(repo / ".git/config"):
             raise PermissionError(13, "Permission denied", path)
         return read_text(path)
 
-    monkeypatch.setattr(gitmeta, "_read_text", refuse_config)
+    monkeypatch.setattr(gitconfig, "read_text", refuse_config)
     info = read_git(str(repo), env=env_of(home))
     assert info is not None
     assert info.error == "config: PermissionError"
