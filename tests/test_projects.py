@@ -297,3 +297,18 @@ def test_status_ages_without_any_change_on_disk(world: DaemonProcess) -> None:
     assert world.call("projects.get", {"project": "plain"})["status"] == "archived"
     events = world.call("events.list", {"topics": ["project.updated"]})["items"]
     assert {"status": "archived"} in [e["data"]["changed"] for e in events]
+
+
+def test_a_registered_plain_folder_inside_the_root_is_not_lost_by_scans(
+    world: DaemonProcess,
+) -> None:
+    notes = world.dev_root / "notes"  # neither git nor a manifest: discovery alone skips it
+    notes.mkdir()
+    world.start()
+    world.call("projects.register", {"path": str(notes)})
+    for _ in range(2):
+        summary = scan(world)
+        assert summary["missing"] == 0
+    assert world.call("projects.get", {"project": "notes"})["present"] is True
+    summary = world.call("projects.scan", {"project": str(world.dev_root)})
+    assert summary["missing"] == 0

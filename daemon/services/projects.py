@@ -161,6 +161,7 @@ class ProjectService:
 
         await self._db.write(op)
         await self._scanner.scan_projects([path])
+        self._scanner.announce(ScanSummary(scope=[path], new=1))  # watch it from now on
         return await self.resolve(path)
 
     async def forget(self, ref: ProjectRef) -> Forgotten:
@@ -177,6 +178,7 @@ class ProjectService:
             )
 
         await self._db.write(op)
+        self._scanner.announce(ScanSummary(scope=[project.path], missing=1))  # stop watching
         return Forgotten(id=project.id, path=project.path, ignored=ignore)
 
     async def scan(self, ref: ProjectRef | None, report: Any = None) -> ScanSummary:

@@ -208,6 +208,11 @@ class Scanner:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def announce(self, summary: ScanSummary) -> None:
+        """Tell listeners (the watcher) the set of projects changed outside a scan."""
+        for listener in self.listeners:
+            listener(summary)
+
     # --- scopes ---------------------------------------------------------------------------
     async def scan_all(self, report: Report | None = None) -> ScanSummary:
         """Every root, and every registered project."""
@@ -270,6 +275,9 @@ class Scanner:
     def _discover(
         self, scope: list[str] | None, projects_only: bool, rows: list[ScanRow]
     ) -> Discovery:
+        registered = {r.path for r in rows if r.source == "registered"}
+        if projects_only:
+            return _walk_projects(scope or [], registered)
         if scope is None:
             found = discovery.walk(
                 self.roots,
@@ -278,34 +286,33 @@ class Scanner:
                 exclude=self._exclude,
             )
             self.last_discovery = found
-            registered = {r.path for r in rows if r.source == "registered"}
-            extra = [p for p in registered if not any(_under(p, root) for root in self.roots)]
-            if not extra:
-                return found
-            more = _walk_projects(extra, registered)
-            return Discovery(
-                candidates=found.candidates + more.candidates,
-                groups=found.groups,
-                errors=found.errors + more.errors,
-            )
-        if projects_only:
-            return _walk_projects(scope, {r.path for r in rows if r.source == "registered"})
-        parts = []
-        for folder in scope:
-            depth = self._depth_left(folder)
-            if depth is not None:
-                parts.append(
-                    discovery.walk(
-                        [folder],
-                        max_depth=depth,
-                        follow_symlinks=self._follow,
-                        exclude=self._exclude,
-                    )
+        else:
+            parts = [
+                discovery.walk(
+                    [folder], max_depth=depth, follow_symlinks=self._follow, exclude=self._exclude
                 )
+                for folder in scope
+                if (depth := self._depth_left(folder)) is not None
+            ]
+            found = Discovery(
+                candidates=[c for d in parts for c in d.candidates],
+                groups=[g for d in parts for g in d.groups],
+                errors=[e for d in parts for e in d.errors if os.path.lexists(e.path)],
+            )
+        # Registered projects in scope that the walk did not find (outside the roots, or
+        # folders with neither git nor a manifest) are looked at one by one.
+        have = {c.path for c in found.candidates}
+        extra = sorted(
+            p for p in registered
+            if p not in have and (scope is None or any(_under(p, f) for f in scope))
+        )  # fmt: skip
+        if not extra:
+            return found
+        more = _walk_projects(extra, registered)
         return Discovery(
-            candidates=[c for d in parts for c in d.candidates],
-            groups=[g for d in parts for g in d.groups],
-            errors=[e for d in parts for e in d.errors if os.path.lexists(e.path)],
+            candidates=found.candidates + more.candidates,
+            groups=found.groups,
+            errors=found.errors + more.errors,
         )
 
     def _depth_left(self, folder: str) -> int | None:
