@@ -15,6 +15,8 @@ BENCHMARKS = {
     "writes": "64 clients doing durable kv.set: the daemon vs. each client committing itself",
     "rpc": "kv.get round trips and throughput vs. a bare echo server on the same socket kind",
     "cli": "`pm status` wall time vs. `python -c pass`",
+    "scan": "full scans of 1,000 generated git repos vs. git status/log/remote per repo + a walk",
+    "watch": "change on disk -> event at a client, vs. watchfiles alone; OS watches and RSS",
 }
 
 

@@ -77,11 +77,7 @@ class Session:
 
 # --- commands -------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace, s: Session) -> int:
-    st = s.call("daemon.status")
-    if args.json:
-        output.print_json(st)
-    else:
-        sys.stdout.write(render_status(st))
+    output.show(s.call("daemon.status"), args.json, render_status)
     return 0
 
 

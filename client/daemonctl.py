@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -73,10 +72,7 @@ def status(s: Session) -> int:
     if st is None:
         output.error(f"pm-agentd is not running (nothing answers on {s.socket_path})")
         return errors.EXIT_UNAVAILABLE
-    if s.args.json:
-        output.print_json(st)
-    else:
-        sys.stdout.write(render_status(st))
+    output.show(st, s.args.json, render_status)
     return 0
 
 

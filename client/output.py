@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -24,6 +24,14 @@ def print_json(value: Any) -> None:
     else:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     sys.stdout.write(text + "\n")
+
+
+def show(value: Any, as_json: bool, render: Callable[[Any], str]) -> None:
+    """Machine output with --json, the person's rendering otherwise."""
+    if as_json:
+        print_json(value)
+    else:
+        sys.stdout.write(render(value))
 
 
 def compact(value: Any, width: int) -> str:

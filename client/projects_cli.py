@@ -105,11 +105,8 @@ def render_project(p: dict[str, Any]) -> str:
 
 
 def cmd_project(args: argparse.Namespace, s: Session) -> int:
-    project = s.call("projects.get", {"project": project_ref(args.name)})
-    if args.json:
-        output.print_json(project)
-    else:
-        sys.stdout.write(render_project(project))
+    output.show(s.call("projects.get", {"project": project_ref(args.name)}), args.json,
+                render_project)  # fmt: skip
     return 0
 
 
