@@ -124,6 +124,19 @@ def render_status(st: dict[str, Any]) -> str:
         f"commit p50 {writer.get('commit_ms_p50', 0)} ms p99 {writer.get('commit_ms_p99', 0)} ms",
         f"clients  {st.get('connections', 0)} connected  {st.get('subscriptions', 0)} subscribed",
     ]
+    scan = st.get("last_scan")
+    watcher = st.get("watcher") or {}
+    if scan:
+        found, took = scan.get("found", 0), scan.get("duration_ms", 0)
+        lines.append(f"projects {found} in the last full scan ({took} ms)")
+    mode = watcher.get("mode")
+    if mode in ("watching", "degraded", "polling"):
+        line = f"watching {watcher.get('watched_paths', 0)} folders"
+        if watcher.get("polled_paths"):
+            line += f", polling {watcher['polled_paths']} ({watcher.get('problem')})"
+        lines.append(line)
+        if watcher.get("fix"):
+            lines.append(f"         fix: {watcher['fix']}")
     return "\n".join(lines) + "\n"
 
 
