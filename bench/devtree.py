@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GROUPS = (
-    "work clients oss experiments archive learning tools games infra data "
-    "mobile web scripts forks hackathons research personal sandbox libs talks"
-).split()
-WORDS = "api web cli lib bot app sdk tool site sync core kit".split()
+    *("work", "clients", "oss", "experiments", "archive", "learning", "tools", "games"),
+    *("infra", "data", "mobile", "web", "scripts", "forks", "hackathons", "research"),
+    *("personal", "sandbox", "libs", "talks"),
+)
+WORDS = ("api", "web", "cli", "lib", "bot", "app", "sdk", "tool", "site", "sync", "core", "kit")
 AUTHOR = ("Bench Person", "bench@example.com")
 DAY = 86_400
 OLD = 1_600_000_000  # the templates' commits (2020-09): older than every project's own commit
@@ -296,7 +297,7 @@ class DevTree:
         for group in {job.path.parent for job in jobs}:
             group.mkdir()
         workers = (os.cpu_count() or 1) + 1
-        chunks = [jobs[i::workers * 4] for i in range(workers * 4)]
+        chunks = [jobs[i :: workers * 4] for i in range(workers * 4)]
         with ProcessPoolExecutor(workers) as pool:
             for made in pool.map(
                 _make_many,

@@ -126,8 +126,12 @@ def not_a_project(path: str, loose: Sequence[Path]) -> bool:
     return bool(parts & NOT_PROJECTS) or any(Path(path).is_relative_to(p) for p in loose)
 
 
-def daemon_run(tree: devtree.DevTree, warm_scans: int, cold: bool) -> DaemonRun:
+def daemon_run(
+    tree: devtree.DevTree, warm_scans: int, cold: bool, threads: int | None = None
+) -> DaemonRun:
     config = {"dev_root": str(tree.dev), "watch": "false", "rescan_interval_s": "0"}
+    if threads is not None:
+        config["scan_threads"] = str(threads)
     with common.Daemon(config) as daemon:
         assert daemon.process is not None
         status = common.wait_for(
@@ -159,6 +163,7 @@ class Run:
     base_cold: Baseline
     base_warm: Baseline
     daemon: DaemonRun
+    one_thread: DaemonRun  # a diagnostic: the same daemon with scan_threads=1
 
     @property
     def warm_s(self) -> float:
@@ -170,8 +175,9 @@ class Run:
 
     def ok(self, projects: int) -> bool:
         d = self.daemon
-        counts = [d.first["found"], d.listed, *(s.summary["found"] for s in d.warm)]
-        clean = not d.first["errors"] and all(not s.summary["errors"] for s in d.warm)
+        warm = [*d.warm, *self.one_thread.warm]
+        counts = [d.first["found"], d.listed, *(s.summary["found"] for s in warm)]
+        clean = not d.first["errors"] and all(not s.summary["errors"] for s in warm)
         return all(c == projects for c in counts) and not d.wrong and clean
 
 
@@ -181,7 +187,9 @@ def one_run(tree: devtree.DevTree, warm_scans: int) -> Run:
     base_warm = baseline(tree)
     if cold:
         drop_page_cache()
-    return Run(cold, base_cold, base_warm, daemon_run(tree, warm_scans, cold))
+    daemon = daemon_run(tree, warm_scans, cold)
+    one_thread = daemon_run(tree, warm_scans, cold=False, threads=1)
+    return Run(cold, base_cold, base_warm, daemon, one_thread)
 
 
 def main(runs: int, quick: bool) -> int:
@@ -260,6 +268,13 @@ def report(results: list[Run], tree: devtree.DevTree, warm_scans: int) -> str:
         f"{_s(median([r.base_warm.git_s for r in results]))}",
         "",
         "",
+    )
+    one = [median([s.wall_s for s in r.one_thread.warm]) for r in results]
+    table.add(
+        "diagnostic: warm full scan with scan_threads=1 (default 4), median",
+        spread(base_warm, _s),
+        spread(one, _s),
+        f"{median([r.base_warm.total_s / o for r, o in zip(results, one, strict=True)]):.1f}x",
     )
     b = results[-1].base_warm
     d = results[-1].daemon
