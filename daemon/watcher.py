@@ -35,7 +35,6 @@ log = structlog.get_logger("pm.watcher")
 Mode = Literal["off", "starting", "watching", "degraded", "polling"]
 _LOCK_HOLD_MAX_S = 30.0  # a stale index.lock must not stop updates for ever
 _DEBOUNCE_MS, _STEP_MS, _TIMEOUT_MS = 50, 10, 1000
-_OVERLAP_S = 0.25  # > debounce: what the old set has already seen reaches us
 
 
 class WatchStatus(msgspec.Struct, kw_only=True):
@@ -155,8 +154,8 @@ class Watcher:
         self._max_watches = max_watches
         self._owners: dict[str, _Owner] = {}
         self._watchers: list[_Notifier] = []
-        self._retiring: list[_Notifier] = []
-        self._retirements: set[asyncio.Task[None]] = set()
+        self._groups: set[str] = set()
+        self._catching_up = False
         self._due: dict[_Owner, float] = {}  # owner → when it may be rescanned
         self._held_since: dict[_Owner, float] = {}
         self._wake = asyncio.Event()
@@ -192,7 +191,8 @@ class Watcher:
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         self._mode = "starting"
-        await self._apply_watch_set()
+        await self._apply_watch_set(catch_up=False)
+        self._rebuild.clear()  # the scans before this set are already in it
         self._task = asyncio.get_running_loop().create_task(self._run(), name="pm-watcher")
 
     async def close(self) -> None:
@@ -200,17 +200,18 @@ class Watcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for retire in list(self._retirements):
-            retire.cancel()
         await asyncio.to_thread(self._close_notifiers)
         self._mode = "off"
 
     def _close_notifiers(self) -> None:
-        _close_all([*self._watchers, *self._retiring])
-        self._watchers, self._retiring = [], []
+        _close_all(self._watchers)
+        self._watchers = []
 
     def _after_scan(self, summary: ScanSummary) -> None:
-        if summary.new or summary.missing or summary.moved or summary.returned:
+        projects_changed = summary.new or summary.missing or summary.moved or summary.returned
+        # A new folder that is not a project yet (`mkdir x`, `git init` later) is a grouping
+        # folder: it must be watched too, or the project that appears in it goes unseen.
+        if projects_changed or set(self._scanner.groups) != self._groups:
             self._rebuild.set()
             self._wake.set()
 
@@ -222,32 +223,28 @@ class Watcher:
                 offset=0,
             )
         )  # fmt: skip
-        found = self._scanner.last_discovery
-        groups = found.groups if found is not None else self._scanner.roots
+        groups = self._scanner.groups or self._scanner.roots
         projects = [(p.path, p.branch) for p in rows]
         return await asyncio.to_thread(_owners_for, groups, projects)
 
-    async def _apply_watch_set(self) -> None:
+    async def _apply_watch_set(self, *, catch_up: bool = True) -> None:
+        """Watch exactly the current set. The old watches go first, so the count never
+        doubles (a limit of 8,192 watches must hold 1,000 projects, not half as many); a change
+        made while the set was swapped is caught by one rescan right after."""
         owners = await self._watch_set()
         paths = list(owners)
         loop = asyncio.get_running_loop()
-        notifiers, mode, problem = await asyncio.to_thread(self._open, paths, loop)
-        old, self._watchers = self._watchers, notifiers
-        self._owners = owners
-        self._mode, self._problem = mode, problem
-        if old:
-            # The old watchers overlap the new ones for a moment: a change made while the new
-            # set was being built is delivered by the old set, not lost between the two.
-            self._retiring = [*self._retiring, *old]
-            retire = asyncio.get_running_loop().create_task(self._retire(old))
-            self._retirements.add(retire)
-            retire.add_done_callback(self._retirements.discard)
-        log.info("watching", mode=mode, paths=len(paths), problem=problem)
-
-    async def _retire(self, old: list[_Notifier]) -> None:
-        await asyncio.sleep(_OVERLAP_S)
-        self._retiring = [n for n in self._retiring if n not in old]
+        old, self._watchers = self._watchers, []
         await asyncio.to_thread(_close_all, old)
+        notifiers, mode, problem = await asyncio.to_thread(self._open, paths, loop)
+        self._watchers = notifiers
+        self._owners = owners
+        self._groups = {p for p, o in owners.items() if o.kind == "group"}
+        self._mode, self._problem = mode, problem
+        log.info("watching", mode=mode, paths=len(paths), problem=problem)
+        if catch_up and old:
+            self._catching_up = True
+            self._wake.set()
 
     def _open(
         self, paths: list[str], loop: asyncio.AbstractEventLoop
@@ -316,6 +313,12 @@ class Watcher:
             if self._rebuild.is_set():
                 self._rebuild.clear()
                 await self._apply_watch_set()
+            if self._catching_up:
+                self._catching_up = False
+                try:
+                    await self._scanner.scan_all()
+                except Exception:
+                    log.exception("the catch-up scan after a new watch set failed")
             await self._rescan_due()
 
     async def _rescan_due(self) -> None:

@@ -161,3 +161,27 @@ def test_degraded_mode_polls_serves_and_says_how_to_fix(make_daemon: DaemonFacto
         await client.close()
 
     asyncio.run(scenario())
+
+
+def test_a_project_that_appears_later_in_a_new_folder_is_seen(watched: DaemonProcess) -> None:
+    watching(watched)
+    dev, home = watched.dev_root, watched.home
+
+    async def scenario() -> None:
+        client = await AsyncClient.connect(watched.socket_path)
+        await client.call("events.subscribe", {"topics": ["project.added"]})
+        late = dev / "group" / "late"
+        late.mkdir()  # an empty folder: not a project yet
+        newgroup = dev / "newgroup"
+        newgroup.mkdir()
+        await asyncio.sleep(0.6)  # well past the settle time
+        git(late, "init", "-q", home=home)
+        first = await next_event(client, "project.added")
+        assert first["data"]["path"] == str(late)
+        staged = make_repo(watched.root / "staging" / "moved-in", home=home)
+        shutil.move(str(staged), str(newgroup / "moved-in"))
+        second = await next_event(client, "project.added")
+        assert second["data"]["path"] == str(newgroup / "moved-in")
+        await client.close()
+
+    asyncio.run(scenario())

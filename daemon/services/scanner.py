@@ -76,21 +76,37 @@ def _light_git(path: str) -> GitInfo | None:
     return GitInfo(kind=kind, git_dir=git_dir, common_dir=common_dir, head_ref=head_ref)
 
 
+def _unchanged(
+    candidates: Sequence[Candidate], known: dict[str, str | None]
+) -> tuple[list[_Result], list[Candidate]]:
+    """On one thread: which candidates still match their stored fingerprint. A few stat calls
+    each, pure Python in between: spread over threads it only fights for the GIL."""
+    same: list[_Result] = []
+    changed: list[Candidate] = []
+    for cand in candidates:
+        stored = known.get(cand.path)
+        if stored is not None:
+            try:
+                fp = metadata.fingerprint(cand.path, _light_git(cand.path))
+            except Exception:
+                fp = None  # let the analysis say what is wrong
+            if fp == stored:
+                same.append(_Result(cand, fp, None))
+                continue
+        changed.append(cand)
+    return same, changed
+
+
 def _analyze(
     candidates: Sequence[Candidate],
-    known: dict[str, str | None],
     now: datetime,
     own_handles: Sequence[str],
     env: dict[str, str],
 ) -> list[_Result]:
-    """On a pool thread: fingerprint each candidate, analyse the ones that changed."""
+    """On a pool thread: read everything about projects that changed (or are new)."""
     out = []
     for cand in candidates:
         try:
-            fp = metadata.fingerprint(cand.path, _light_git(cand.path))
-            if cand.path in known and known[cand.path] == fp:
-                out.append(_Result(cand, fp, None))
-                continue
             git = gitmeta.read_git(cand.path, env=env)
             facts = metadata.analyze(cand, git, now=now, own_handles=own_handles)
             out.append(_Result(cand, facts.fingerprint, facts))
@@ -200,7 +216,7 @@ class Scanner:
         self._own_handles = list(own_handles)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pm-scan")
         self._lock = asyncio.Lock()
-        self.last_discovery: Discovery | None = None
+        self.groups: list[str] = []  # every grouping folder known from the scans (the watcher's)
         self.last_full_scan: ScanSummary | None = None
         self._now = datetime.now(UTC)  # the current scan's clock, for status by age
         self.listeners: list[Callable[[ScanSummary], None]] = []
@@ -285,7 +301,7 @@ class Scanner:
                 follow_symlinks=self._follow,
                 exclude=self._exclude,
             )
-            self.last_discovery = found
+            self.groups = sorted(found.groups)
         else:
             parts = [
                 discovery.walk(
@@ -299,6 +315,9 @@ class Scanner:
                 groups=[g for d in parts for g in d.groups],
                 errors=[e for d in parts for e in d.errors if os.path.lexists(e.path)],
             )
+            # What is known below the rescanned folders is replaced by what was found there.
+            kept = [g for g in self.groups if not any(_under(g, f) for f in scope)]
+            self.groups = sorted({*kept, *found.groups})
         # Registered projects in scope that the walk did not find (outside the roots, or
         # folders with neither git nor a manifest) are looked at one by one.
         have = {c.path for c in found.candidates}
@@ -335,18 +354,20 @@ class Scanner:
     ) -> list[_Result]:
         loop = asyncio.get_running_loop()
         known = {r.path: r.fingerprint for r in rows if r.present}
-        now = self._now
+        results, changed = await loop.run_in_executor(self._pool, _unchanged, candidates, known)
+        if not changed:
+            return results
         env = dict(os.environ)
-        chunks = [candidates[i : i + _CHUNK] for i in range(0, len(candidates), _CHUNK)]
+        chunks = [changed[i : i + _CHUNK] for i in range(0, len(changed), _CHUNK)]
         futures = [
-            loop.run_in_executor(self._pool, _analyze, chunk, known, now, self._own_handles, env)
+            loop.run_in_executor(self._pool, _analyze, chunk, self._now, self._own_handles, env)
             for chunk in chunks
         ]
-        results: list[_Result] = []
         for done, future in enumerate(asyncio.as_completed(futures), 1):
             results += await future
             if len(chunks) > 1:
-                say(f"read {len(results)} of {len(candidates)}", 5 + 80 * done // len(chunks))
+                read = min(done * _CHUNK, len(changed))
+                say(f"read {read} of {len(changed)} changed", 5 + 80 * done // len(chunks))
         return results
 
     # --- comparing with the database ------------------------------------------------------
