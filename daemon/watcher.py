@@ -216,22 +216,22 @@ class Watcher:
             self._wake.set()
 
     # --- the watch set ----------------------------------------------------------------------
-    async def _watch_set(self) -> dict[str, _Owner]:
+    async def _watch_set(self) -> tuple[dict[str, _Owner], list[str]]:
         rows = await self._db.read(
             lambda c: projects_db.list_projects(
                 c, status=[], query=None, order="name", include_missing=False, limit=1_000_000,
                 offset=0,
             )
         )  # fmt: skip
-        groups = self._scanner.groups or self._scanner.roots
+        groups = list(self._scanner.groups or self._scanner.roots)
         projects = [(p.path, p.branch) for p in rows]
-        return await asyncio.to_thread(_owners_for, groups, projects)
+        return await asyncio.to_thread(_owners_for, groups, projects), groups
 
     async def _apply_watch_set(self, *, catch_up: bool = True) -> None:
         """Watch exactly the current set. The old watches go first, so the count never
         doubles (a limit of 8,192 watches must hold 1,000 projects, not half as many); a change
         made while the set was swapped is caught by one rescan right after."""
-        owners = await self._watch_set()
+        owners, groups = await self._watch_set()
         paths = list(owners)
         loop = asyncio.get_running_loop()
         old, self._watchers = self._watchers, []
@@ -239,7 +239,7 @@ class Watcher:
         notifiers, mode, problem = await asyncio.to_thread(self._open, paths, loop)
         self._watchers = notifiers
         self._owners = owners
-        self._groups = {p for p, o in owners.items() if o.kind == "group"}
+        self._groups = set(groups)  # as the scanner knew them (unwatchable names included)
         self._mode, self._problem = mode, problem
         log.info("watching", mode=mode, paths=len(paths), problem=problem)
         if catch_up and old:
