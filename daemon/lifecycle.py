@@ -37,7 +37,8 @@ from daemon.rpc.server import Limits, Server
 from daemon.services.events import EventBus
 from daemon.services.kv import KvService
 from daemon.services.projects import ProjectService
-from daemon.services.scanner import Scanner, ScanSummary
+from daemon.services.scan_plan import ScanSummary
+from daemon.services.scanner import Scanner
 from daemon.startup import InstanceLock, bind_socket, private_dir, unlink_socket
 from daemon.systemd import Notifier, activation_socket
 from daemon.watcher import Watcher, WatchStatus

@@ -28,7 +28,8 @@ from watchfiles._rust_notify import RustNotify
 from daemon.db import projects as projects_db
 from daemon.db.database import Database
 from daemon.projects import gitmeta
-from daemon.services.scanner import Scanner, ScanSummary
+from daemon.services.scan_plan import ScanSummary
+from daemon.services.scanner import Scanner
 
 log = structlog.get_logger("pm.watcher")
 

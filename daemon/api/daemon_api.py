@@ -13,7 +13,7 @@ from daemon.db.writer import WriterStats
 from daemon.rpc import openrpc
 from daemon.rpc.dispatcher import Call, State
 from daemon.rpc.registry import NoParams, Params, Registry, rpc_method
-from daemon.services.scanner import ScanSummary
+from daemon.services.scan_plan import ScanSummary
 from daemon.watcher import WatchStatus
 
 CAPABILITIES = [

@@ -13,7 +13,7 @@ from daemon.db.projects import Project
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.registry import Params, ProgressParams, rpc_method
 from daemon.services.projects import Forgotten, Page, ProjectService
-from daemon.services.scanner import ScanSummary
+from daemon.services.scan_plan import ScanSummary
 
 Status = Literal["active", "on-hold", "archived"]
 ProjectRef = Annotated[

@@ -7,7 +7,7 @@ from typing import Protocol
 from daemon.config import Paths
 from daemon.db.writer import WriterStats
 from daemon.rpc.dispatcher import State
-from daemon.services.scanner import ScanSummary
+from daemon.services.scan_plan import ScanSummary
 from daemon.watcher import WatchStatus
 
 

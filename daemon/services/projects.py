@@ -14,7 +14,8 @@ from daemon.db.database import Database
 from daemon.db.projects import Order, Project
 from daemon.db.writer import Tx
 from daemon.errors import Conflict, InvalidParams, NotFound
-from daemon.services.scanner import Scanner, ScanSummary
+from daemon.services.scan_plan import ScanSummary
+from daemon.services.scanner import Scanner
 
 ProjectRef = int | str
 

@@ -16,47 +16,20 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
 
-import msgspec
 import structlog
 
 from daemon.db import projects as projects_db
 from daemon.db.database import Database
 from daemon.db.projects import ScanRow
-from daemon.db.writer import Tx
 from daemon.projects import discovery, gitmeta, metadata
-from daemon.projects.model import Candidate, Discovery, GitInfo, ProjectFacts
+from daemon.projects.model import Candidate, Discovery, GitInfo
+from daemon.services.scan_plan import Planner, Result, ScanIssue, ScanSummary, under
 
 log = structlog.get_logger("pm.scanner")
 
 Report = Callable[[str, int | None], None]  # message, percentage
 _CHUNK = 16  # candidates per thread-pool task: enough to amortise the hand-off
-
-
-class ScanIssue(msgspec.Struct, frozen=True):
-    path: str
-    error: str
-
-
-class ScanSummary(msgspec.Struct, kw_only=True):
-    scope: list[str]
-    found: int = 0
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    missing: int = 0
-    moved: int = 0
-    returned: int = 0
-    errors: list[ScanIssue] = msgspec.field(default_factory=list)
-    duration_ms: float = 0.0
-
-
-class _Result(msgspec.Struct, frozen=True):
-    candidate: Candidate
-    fingerprint: str | None
-    facts: ProjectFacts | None  # None: unchanged (or failed)
-    error: str | None = None
 
 
 def _light_git(path: str) -> GitInfo | None:
@@ -78,10 +51,10 @@ def _light_git(path: str) -> GitInfo | None:
 
 def _unchanged(
     candidates: Sequence[Candidate], known: dict[str, str | None]
-) -> tuple[list[_Result], list[Candidate]]:
+) -> tuple[list[Result], list[Candidate]]:
     """On one thread: which candidates still match their stored fingerprint. A few stat calls
     each, pure Python in between: spread over threads it only fights for the GIL."""
-    same: list[_Result] = []
+    same: list[Result] = []
     changed: list[Candidate] = []
     for cand in candidates:
         stored = known.get(cand.path)
@@ -91,7 +64,7 @@ def _unchanged(
             except Exception:
                 fp = None  # let the analysis say what is wrong
             if fp == stored:
-                same.append(_Result(cand, fp, None))
+                same.append(Result(cand, fp, None))
                 continue
         changed.append(cand)
     return same, changed
@@ -102,16 +75,16 @@ def _analyze(
     now: datetime,
     own_handles: Sequence[str],
     env: dict[str, str],
-) -> list[_Result]:
+) -> list[Result]:
     """On a pool thread: read everything about projects that changed (or are new)."""
     out = []
     for cand in candidates:
         try:
             git = gitmeta.read_git(cand.path, env=env)
             facts = metadata.analyze(cand, git, now=now, own_handles=own_handles)
-            out.append(_Result(cand, facts.fingerprint, facts))
+            out.append(Result(cand, facts.fingerprint, facts))
         except Exception as e:  # a folder vanishing mid-scan, or a bug: one project only
-            out.append(_Result(cand, None, None, f"{type(e).__name__}: {e}"))
+            out.append(Result(cand, None, None, f"{type(e).__name__}: {e}"))
     return out
 
 
@@ -123,39 +96,6 @@ def _utf8(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def fact_columns(facts: ProjectFacts) -> dict[str, Any]:
-    git = facts.git
-    return {
-        "name": facts.name,
-        "description": facts.description,
-        "status": facts.status,
-        "origin_type": facts.origin_type,
-        "ownership": facts.ownership,
-        "last_worked_on": facts.last_worked_on,
-        "repository_url": facts.repository_url,
-        "root": None,  # set by the scanner, which knows the Dev roots
-        "vcs": facts.vcs,
-        "git_kind": git.kind if git else None,
-        "git_common_dir": git.common_dir if git else None,
-        "branch": git.branch if git else None,
-        "head_sha": git.head_sha if git else None,
-        "detached": int(bool(git and git.detached)),
-        "default_branch": git.default_branch if git else None,
-        "remotes": [{"name": r.name, "url": r.url} for r in (git.remotes if git else [])],
-        "languages": facts.languages,
-        "manifests": facts.manifests,
-        "archived_marker": int(facts.archived_marker),
-        "identity": facts.identity,
-        "device": facts.device,
-        "inode": facts.inode,
-        "scan_error": facts.error or (git.error if git else None),
-    }
-
-
-def _stored(column: str, value: Any) -> Any:
-    return projects_db.encode_value(column, value)
 
 
 def _walk_projects(paths: Sequence[str], registered: set[str]) -> Discovery:
@@ -190,10 +130,6 @@ def _walk_projects(paths: Sequence[str], registered: set[str]) -> Discovery:
 
 def _normal(paths: Sequence[str]) -> list[str]:
     return [os.path.normpath(p) for p in paths]  # pure string work: paths are absolute
-
-
-def _under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 class Scanner:
@@ -274,7 +210,7 @@ class Scanner:
             say(f"found {len(candidates)} projects", 5)
             self._now = datetime.now(UTC)
             results = await self._analyze_all(candidates, rows, say)
-            actions = self._plan(results, in_scope, rows, summary)
+            actions = Planner(self.roots, self._now).plan(results, in_scope, rows, summary)
             say(f"writing {len(actions)} changes", 90)
             outcomes = await asyncio.gather(
                 *(self._db.write(a) for a in actions), return_exceptions=True
@@ -316,14 +252,14 @@ class Scanner:
                 errors=[e for d in parts for e in d.errors if os.path.lexists(e.path)],
             )
             # What is known below the rescanned folders is replaced by what was found there.
-            kept = [g for g in self.groups if not any(_under(g, f) for f in scope)]
+            kept = [g for g in self.groups if not any(under(g, f) for f in scope)]
             self.groups = sorted({*kept, *found.groups})
         # Registered projects in scope that the walk did not find (outside the roots, or
         # folders with neither git nor a manifest) are looked at one by one.
         have = {c.path for c in found.candidates}
         extra = sorted(
             p for p in registered
-            if p not in have and (scope is None or any(_under(p, f) for f in scope))
+            if p not in have and (scope is None or any(under(p, f) for f in scope))
         )  # fmt: skip
         if not extra:
             return found
@@ -336,7 +272,7 @@ class Scanner:
 
     def _depth_left(self, folder: str) -> int | None:
         for root in self.roots:
-            if _under(folder, root):
+            if under(folder, root):
                 below = os.path.relpath(folder, root)
                 depth = 0 if below == "." else below.count(os.sep) + 1
                 return max(0, self._max_depth - depth)
@@ -347,11 +283,11 @@ class Scanner:
             return True
         if projects_only:
             return row.path in scope
-        return any(_under(row.path, folder) for folder in scope)
+        return any(under(row.path, folder) for folder in scope)
 
     async def _analyze_all(
         self, candidates: list[Candidate], rows: list[ScanRow], say: Report
-    ) -> list[_Result]:
+    ) -> list[Result]:
         loop = asyncio.get_running_loop()
         known = {r.path: r.fingerprint for r in rows if r.present}
         results, changed = await loop.run_in_executor(self._pool, _unchanged, candidates, known)
@@ -369,173 +305,3 @@ class Scanner:
                 read = min(done * _CHUNK, len(changed))
                 say(f"read {read} of {len(changed)} changed", 5 + 80 * done // len(chunks))
         return results
-
-    # --- comparing with the database ------------------------------------------------------
-    def _plan(
-        self,
-        results: list[_Result],
-        in_scope: list[ScanRow],
-        all_rows: list[ScanRow],
-        summary: ScanSummary,
-    ) -> list[Callable[[Tx], Any]]:
-        by_path = {r.path: r for r in all_rows}
-        seen = {res.candidate.path for res in results}
-        vanished = [r for r in in_scope if r.path not in seen and r.present]
-        # A new folder may be a vanished or long-missing project that moved.
-        movable = vanished + [r for r in all_rows if not r.present and r.path not in seen]
-        by_identity = {r.identity: r for r in movable if r.identity}
-        by_inode = {(r.device, r.inode): r for r in movable if r.inode is not None}
-        moved_ids: set[int] = set()
-        actions: list[Callable[[Tx], Any]] = []
-        # Main checkouts first, so a linked worktree finds the project it belongs to.
-        ordered = sorted(
-            results,
-            key=lambda r: bool(r.facts and r.facts.git and r.facts.git.kind == "linked-worktree"),
-        )
-        for res in ordered:
-            if res.error is not None:
-                summary.errors.append(ScanIssue(res.candidate.path, res.error))
-                continue
-            row = by_path.get(res.candidate.path)
-            if res.facts is None:
-                aged = self._aged(row) if row is not None else None
-                if aged is None:
-                    summary.unchanged += 1
-                else:
-                    summary.updated += 1
-                    actions.append(aged)
-                continue
-            if row is not None:
-                if not row.present:
-                    summary.returned += 1
-                action = self._update(row, res.facts, returned=not row.present)
-                if action is None:
-                    summary.unchanged += 1
-                    continue
-                if row.present:
-                    summary.updated += 1
-                actions.append(action)
-                continue
-            match = by_identity.get(res.facts.identity) or by_inode.get(
-                (res.facts.device, res.facts.inode)
-            )
-            if match is not None and match.id not in moved_ids:
-                moved_ids.add(match.id)
-                summary.moved += 1
-                actions.append(self._move(match, res.facts))
-                continue
-            summary.new += 1
-            actions.append(self._insert(res.facts))
-        for row in vanished:
-            if row.id not in moved_ids:
-                summary.missing += 1
-                actions.append(self._missing(row))
-        return actions
-
-    def _root_of(self, path: str) -> str | None:
-        return next((root for root in self.roots if _under(path, root) and path != root), None)
-
-    def _columns(self, facts: ProjectFacts) -> dict[str, Any]:
-        columns = fact_columns(facts)
-        columns["root"] = self._root_of(facts.path)
-        return columns
-
-    def _update(
-        self, row: ScanRow, facts: ProjectFacts, *, returned: bool
-    ) -> Callable[[Tx], Any] | None:
-        new = self._columns(facts)
-        changed = {c: v for c, v in new.items() if _stored(c, v) != row.facts.get(c)}
-        if not changed and not returned:
-            fingerprint = facts.fingerprint
-
-            def touch(tx: Tx) -> None:
-                projects_db.touch_scanned(tx.conn, row.id, fingerprint, tx.now)
-
-            return touch
-
-        def op(tx: Tx) -> None:
-            user_set = _current_user_set(tx, row.id)
-            values = {c: v for c, v in changed.items() if c not in user_set}
-            values.update(_linkage(tx, facts))
-            values["scanned_at"] = tx.now
-            values["fingerprint"] = facts.fingerprint
-            if returned:
-                values["present"] = 1
-                values["missing_since"] = None
-            projects_db.update(tx.conn, row.id, values, tx.now)
-            if returned:
-                tx.emit("project.returned", {"id": row.id, "path": row.path})
-            visible = {c: v for c, v in values.items() if c in changed}
-            if visible:
-                tx.emit("project.updated", {"id": row.id, "path": row.path, "changed": visible})
-
-        return op
-
-    def _aged(self, row: ScanRow) -> Callable[[Tx], Any] | None:
-        """Status follows time even when nothing on disk changed: 31 days without work turn
-        an active project on-hold, whether or not a file moved."""
-        if "status" in row.user_set:
-            return None
-        stored = row.facts
-        status = metadata.status(
-            stored["last_worked_on"], archived=bool(stored["archived_marker"]), now=self._now
-        )
-        if status == stored["status"]:
-            return None
-
-        def op(tx: Tx) -> None:
-            if "status" in _current_user_set(tx, row.id):
-                return
-            projects_db.update(tx.conn, row.id, {"status": status}, tx.now)
-            tx.emit(
-                "project.updated", {"id": row.id, "path": row.path, "changed": {"status": status}}
-            )
-
-        return op
-
-    def _move(self, row: ScanRow, facts: ProjectFacts) -> Callable[[Tx], Any]:
-        def op(tx: Tx) -> None:
-            user_set = _current_user_set(tx, row.id)
-            values = {c: v for c, v in self._columns(facts).items() if c not in user_set}
-            values.update(_linkage(tx, facts))
-            values |= {
-                "path": facts.path, "present": 1, "missing_since": None,
-                "scanned_at": tx.now, "fingerprint": facts.fingerprint,
-            }  # fmt: skip
-            projects_db.update(tx.conn, row.id, values, tx.now)
-            tx.emit("project.moved", {"id": row.id, "from": row.path, "to": facts.path})
-
-        return op
-
-    def _insert(self, facts: ProjectFacts) -> Callable[[Tx], Any]:
-        def op(tx: Tx) -> int:
-            values = self._columns(facts)
-            values.update(_linkage(tx, facts))
-            values |= {"path": facts.path, "scanned_at": tx.now, "fingerprint": facts.fingerprint}
-            project_id = projects_db.insert(tx.conn, values, tx.now)
-            tx.emit(
-                "project.added",
-                {"id": project_id, "name": facts.name, "path": facts.path, "status": facts.status},
-            )
-            return project_id
-
-        return op
-
-    def _missing(self, row: ScanRow) -> Callable[[Tx], Any]:
-        def op(tx: Tx) -> None:
-            projects_db.update(tx.conn, row.id, {"present": 0, "missing_since": tx.now}, tx.now)
-            tx.emit("project.missing", {"id": row.id, "path": row.path})
-
-        return op
-
-
-def _current_user_set(tx: Tx, project_id: int) -> frozenset[str]:
-    """Read inside the transaction: the user may have set a field since the scan began."""
-    row = tx.conn.execute("SELECT user_set FROM projects WHERE id = ?", (project_id,)).fetchone()
-    return frozenset(msgspec.json.decode(row[0])) if row else frozenset()
-
-
-def _linkage(tx: Tx, facts: ProjectFacts) -> dict[str, Any]:
-    if facts.git is None or facts.git.kind != "linked-worktree":
-        return {}
-    return {"worktree_of": projects_db.worktree_owner(tx.conn, facts.git.common_dir)}
