@@ -226,26 +226,33 @@ class Daemon:
         self._bus.attach(self._db)
 
     async def _keep_projects(self) -> None:
-        """Know every project at once, then keep knowing: watch, and rescan periodically."""
+        """Know every project at once, then keep knowing: watch, and rescan periodically.
+        A failure is logged and the next step still runs: the rest of the daemon goes on."""
+        await self._scan_logged("projects scanned")
+        if self.config.watch:
+            try:
+                await self._watcher.start()
+            except Exception:
+                log.exception("file watching could not start; periodic rescans go on")
         interval = self.config.rescan_interval_s
+        while interval > 0:
+            await asyncio.sleep(interval)
+            await self._scan_logged("periodic rescan")
+
+    async def _scan_logged(self, what: str) -> None:
         try:
             summary = await self._scanner.scan_all()
-            log.info(
-                "projects scanned",
-                found=summary.found,
-                new=summary.new,
-                missing=summary.missing,
-                ms=summary.duration_ms,
-            )
-            if self.config.watch:
-                await self._watcher.start()
-            while interval > 0:
-                await asyncio.sleep(interval)
-                await self._scanner.scan_all()
-        except asyncio.CancelledError:
-            raise
         except Exception:
-            log.exception("keeping projects up to date failed; the rest of the daemon goes on")
+            log.exception(f"{what} failed")
+            return
+        log.info(
+            what,
+            found=summary.found,
+            new=summary.new,
+            missing=summary.missing,
+            errors=len(summary.errors),
+            ms=summary.duration_ms,
+        )
 
     async def _shut_down(self) -> None:
         self._state = "stopping"
