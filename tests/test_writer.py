@@ -14,7 +14,7 @@ from daemon.db import migrations
 from daemon.db.database import Database
 from daemon.db.events import Event
 from daemon.db.writer import Tx, Writer
-from daemon.errors import Busy, Conflict, ShuttingDown
+from daemon.errors import Busy, Conflict, ShuttingDown, StorageError
 
 T = TypeVar("T")
 
@@ -262,3 +262,27 @@ def test_readers_cannot_write(tmp_path: Path) -> None:
         await db.close()
 
     run(scenario)
+
+
+def test_maintenance_runs_between_batches_outside_a_transaction(db_path: Path) -> None:
+    async def scenario() -> tuple[Any, list[Any]]:
+        writer = Writer(str(db_path))
+        await writer.start()
+        writes = [asyncio.ensure_future(writer.submit(insert(f"k{i}", i))) for i in range(50)]
+
+        def checkpoint(conn: sqlite3.Connection) -> tuple[bool, Any]:
+            return conn.in_transaction, conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+        maintained = asyncio.ensure_future(writer.maintain(checkpoint))
+        later = [asyncio.ensure_future(writer.submit(insert(f"m{i}", i))) for i in range(50)]
+        results = await asyncio.gather(*writes, *later)
+        outcome = await maintained
+        with pytest.raises(StorageError, match="unrecognized token"):
+            await writer.maintain(lambda conn: conn.execute("PRAGMA no_such_thing = 1x"))
+        await writer.close()
+        return outcome, results
+
+    (in_transaction, checkpoint_row), results = run(scenario)
+    assert in_transaction is False and checkpoint_row[0] == 0  # not busy: it ran alone
+    assert len(results) == 100
+    assert rows(db_path, "SELECT count(*) FROM item") == [(100,)]

@@ -55,11 +55,12 @@ WriteFn = Callable[[Tx], T]
 
 
 class _Op(Generic[T]):
-    __slots__ = ("fn", "future", "taken")
+    __slots__ = ("fn", "future", "raw", "taken")
 
-    def __init__(self, fn: WriteFn[T], future: asyncio.Future[T]) -> None:
-        self.fn = fn
+    def __init__(self, fn: Any, future: asyncio.Future[T], *, raw: bool = False) -> None:
+        self.fn = fn  # fn(tx) in a batch; fn(connection) alone when raw
         self.future = future
+        self.raw = raw  # maintenance: runs between batches, outside any transaction
         self.taken = False  # handed to a batch: from here on it commits or fails, never vanishes
 
 
@@ -154,10 +155,21 @@ class Writer:
 
     async def submit(self, fn: WriteFn[T]) -> T:
         """Run `fn(tx)` in the next batch; returns its result once the batch has committed."""
+        result: T = await self._submit(fn, raw=False)
+        return result
+
+    async def maintain(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the writer's thread between two batches, outside any
+        transaction (a WAL checkpoint, PRAGMA optimize, VACUUM INTO). It waits its turn in the
+        queue like a write, so nothing else writes meanwhile."""
+        result: T = await self._submit(fn, raw=True)
+        return result
+
+    async def _submit(self, fn: Any, *, raw: bool) -> Any:
         if self._closing or self._pump_task is None:
             raise ShuttingDown("the daemon is shutting down; the write was not accepted")
         loop = asyncio.get_running_loop()
-        op: _Op[T] = _Op(fn, loop.create_future())
+        op: _Op[Any] = _Op(fn, loop.create_future(), raw=raw)
         try:
             self._queue.put_nowait(op)
         except asyncio.QueueFull:
@@ -300,13 +312,30 @@ class Writer:
             self._wake.wait()
             self._wake.clear()
             while staged:
-                batch = [staged.popleft() for _ in range(min(len(staged), self._batch_max))]
+                if staged[0].raw:
+                    op = staged.popleft()
+                    self._post([op], [self._run_raw(conn, op)], [])
+                    continue
+                batch: list[_Op[Any]] = []
+                while staged and len(batch) < self._batch_max and not staged[0].raw:
+                    batch.append(staged.popleft())
                 if self._pump_waiting:
                     self._call_on_loop(self._make_room)  # staging was full: it may go on
                 outcomes, events = self._run_batch(conn, batch)
                 self._post(batch, outcomes, events)
             if self._thread_stop and not staged:
                 return
+
+    @staticmethod
+    def _run_raw(conn: sqlite3.Connection, op: _Op[Any]) -> tuple[bool, Any]:
+        try:
+            return True, op.fn(conn)
+        except Exception as e:
+            return False, e
+        finally:
+            if conn.in_transaction:  # a maintenance step must not leave one open
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
 
     def _post(
         self, ops: list[_Op[Any]], outcomes: list[tuple[bool, Any]], events: list[Event]
