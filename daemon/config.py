@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from client import locations
+from daemon.quality.model import Weights
 
 ENV_PREFIX = "PM_AGENT_"
 MiB = 1024 * 1024
@@ -21,6 +22,24 @@ MiB = 1024 * 1024
 
 class ConfigError(Exception):
     """A configuration value is missing, unknown or malformed; the message says which."""
+
+
+Every = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(off|\d+(\.\d+)?\s*[smhd]|daily\s+([01]?\d|2[0-3]):[0-5]\d)$",
+        description='"6h", "30m", "1d", "daily 03:00" (local time), or "off"',
+    ),
+]
+
+
+class Schedules(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """When the daemon runs its own jobs."""
+
+    quality: Every = "6h"
+    maintenance: Every = "8h"  # WAL checkpoint + PRAGMA optimize
+    retention: Every = "daily 04:00"  # events older than event_retention_days
+    backup: Every = "daily 03:00"
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -54,6 +73,13 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     settle_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 100
     poll_interval_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
     max_watches: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: as many as the OS allows
+    # quality, jobs, the schedule ([schedule] and [quality_weights] tables in config.toml)
+    schedule: Schedules = msgspec.field(default_factory=Schedules)
+    quality_weights: Weights = msgspec.field(default_factory=Weights)
+    quality_settle_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0  # after a project changed
+    job_concurrency: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+    job_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
+    event_retention_days: Annotated[float, msgspec.Meta(ge=0)] = 90.0  # 0: keep for ever
 
 
 FIELDS: tuple[str, ...] = Config.__struct_fields__
