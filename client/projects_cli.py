@@ -25,7 +25,7 @@ def project_ref(text: str) -> int | str:
 def cmd_projects(args: argparse.Namespace, s: Session) -> int:
     params: dict[str, Any] = {
         "status": args.status or [],
-        "order": "name" if args.order == "name" else "last_worked_on",
+        "order": {"name": "name", "quality": "quality"}.get(args.order, "last_worked_on"),
         "include_missing": args.all,
         "limit": args.limit,
         "offset": args.offset,
@@ -146,7 +146,7 @@ def add_parsers(sub: Any) -> None:
     ps = sub.add_parser("projects", help="the projects in your Dev folder")
     ps.add_argument("--status", action="append", choices=["active", "on-hold", "archived"])
     ps.add_argument("--query", "-q", help="match name, path or description")
-    ps.add_argument("--order", choices=["recent", "name"], default="recent")
+    ps.add_argument("--order", choices=["recent", "name", "quality"], default="recent")
     ps.add_argument("--all", action="store_true", help="include projects whose folder vanished")
     ps.add_argument("--limit", type=int, default=100)
     ps.add_argument("--offset", type=int, default=0)

@@ -29,7 +29,7 @@ Field = Literal[
 class ProjectsListParams(Params, frozen=True):
     status: list[Status] = msgspec.field(default_factory=list)
     query: Annotated[str, msgspec.Meta(max_length=500)] | None = None
-    order: Literal["last_worked_on", "name"] = "last_worked_on"
+    order: Literal["last_worked_on", "name", "quality"] = "last_worked_on"
     include_missing: bool = False
     limit: Limit = 100
     offset: Offset = 0

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import msgspec
 
-Order = Literal["last_worked_on", "name"]
+Order = Literal["last_worked_on", "name", "quality"]
 
 # Columns a scan maintains from what it reads on disk.
 FACT_COLUMNS: tuple[str, ...] = (
@@ -65,10 +65,16 @@ class Project(msgspec.Struct, kw_only=True):
     scanned_at: str | None
     scan_error: str | None
     user_set: list[str]
+    quality_score: int | None  # from the latest quality assessment, when there is one
 
 
 _PROJECT_COLUMNS = tuple(Project.__struct_fields__)
-_SELECT = "SELECT " + ", ".join(_PROJECT_COLUMNS) + " FROM projects"
+_SELECT = (
+    "SELECT "
+    + ", ".join(f"p.{c}" for c in _PROJECT_COLUMNS if c != "quality_score")
+    + ", q.quality_score FROM projects AS p "
+    "LEFT JOIN quality_latest AS q ON q.project_id = p.id"
+)
 _remotes = msgspec.json.Decoder(list[RemoteRow])
 _languages = msgspec.json.Decoder(dict[str, int])
 _strings = msgspec.json.Decoder(list[str])
@@ -98,17 +104,17 @@ def encode_value(column: str, value: Any) -> Any:
 
 # --- reading -------------------------------------------------------------------------------
 def get(conn: sqlite3.Connection, project_id: int) -> Project | None:
-    row = conn.execute(f"{_SELECT} WHERE id = ?", (project_id,)).fetchone()
+    row = conn.execute(f"{_SELECT} WHERE p.id = ?", (project_id,)).fetchone()
     return _project(row) if row else None
 
 
 def get_by_path(conn: sqlite3.Connection, path: str) -> Project | None:
-    row = conn.execute(f"{_SELECT} WHERE path = ?", (path,)).fetchone()
+    row = conn.execute(f"{_SELECT} WHERE p.path = ?", (path,)).fetchone()
     return _project(row) if row else None
 
 
 def find_by_name(conn: sqlite3.Connection, name: str) -> list[Project]:
-    rows = conn.execute(f"{_SELECT} WHERE name = ? ORDER BY path LIMIT 50", (name,)).fetchall()
+    rows = conn.execute(f"{_SELECT} WHERE p.name = ? ORDER BY p.path LIMIT 50", (name,)).fetchall()
     return [_project(r) for r in rows]
 
 
@@ -123,15 +129,16 @@ def _filters(
     clauses: list[str] = []
     args: list[Any] = []
     if status:
-        clauses.append(f"status IN ({', '.join('?' for _ in status)})")
+        clauses.append(f"p.status IN ({', '.join('?' for _ in status)})")
         args += list(status)
     if query:
         clauses.append(
-            "(name LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\' OR description LIKE ? ESCAPE '\\')"
+            "(p.name LIKE ? ESCAPE '\\' OR p.path LIKE ? ESCAPE '\\' "
+            "OR p.description LIKE ? ESCAPE '\\')"
         )
         args += [_like(query)] * 3
     if not include_missing:
-        clauses.append("present = 1")
+        clauses.append("p.present = 1")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
@@ -147,8 +154,9 @@ def list_projects(
 ) -> list[Project]:
     where, args = _filters(status, query, include_missing)
     order_by = {
-        "last_worked_on": "last_worked_on DESC NULLS LAST, name",
-        "name": "name COLLATE NOCASE, path",
+        "last_worked_on": "p.last_worked_on DESC NULLS LAST, p.name",
+        "name": "p.name COLLATE NOCASE, p.path",
+        "quality": "q.quality_score DESC NULLS LAST, p.name COLLATE NOCASE",
     }[order]
     rows = conn.execute(
         f"{_SELECT}{where} ORDER BY {order_by} LIMIT ? OFFSET ?", (*args, limit, offset)
@@ -160,7 +168,7 @@ def count_projects(
     conn: sqlite3.Connection, *, status: Sequence[str], query: str | None, include_missing: bool
 ) -> int:
     where, args = _filters(status, query, include_missing)
-    return int(conn.execute(f"SELECT count(*) FROM projects{where}", args).fetchone()[0])
+    return int(conn.execute(f"SELECT count(*) FROM projects AS p{where}", args).fetchone()[0])
 
 
 class ScanRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,7 +8,7 @@ replay are held and sent after it, skipping any the replay already sent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -61,12 +61,19 @@ class EventBus:
         self._db: Database | None = None
         self._subs: dict[int, Subscription] = {}
         self._next_id = 1
+        # In-daemon consumers (the quality service follows project changes), after clients.
+        self.listeners: list[Callable[[list[Event]], None]] = []
 
     def attach(self, db: Database) -> None:
         self._db = db
 
     def publish(self, events: list[Event]) -> None:
         """Called on the loop after each commit, in commit order."""
+        for listener in self.listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("an event listener failed")
         for sub in list(self._subs.values()):
             if sub.peer.closed:
                 self._drop(sub)

@@ -1,0 +1,137 @@
+"""Quality end to end: real project files, a real daemon, rows with history."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+import pytest
+
+from tests.conftest import DaemonFactory
+from tests.gitrepos import git, make_repo
+from tests.helpers import DaemonProcess
+from tests.test_cli import Cli
+
+WEIGHTS = {"tests": 0.30, "ci": 0.20, "docs": 0.20, "lint": 0.20, "maintenance": 0.10}
+COMPONENTS = {"tests": "tests_component", "ci": "ci_component", "docs": "docs_component",
+              "lint": "lint_component", "maintenance": "maintenance_component"}  # fmt: skip
+
+
+@pytest.fixture
+def world(make_daemon: DaemonFactory) -> DaemonProcess:
+    d = make_daemon(config={"watch": False, "rescan_interval_s": 0})
+    make_repo(
+        d.dev_root / "good",
+        home=d.home,
+        files={
+            "README.md": "# Good\n\nA well kept project.\n\n## Install\n\npip install good\n\n"
+            + "## Usage\n\n"
+            + "Use it well. " * 80
+            + "\n",
+            "pyproject.toml": '[project]\nname = "good"\ndescription = "Good"\n\n'
+            "[tool.ruff]\nline-length = 100\n\n[tool.mypy]\nstrict = true\n\n"
+            "[tool.pytest.ini_options]\ntestpaths = ['tests']\n",
+            "good/__init__.py": "def add(a, b):\n    return a + b\n",
+            "tests/test_add.py": "from good import add\n\n\ndef test_add():\n"
+            "    assert add(1, 2) == 3\n",
+            ".github/workflows/ci.yml": "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n"
+            "    steps:\n      - run: pytest\n      - run: ruff check .\n",
+            ".pre-commit-config.yaml": "repos: []\n",
+        },
+    )
+    make_repo(d.dev_root / "bare-bones", home=d.home, files={"main.py": "print('hi')\n"})
+    d.start()
+    d.call("projects.scan")
+    return d
+
+
+def quality(d: DaemonProcess, name: str) -> dict[str, Any]:
+    latest: dict[str, Any] = d.call("quality.get", {"project": name})["latest"]
+    return latest
+
+
+def test_score_is_the_weighted_mean_of_measurable_components(world: DaemonProcess) -> None:
+    summary = world.call("quality.scan")
+    assert summary["assessed"] == 2 and summary["errors"] == []
+    good, poor = quality(world, "good"), quality(world, "bare-bones")
+    for row in (good, poor):
+        parts = {k: row[c] for k, c in COMPONENTS.items() if row[c] is not None}
+        expected = round(
+            sum(WEIGHTS[k] * v for k, v in parts.items()) / sum(WEIGHTS[k] for k in parts)
+        )
+        assert row["quality_score"] == expected
+        assert row["metrics_version"] >= 1
+    assert good["quality_score"] > poor["quality_score"]
+    assert good["has_tests"] and good["has_ci_cd"] and good["has_documentation"]
+    assert "github-actions" in " ".join(good["detected"]["ci"]).lower() or good["detected"]["ci"]
+    assert not poor["has_tests"] and not poor["has_ci_cd"]
+    assert any("LICENSE" in g["hint"] or "license" in g["hint"].lower() for g in good["gains"])
+    rows = world.call("projects.list", {"order": "quality"})["items"]
+    assert [p["name"] for p in rows] == ["good", "bare-bones"]
+    assert rows[0]["quality_score"] == good["quality_score"]
+
+
+def test_unchanged_projects_are_skipped_and_a_change_is_seen(world: DaemonProcess) -> None:
+    world.call("quality.scan")
+    again = world.call("quality.scan")
+    assert again["unchanged"] == 2 and again["assessed"] == 0
+    assert world.call("quality.history", {"project": "good"})["total"] == 1
+    before = quality(world, "good")
+    (world.dev_root / "good" / "LICENSE").write_text("MIT License\n")
+    summary = world.call("quality.scan", {"project": "good"})
+    assert summary["assessed"] == 1
+    after = quality(world, "good")
+    assert after["docs_component"] > before["docs_component"]
+    history = world.call("quality.history", {"project": "good"})
+    assert history["total"] == 2 and history["items"][0]["id"] == after["id"]
+    events = world.call("events.list", {"topics": ["quality"]})["items"]
+    assert events[-1]["data"]["project_id"] == after["project_id"]
+    assert events[-1]["data"]["previous"] == before["quality_score"]
+
+
+def test_time_alone_moves_maintenance_without_reading_files(world: DaemonProcess) -> None:
+    world.call("quality.scan")
+    first = quality(world, "good")
+    assert first["maintenance_component"] == 100
+    world.stop()
+    conn = sqlite3.connect(world.db_path)
+    conn.execute(
+        "UPDATE projects SET last_worked_on = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', "
+        "'-200 days') WHERE name = 'good'"
+    )
+    conn.commit()
+    conn.close()
+    world.start()
+    summary = world.call("quality.scan")
+    assert summary["refreshed"] >= 1
+    later = quality(world, "good")
+    assert 0 < later["maintenance_component"] < 100
+    assert later["docs_component"] == first["docs_component"]
+    assert later["quality_score"] < first["quality_score"]
+
+
+def test_pm_quality_ranks_and_explains(world: DaemonProcess) -> None:
+    cli = Cli(world)
+    cli.ok("call", "quality.scan")
+    table = cli.ok("quality").splitlines()
+    assert table[0].split() == ["NAME", "SCORE", "WEEK", "ASSESSED"]
+    assert table[1].startswith("good")
+    (world.dev_root / "bare-bones" / "README.md").write_text("# Bare\n\nNow with words.\n")
+    git(world.dev_root / "bare-bones", "add", "README.md", home=world.home)
+    cli.ok("call", "quality.scan")
+    text = cli.ok("quality", "bare-bones")
+    for needle in (
+        "quality",
+        "T tests",
+        "C ci",
+        "D docs",
+        "L lint",
+        "M maintenance",
+        "to gain points",
+        "history",
+    ):
+        assert needle in text, needle
+    data = json.loads(cli.ok("--json", "quality", "good"))
+    assert data["latest"]["quality_score"] == quality(world, "good")["quality_score"]
+    assert data["history"]
