@@ -15,6 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 import structlog
@@ -23,20 +24,28 @@ from daemon import __version__
 from daemon.api.daemon_api import DaemonApi
 from daemon.api.db_api import DbApi
 from daemon.api.events_api import EventsApi
+from daemon.api.jobs_api import JobsApi
 from daemon.api.kv_api import KvApi
 from daemon.api.projects_api import ProjectsApi
+from daemon.api.quality_api import QualityApi
 from daemon.clock import utc_now
 from daemon.config import Config, Paths
 from daemon.db import migrations as migrations_mod
+from daemon.db import projects as projects_db
 from daemon.db.database import Database
+from daemon.db.events import Event
 from daemon.db.migrations import Migration
 from daemon.db.writer import WriterStats
 from daemon.rpc.dispatcher import Dispatcher, State
 from daemon.rpc.registry import Registry
 from daemon.rpc.server import Limits, Server
+from daemon.scheduler import Scheduler
 from daemon.services.events import EventBus
+from daemon.services.jobs import JobService
 from daemon.services.kv import KvService
+from daemon.services.maintenance import maintenance_job, retention_job
 from daemon.services.projects import ProjectService
+from daemon.services.quality import QualityService
 from daemon.services.scan_plan import ScanSummary
 from daemon.services.scanner import Scanner
 from daemon.startup import InstanceLock, bind_socket, private_dir, unlink_socket
@@ -44,6 +53,10 @@ from daemon.systemd import Notifier, activation_socket
 from daemon.watcher import Watcher, WatchStatus
 
 log = structlog.get_logger("pm.daemon")
+
+_QUALITY_TRIGGERS = frozenset(
+    {"project.added", "project.updated", "project.moved", "project.returned"}
+)
 
 
 class Daemon:
@@ -79,6 +92,21 @@ class Daemon:
             publish=self._bus.publish,
         )
         self._db_started = False
+        self._jobs = JobService(self._db, paths.data_dir)
+        self._scheduler = Scheduler(
+            self._jobs, concurrency=config.job_concurrency, retries=config.job_retries
+        )
+        self._scheduler.register(
+            "maintenance", maintenance_job(self._db), config.schedule.maintenance
+        )
+        self._scheduler.register(
+            "retention",
+            retention_job(self._db, config.event_retention_days),
+            config.schedule.retention,
+        )
+        self._quality = QualityService(self._db, weights=config.quality_weights)
+        self._scheduler.register("quality_scan", self._quality_job, config.schedule.quality)
+        self._bus.listeners.append(self._projects_changed)
         self._scanner = Scanner(
             self._db,
             roots=[paths.dev_root],
@@ -94,6 +122,7 @@ class Daemon:
             settle_s=config.settle_ms / 1000,
             poll_interval_s=config.poll_interval_s,
             max_watches=config.max_watches,
+            on_project_change=self._quality_later,
         )
         self._background: asyncio.Task[None] | None = None
         registry = Registry()
@@ -101,7 +130,10 @@ class Daemon:
         registry.add_api(DbApi(self._db, self))
         registry.add_api(KvApi(KvService(self._db)))
         registry.add_api(EventsApi(self._db, self._bus))
-        registry.add_api(ProjectsApi(ProjectService(self._db, self._scanner)))
+        projects = ProjectService(self._db, self._scanner)
+        registry.add_api(ProjectsApi(projects))
+        registry.add_api(QualityApi(self._quality, projects))
+        registry.add_api(JobsApi(self._jobs, self._scheduler))
         self._server = Server(
             Dispatcher(registry, lambda: self._state, config.max_batch),
             Limits(
@@ -198,6 +230,7 @@ class Daemon:
         try:
             await self._open_database()
             if not self._stop.is_set():
+                await self._scheduler.start()  # closes what a previous run left unfinished
                 self._state = "ready"
                 self._notifier.ready(f"ready; socket {self._paths.socket_path}")
                 log.info("ready", schema_version=self._db.schema_version)
@@ -229,6 +262,12 @@ class Daemon:
         """Know every project at once, then keep knowing: watch, and rescan periodically.
         A failure is logged and the next step still runs: the rest of the daemon goes on."""
         await self._scan_logged("projects scanned")
+        if self.config.schedule.quality != "off":
+            try:
+                # Scores for what was just found (unchanged projects are skipped), as a job.
+                await self._scheduler.run_now("quality_scan")
+            except Exception:
+                log.exception("could not start the first quality scan")
         if self.config.watch:
             try:
                 await self._watcher.start()
@@ -238,6 +277,31 @@ class Daemon:
         while interval > 0:
             await asyncio.sleep(interval)
             await self._scan_logged("periodic rescan")
+
+    async def _quality_job(self, report: Any, project: str | None = None) -> str:
+        """One project (by path) or all; a project gone meanwhile is nothing to do."""
+        ids = None
+        if project is not None:
+            found = await self._db.read(projects_db.get_by_path, project)
+            if found is None:
+                return "the project is gone"
+            ids = [found.id]
+        summary = await self._quality.scan(ids, report)
+        return msgspec.json.encode(summary).decode()
+
+    def _quality_later(self, path: str) -> None:
+        """A changed project's quality is assessed again once it has settled, as a job."""
+        self._scheduler.defer(
+            f"quality:{path}", "quality_scan", self.config.quality_settle_s, project=path
+        )
+
+    def _projects_changed(self, events: list[Event]) -> None:
+        for event in events:
+            if event.type in _QUALITY_TRIGGERS:
+                data = msgspec.json.decode(event.data)
+                path = data.get("to") or data.get("path")
+                if isinstance(path, str):
+                    self._quality_later(path)
 
     async def _scan_logged(self, what: str) -> None:
         try:
@@ -264,10 +328,16 @@ class Daemon:
             self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._background
+        log.debug("stopping: background work cancelled")
         await self._watcher.close()
         self._scanner.close()
+        self._quality.close()
+        log.debug("stopping: watcher and scanners closed")
         grace = self.config.stop_timeout_s * 0.6
         await self._server.close(grace)
+        log.debug("stopping: connections closed")
+        await self._scheduler.close(timeout=self.config.stop_timeout_s * 0.2)
+        log.debug("stopping: scheduler closed")
         if self._db_started:
             await self._db.close(timeout=self.config.stop_timeout_s * 0.3)
         log.info("stopped")

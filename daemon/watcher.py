@@ -18,7 +18,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import msgspec
@@ -147,12 +147,14 @@ class Watcher:
         settle_s: float,
         poll_interval_s: float,
         max_watches: int,
+        on_project_change: Callable[[str], None] | None = None,
     ) -> None:
         self._scanner = scanner
         self._db = db
         self._settle_s = settle_s
         self._poll_ms = int(poll_interval_s * 1000)
         self._max_watches = max_watches
+        self._on_project_change = on_project_change  # any change, even one no fact shows
         self._owners: dict[str, _Owner] = {}
         self._watchers: list[_Notifier] = []
         self._groups: set[str] = set()
@@ -339,6 +341,9 @@ class Watcher:
             ready.append(owner)
         projects = [o.path for o in ready if o.kind == "project"]
         groups = [o.path for o in ready if o.kind == "group"]
+        if self._on_project_change is not None:
+            for path in projects:
+                self._on_project_change(path)
         try:
             if groups:
                 await self._scanner.scan_folders(groups)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import DaemonFactory
 from tests.gitrepos import git, make_repo
-from tests.helpers import DaemonProcess
+from tests.helpers import DaemonProcess, wait_for
 from tests.test_cli import Cli
 
 WEIGHTS = {"tests": 0.30, "ci": 0.20, "docs": 0.20, "lint": 0.20, "maintenance": 0.10}
@@ -20,7 +20,8 @@ COMPONENTS = {"tests": "tests_component", "ci": "ci_component", "docs": "docs_co
 
 @pytest.fixture
 def world(make_daemon: DaemonFactory) -> DaemonProcess:
-    d = make_daemon(config={"watch": False, "rescan_interval_s": 0})
+    # Scans only when the test asks, so every figure is the test's own.
+    d = make_daemon(config={"watch": False, "rescan_interval_s": 0, "schedule": {"quality": "off"}})
     make_repo(
         d.dev_root / "good",
         home=d.home,
@@ -57,10 +58,8 @@ def test_score_is_the_weighted_mean_of_measurable_components(world: DaemonProces
     good, poor = quality(world, "good"), quality(world, "bare-bones")
     for row in (good, poor):
         parts = {k: row[c] for k, c in COMPONENTS.items() if row[c] is not None}
-        expected = round(
-            sum(WEIGHTS[k] * v for k, v in parts.items()) / sum(WEIGHTS[k] for k in parts)
-        )
-        assert row["quality_score"] == expected
+        mean = sum(WEIGHTS[k] * v for k, v in parts.items()) / sum(WEIGHTS[k] for k in parts)
+        assert row["quality_score"] == int(mean + 0.5)  # rounded half up
         assert row["metrics_version"] >= 1
     assert good["quality_score"] > poor["quality_score"]
     assert good["has_tests"] and good["has_ci_cd"] and good["has_documentation"]
@@ -135,3 +134,37 @@ def test_pm_quality_ranks_and_explains(world: DaemonProcess) -> None:
     data = json.loads(cli.ok("--json", "quality", "good"))
     assert data["latest"]["quality_score"] == quality(world, "good")["quality_score"]
     assert data["history"]
+
+
+def test_a_change_on_disk_is_assessed_again_by_itself(make_daemon: DaemonFactory) -> None:
+    import asyncio
+
+    from client.aio import AsyncClient
+
+    d = make_daemon(config={"settle_ms": 30, "quality_settle_s": 0.3, "rescan_interval_s": 0})
+    make_repo(d.dev_root / "proj", home=d.home, files={"main.py": "print('hi')\n"})
+    d.start()
+
+    async def scenario() -> None:
+        client = await AsyncClient.connect(d.socket_path)
+        await client.call("events.subscribe", {"topics": ["quality"], "since": 0})
+        # The first assessment runs by itself after start-up (replayed if it came first)…
+        first = await client.next_notification(20)
+        assert first["params"]["event"]["type"] == "quality.updated"
+        # …and a file that only quality cares about brings a new one, once things settle.
+        (d.dev_root / "proj" / "LICENSE").write_text("MIT\n")
+        second = await client.next_notification(20)
+        data = second["params"]["event"]["data"]
+        assert data["previous"] == first["params"]["event"]["data"]["quality_score"]
+        assert data["quality_score"] > data["previous"]
+        await client.close()
+
+    asyncio.run(scenario())
+
+    def finished() -> list[dict[str, Any]] | None:
+        jobs: list[dict[str, Any]] = d.call("jobs.list", {"kind": "quality_scan"})["items"]
+        return jobs if all(j["status"] not in ("queued", "running") for j in jobs) else None
+
+    jobs = wait_for(finished, 20, "the quality jobs to finish")
+    assert len(jobs) >= 2 and all(j["status"] == "completed" for j in jobs)
+    assert all(j["source"] == "daemon" for j in jobs)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from daemon.cancellation import outcome_over_cancel
 from daemon.db import migrations
 from daemon.db.database import Database
 from daemon.db.events import Event
@@ -212,14 +213,28 @@ def test_cancelled_before_its_batch_is_never_written(db_path: Path) -> None:
         blocker.execute("ROLLBACK")
         with pytest.raises(asyncio.CancelledError):
             await second
-        # The caller of a write already in a batch hears what really happened.
-        assert await first == "taken"
+        # Internal work is cancelled the asyncio way, but only once its write is settled.
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert rows(db_path, "SELECT name FROM item") == [("taken",)]
+        # A client's request (the dispatcher sets the flag) hears what really happened.
+        blocker.execute("BEGIN IMMEDIATE")
+
+        async def as_a_request() -> str:
+            outcome_over_cancel.set(True)
+            return await writer.submit(insert("told", 3))
+
+        told = asyncio.ensure_future(as_a_request())
+        await asyncio.sleep(0.05)
+        told.cancel()
+        blocker.execute("ROLLBACK")
+        assert await told == "told"
         await writer.close()
 
     run(scenario)
     # A write handed to a batch commits even if its caller stopped waiting; one still
     # queued when cancelled never runs.
-    assert rows(db_path, "SELECT name FROM item") == [("taken",)]
+    assert rows(db_path, "SELECT name FROM item ORDER BY name") == [("taken",), ("told",)]
     blocker.close()
 
 

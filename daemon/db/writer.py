@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from daemon.cancellation import outcome_over_cancel
 from daemon.clock import utc_now
 from daemon.db import connection
 from daemon.db import events as events_db
@@ -181,12 +182,14 @@ class Writer:
         except asyncio.CancelledError:
             if not op.taken:
                 raise  # still queued: its future is cancelled, the pump skips it
-            if future.done() and not future.cancelled():
-                return future.result()  # it was answered just before the cancellation
-            # Already staged for a batch: it commits or fails whatever the caller wants now,
-            # so report what really happened rather than a cancellation that did not.
-            op.future = loop.create_future()
-            return await op.future
+            # Already staged for a batch: it commits or fails whatever the caller wants now.
+            if not (future.done() and not future.cancelled()):
+                op.future = loop.create_future()  # the writer answers this one instead
+                future = op.future
+                await asyncio.shield(future)
+            if outcome_over_cancel.get():
+                return future.result()  # a client hears what really happened
+            raise  # internal work: the outcome is settled, the cancellation goes on
 
     async def _wait_for_room(self, op: _Op[Any]) -> None:
         self._waiting_puts += 1

@@ -16,6 +16,7 @@ import msgspec
 import structlog
 from msgspec import UNSET
 
+from daemon.cancellation import outcome_over_cancel
 from daemon.errors import (
     InternalError,
     InvalidParams,
@@ -173,6 +174,7 @@ class Dispatcher:
             return wire.error_response(request_id, e)
         token = params.workDoneToken if isinstance(params, ProgressParams) else UNSET
         call = Call(session, request_id, method.name, None if token is UNSET else token)
+        outcome_over_cancel.set(True)  # this task's own context: it is a client's request
         task = asyncio.current_task()
         assert task is not None
         if is_request:

@@ -164,17 +164,11 @@ class QualityService:
                 latest = quality_db.latest(tx.conn, state.project_id)
                 if latest is None:
                     return
-                maintenance = score.maintenance(state.last_worked_on, now)
-                total = score.combine(
-                    {
-                        "tests": latest.tests_component, "ci": latest.ci_component,
-                        "docs": latest.docs_component, "lint": latest.lint_component,
-                        "maintenance": maintenance,
-                    },
-                    weights,
+                fresh = score.rescore(
+                    _from_row(latest), last_worked_on=state.last_worked_on, now=now,
+                    weights=weights,
                 )  # fmt: skip
-                assessment = _from_row(latest, maintenance=maintenance, quality_score=total)
-                _insert_and_emit(tx, state.project_id, assessment, latest.quality_score)
+                _insert_and_emit(tx, state.project_id, fresh, latest.quality_score)
 
             return op
 
@@ -213,9 +207,8 @@ def _insert_and_emit(tx: Tx, project_id: int, a: Assessment, previous: int | Non
     )  # fmt: skip
 
 
-def _from_row(
-    row: QualityRow, *, maintenance: float | None, quality_score: int | None
-) -> Assessment:
+def _from_row(row: QualityRow) -> Assessment:
+    """The stored assessment, as `score.rescore` takes it."""
     coverage = None
     if row.coverage_source and row.coverage_path and row.coverage_measured_at:
         coverage = Coverage(
@@ -223,7 +216,7 @@ def _from_row(
             measured_at=row.coverage_measured_at, stale=row.coverage_stale,
         )  # fmt: skip
     return Assessment(
-        quality_score=quality_score,
+        quality_score=row.quality_score,
         test_coverage=row.test_coverage,
         has_tests=row.has_tests,
         has_ci_cd=row.has_ci_cd,
@@ -234,7 +227,7 @@ def _from_row(
         ci=row.ci_component,
         docs=row.docs_component,
         lint=row.lint_component,
-        maintenance=maintenance,
+        maintenance=row.maintenance_component,
         metrics_version=row.metrics_version,
         coverage=coverage,
         detected=row.detected,

@@ -1,0 +1,221 @@
+"""`pm jobs`, `pm jobs show ID`, `pm jobs run KIND`, `pm jobs cancel ID`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from client import errors, output
+
+if TYPE_CHECKING:
+    from client.commands import Session
+
+STATUSES = ["queued", "running", "completed", "failed", "canceled"]
+FINISHED = frozenset({"completed", "failed", "canceled"})
+
+
+def _seconds(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def format_duration(seconds: float) -> str:
+    """35ms, 4.2s, 12s, 3m05s, 1h02m, 2d03h."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def duration(job: dict[str, Any], now: float | None = None) -> str:
+    """How long its latest attempt took (or has been running so far); — if it never ran."""
+    started = _seconds(job.get("started_at"))
+    if started is None:
+        return "—"
+    if job["status"] == "running":
+        end = now if now is not None else time.time()
+        return format_duration(max(0.0, end - started)) + "…"
+    finished = _seconds(job.get("finished_at"))
+    if finished is None:  # queued again for a retry
+        return "—"
+    return format_duration(max(0.0, finished - started))
+
+
+def _one_line(text: str | None, width: int) -> str:
+    if not text:
+        return ""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def cmd_jobs(args: argparse.Namespace, s: Session) -> int:
+    params: dict[str, Any] = {"status": args.status or [], "limit": args.limit,
+                              "offset": args.offset}  # fmt: skip
+    if args.filter_kind:
+        params["kind"] = args.filter_kind
+    if args.source:
+        params["source"] = args.source
+    page = s.call("jobs.list", params)
+    if args.json:
+        output.print_json(page)
+        return 0
+    rows = []
+    for job in page["items"]:
+        status = job["status"]
+        if job["attempts"] > 1:
+            status += f" ({job['attempts']} tries)"
+        rows.append(
+            [
+                str(job["id"]),
+                job["kind"],
+                status,
+                output.relative_time(job.get("started_at")),
+                duration(job),
+                _one_line(job.get("error"), 60),
+            ]
+        )
+    sys.stdout.write(output.table(["ID", "KIND", "STATUS", "STARTED", "DURATION", "ERROR"], rows))
+    shown = len(page["items"])
+    if page["total"] > args.offset + shown:
+        output.error(f"showing {shown} of {page['total']}; use --limit/--offset for more")
+    return 0
+
+
+def render_job(job: dict[str, Any]) -> str:
+    def line(label: str, value: Any) -> str:
+        return f"{label:<12}{'—' if value in (None, '', {}, []) else value}\n"
+
+    progress = job.get("progress")
+    out = [
+        line("id", job["id"]),
+        line("kind", job["kind"]),
+        line("source", job["source"]),
+        line("status", job["status"]),
+        line("attempts", job["attempts"]),
+        line("created", job["created_at"]),
+        line("started", job.get("started_at")),
+        line("finished", job.get("finished_at")),
+        line("duration", duration(job)),
+        line("project", job.get("project_id")),
+        line("session", job.get("session_id")),
+        line("api", job.get("api_type")),
+        line("model", job.get("model_used")),
+        line("metadata", output.compact(job["metadata"], 200) if job["metadata"] else None),
+    ]
+    if progress:
+        pct = progress.get("percentage")
+        out.append(line("progress", (f"{pct}% " if pct is not None else "") + progress["message"]))
+    if job.get("error"):
+        out.append(line("error", job["error"]))
+    if job.get("output_path"):
+        out.append(line("output", job["output_path"]))
+    elif job.get("response"):
+        out.append(line("response", _one_line(job["response"], 200)))
+    return "".join(out)
+
+
+def cmd_jobs_show(args: argparse.Namespace, s: Session) -> int:
+    output.show(s.call("jobs.get", {"id": args.id}), args.json, render_job)
+    return 0
+
+
+def _describe(job: dict[str, Any]) -> str:
+    text = f"job {job['id']} ({job['kind']}) {job['status']}"
+    progress = job.get("progress")
+    if job["status"] == "running" and progress:
+        pct = progress.get("percentage")
+        text += f": {progress['message']}" + (f" ({pct}%)" if pct is not None else "")
+    elif job["status"] == "queued" and job.get("error"):
+        text += f" for a retry after: {_one_line(job['error'], 80)}"
+    return text
+
+
+def wait_for_job(s: Session, job: dict[str, Any]) -> dict[str, Any]:
+    """Poll until the job finishes, saying on stderr whenever what it shows changes."""
+    shown = _describe(job)
+    output.error(shown)
+    delay = 0.05
+    while job["status"] not in FINISHED:
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+        job = s.call("jobs.get", {"id": job["id"]})
+        text = _describe(job)
+        if text != shown and job["status"] not in FINISHED:
+            output.error(text)
+            shown = text
+    return job
+
+
+def cmd_jobs_run(args: argparse.Namespace, s: Session) -> int:
+    job = s.call("jobs.run", {"kind": args.kind})
+    if args.no_wait:
+        if args.json:
+            output.print_json(job)
+        else:
+            print(f"job {job['id']}")
+        return 0
+    if not args.json:
+        print(f"job {job['id']}", flush=True)
+    try:
+        job = wait_for_job(s, job)
+    except KeyboardInterrupt:
+        output.error(f"stopped waiting; job {job['id']} goes on (pm jobs cancel {job['id']})")
+        return 130
+    if args.json:
+        output.print_json(job)
+    else:
+        took = duration(job)
+        if job["status"] == "completed":
+            print(f"job {job['id']} completed in {took}")
+        else:
+            tries = f" after {job['attempts']} attempts" if job["attempts"] > 1 else ""
+            print(f"job {job['id']} {job['status']}{tries}")
+            if job.get("error"):
+                output.error(job["error"])
+    return 0 if job["status"] == "completed" else errors.EXIT_FAILED
+
+
+def cmd_jobs_cancel(args: argparse.Namespace, s: Session) -> int:
+    job = s.call("jobs.cancel", {"id": args.id})
+    if args.json:
+        output.print_json(job)
+    else:
+        print(f"job {job['id']} {job['status']}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    jobs = sub.add_parser("jobs", help="the daemon's runs and the jobs clients recorded")
+    jobs.add_argument("--status", action="append", choices=STATUSES)
+    jobs.add_argument("--kind", dest="filter_kind", help="only jobs of this kind")
+    jobs.add_argument("--source", choices=["daemon", "client"])
+    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--offset", type=int, default=0)
+    jobs.set_defaults(fn=cmd_jobs)
+    jobs_sub = jobs.add_subparsers(dest="jobs_command")
+    show = jobs_sub.add_parser("show", help="one job in full")
+    show.add_argument("id", type=int)
+    show.set_defaults(fn=cmd_jobs_show)
+    run = jobs_sub.add_parser("run", help="run one of the daemon's jobs now and wait for it")
+    run.add_argument("kind", help="e.g. quality_scan, maintenance, retention")
+    run.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    run.set_defaults(fn=cmd_jobs_run)
+    cancel = jobs_sub.add_parser("cancel", help="stop a queued or running job")
+    cancel.add_argument("id", type=int)
+    cancel.set_defaults(fn=cmd_jobs_cancel)

@@ -1,0 +1,664 @@
+"""The scheduler: the daemon's own work on schedules, on demand, and debounced.
+
+A kind of work is registered once: `register("maintenance", fn, "8h")`. `fn` is an async
+callable `fn(report, **args)`; `report(message, percentage=None)` records its progress, and it
+must be cancellable (it is cancelled like any asyncio task). Whatever it returns is stored as
+the job's response (a string as is, anything else as JSON).
+
+Every run is a row in `jobs` (source daemon): created `running` when the run gets a slot (or
+`queued` at once for `run_now`, which must hand back an id), then `completed`, or `failed` with
+the error. A failing run goes back to `queued` and is retried after a backoff (1 min, then
+5 min by default) until `retries` is spent; a failure never stops the scheduler. At most
+`concurrency` runs at a time; ready runs take free slots by priority. `defer(key, …)` is the
+low-priority, debounced queue ("rescan this project 60 s after it settles"): each call with the
+same key pushes its run back, and deferred runs take a slot only when nothing of higher
+priority is waiting, and never the last free one (with concurrency > 1), so a storm of
+rescans cannot hold up a scheduled or requested run for long.
+
+Schedules: "90s", "30m", "6h", "1d" (intervals), "daily 03:00" (local time), "off".
+
+Clocks. Intervals run on the monotonic clock (`now`, injectable), which no clock change can
+move. But the monotonic clock stops while the machine is suspended (Linux CLOCK_MONOTONIC,
+macOS mach_absolute_time), so on its own it would push every interval back by the time the
+machine slept. The wall clock (`wall`) keeps going, so each reading compares both: when the
+wall clock moved more than `sleep_threshold_s` further than the monotonic one, the machine
+slept (or the clock was set forward, which is handled the same harmless way), and that time is
+added to the scheduler's own clock. A run whose slots passed meanwhile is then due: it runs
+ONCE, and its next slot counts from that run, never once per missed slot. Daily slots are wall
+clock times, so they see the jump directly; they too run once and move to the next slot after
+the current time. The production loop never sleeps longer than `heartbeat_s`, so a wake-up is
+noticed within that time. At start, the last scheduled run of each kind (from `jobs`) says
+when the next is due, so a slot missed while the daemon was not running also runs once (after
+`startup_delay_s`).
+
+Tests drive it without sleeping: inject `now` and `wall`, call `await tick()` (runs what is due
+at that moment) and `await drain()` (waits for started runs to finish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from datetime import time as dtime
+from typing import Any, Literal, Protocol
+
+import msgspec
+import structlog
+
+from daemon.clock import iso
+from daemon.db.jobs import STOPPED_BEFORE_RUNNING, STOPPED_WHILE_RUNNING
+from daemon.errors import InvalidParams, RpcError, ShuttingDown
+from daemon.services.jobs import JobService
+
+log = structlog.get_logger("pm.scheduler")
+
+
+class Report(Protocol):
+    def __call__(self, message: str, percentage: int | None = None) -> None: ...
+
+
+JobFn = Callable[..., Awaitable[Any]]  # fn(report, **args)
+Trigger = Literal["schedule", "manual", "deferred"]
+
+DEFAULT_BACKOFF: tuple[float, ...] = (60.0, 300.0)
+_MAX_ERROR = 2000
+
+
+# --- schedules ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Interval:
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"every {self.seconds:g} s"
+
+
+@dataclass(frozen=True)
+class Daily:
+    hour: int
+    minute: int
+
+    def __str__(self) -> str:
+        return f"daily {self.hour:02d}:{self.minute:02d}"
+
+
+Schedule = Interval | Daily | None  # None: off (run only when asked)
+
+_SCHEDULE = re.compile(
+    r"^(?:(?P<off>off)|(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[smhd])"
+    r"|daily\s+(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d))$"
+)
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_schedule(text: str) -> Schedule:
+    """A schedule: "6h", "30m", "90s", "1d", "daily 03:00" (local time) or "off" (0 is off)."""
+    match = _SCHEDULE.match(text.strip())
+    if match is None:
+        raise ValueError(
+            f'not a schedule: {text!r} (use "90s", "30m", "6h", "1d", "daily 03:00" or "off")'
+        )
+    if match["off"]:
+        return None
+    if match["n"] is not None:
+        seconds = float(match["n"]) * _UNIT[match["unit"]]
+        return Interval(seconds) if seconds > 0 else None
+    return Daily(int(match["h"]), int(match["m"]))
+
+
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+# --- state ----------------------------------------------------------------------------------
+class Progress(msgspec.Struct, kw_only=True):
+    message: str
+    percentage: int | None
+    at: str
+
+
+class KindStatus(msgspec.Struct, kw_only=True):
+    kind: str
+    schedule: str
+    priority: int
+    next_run_at: str | None  # wall clock estimate; null when off
+
+
+class RunStatus(msgspec.Struct, kw_only=True):
+    kind: str
+    job_id: int | None
+    trigger: str
+    attempt: int
+    progress: Progress | None
+
+
+class SchedulerStatus(msgspec.Struct, kw_only=True):
+    concurrency: int
+    running: list[RunStatus]
+    waiting: int
+    slept_s: float
+    kinds: list[KindStatus]
+
+
+@dataclass(eq=False)
+class _Kind:
+    name: str
+    fn: JobFn
+    schedule: Schedule
+    text: str
+    priority: int
+    due: float | None = None  # Interval: on the scheduler's clock
+    next_wall: datetime | None = None  # Daily: the next slot
+    seeded: bool = False
+
+
+@dataclass(eq=False)
+class _Run:
+    kind: str
+    args: dict[str, Any]
+    trigger: Trigger
+    due: float
+    priority: int
+    seq: int
+    key: str | None = None
+    job_id: int | None = None
+    attempt: int = 0
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+    progress: Progress | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deferred(self) -> bool:
+        return self.trigger == "deferred"
+
+
+def _describe(error: BaseException) -> str:
+    text = error.message if isinstance(error, RpcError) else f"{type(error).__name__}: {error}"
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
+
+
+def _encode_result(result: Any) -> str | None:
+    if result is None or isinstance(result, str):
+        return result
+    try:
+        return msgspec.json.encode(result).decode()
+    except (TypeError, msgspec.EncodeError):
+        return repr(result)
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class Scheduler:
+    def __init__(
+        self,
+        jobs: JobService,
+        *,
+        concurrency: int,
+        retries: int,
+        now: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = _local_now,
+        tz: tzinfo | None = None,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        startup_delay_s: float = 30.0,
+        heartbeat_s: float = 60.0,
+        sleep_threshold_s: float = 30.0,
+        cancel_wait_s: float = 10.0,
+    ) -> None:
+        """`tz`: the zone of daily slots (None: the system's local time, DST included).
+        `backoff[i]`: seconds before retry i+1 (the last value repeats)."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._jobs = jobs
+        self._concurrency = concurrency
+        self._deferred_limit = max(1, concurrency - 1)
+        self._retries = retries
+        self._now = now
+        self._wall = wall
+        self._tz = tz
+        self._backoff = tuple(backoff) or (0.0,)
+        self._startup_delay_s = startup_delay_s
+        self._heartbeat_s = heartbeat_s
+        self._sleep_threshold_s = sleep_threshold_s
+        self._cancel_wait_s = cancel_wait_s
+        self._kinds: dict[str, _Kind] = {}
+        self._pending: list[_Run] = []
+        self._running: set[_Run] = set()
+        self._seq = itertools.count()
+        self._slept = 0.0
+        self._last_clock: tuple[float, datetime] | None = None
+        self._kicked = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._closing = False
+        jobs.attach_scheduler(self)
+
+    # --- registration -------------------------------------------------------------------
+    def register(self, kind: str, fn: JobFn, schedule: str = "off", *, priority: int = 0) -> None:
+        """Add a kind of work. Register before `start` so its history sets the first slot."""
+        if kind in self._kinds:
+            raise ValueError(f"job kind {kind!r} is registered twice")
+        if not 1 <= len(kind) <= 100:
+            raise ValueError("a job kind is 1 to 100 characters")
+        self._kinds[kind] = _Kind(kind, fn, parse_schedule(schedule), schedule, priority)
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted(self._kinds)
+
+    # --- clocks -------------------------------------------------------------------------
+    def _clock(self) -> float:
+        """The scheduler's time: monotonic, plus the time the machine was seen asleep."""
+        mono, wall = self._now(), self._wall()
+        if self._last_clock is not None:
+            last_mono, last_wall = self._last_clock
+            jump = (wall - last_wall).total_seconds() - (mono - last_mono)
+            if jump > self._sleep_threshold_s:
+                self._slept += jump
+                log.info("the machine slept (or the clock jumped); missed runs are due once",
+                         slept_s=round(jump, 1))  # fmt: skip
+        self._last_clock = (mono, wall)
+        return mono + self._slept
+
+    def _current_wall(self) -> datetime:
+        assert self._last_clock is not None
+        return self._last_clock[1]
+
+    def _next_daily(self, daily: Daily, after: datetime) -> datetime:
+        """The first daily slot strictly after `after`, in `tz` (None: system local time)."""
+        local = after.astimezone(self._tz)
+        at = dtime(daily.hour, daily.minute)
+        for days in range(3):
+            day = local.date() + timedelta(days=days)
+            if self._tz is None:
+                candidate = datetime.combine(day, at).astimezone()  # the system's rules (DST)
+            else:
+                candidate = datetime.combine(day, at, tzinfo=self._tz)
+            if candidate > after:
+                return candidate
+        raise AssertionError("no daily slot within three days")  # pragma: no cover
+
+    def _seed(
+        self, k: _Kind, t: float, wall: datetime, last: datetime | None, delay: float
+    ) -> None:
+        """The first slot of a kind: from its last scheduled run when there is one."""
+        k.seeded = True
+        if last is not None and last > wall:
+            last = None  # the clock was set back: the record says nothing useful
+        if isinstance(k.schedule, Interval):
+            every = k.schedule.seconds
+            if last is None:
+                k.due = t + every
+            else:
+                wait = (last + timedelta(seconds=every) - wall).total_seconds()
+                k.due = t + min(max(wait, delay), every)
+        elif isinstance(k.schedule, Daily):
+            slot = self._next_daily(k.schedule, last if last is not None else wall)
+            if slot <= wall:  # a slot passed while the daemon was not running: once, soon
+                slot = wall + timedelta(seconds=delay)
+            k.next_wall = slot
+
+    # --- running ------------------------------------------------------------------------
+    async def start(self, *, loop: bool = True) -> None:
+        """Close what a previous process left unfinished, set each kind's first slot from
+        its history, and (with `loop`) start the loop that runs what falls due."""
+        try:
+            await self._jobs.recover()
+        except Exception:  # the daemon serves on; the next start-up tries again
+            log.exception("could not close the jobs a previous run left unfinished")
+        t = self._clock()
+        wall = self._current_wall()
+        for k in self._kinds.values():
+            if k.schedule is None:
+                k.seeded = True
+                continue
+            try:
+                last = _parse_iso(await self._jobs.last_scheduled_start(k.name))
+            except Exception:
+                log.exception("could not read when a job last ran", kind=k.name)
+                last = None
+            self._seed(k, t, wall, last, self._startup_delay_s)
+        if loop and self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(
+                self._run_loop(), name="pm-scheduler"
+            )
+
+    async def _run_loop(self) -> None:
+        while not self._closing:
+            self._kicked.clear()
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("scheduler tick failed; it goes on")
+            delay = max(0.01, self.next_wake())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kicked.wait(), delay)
+
+    async def tick(self) -> list[int | None]:
+        """Queue whatever fell due by now and start what the free slots allow.
+
+        Returns the job ids of the runs started (None for a run whose row is still being
+        written; the row exists once the run's task has begun)."""
+        if self._closing:
+            return []
+        t = self._clock()
+        wall = self._current_wall()
+        for k in self._kinds.values():
+            if not k.seeded:
+                self._seed(k, t, wall, None, 0.0)
+            self._fire_if_due(k, t, wall)
+        return [run.job_id for run in self._dispatch(t)]
+
+    def _fire_if_due(self, k: _Kind, t: float, wall: datetime) -> None:
+        if isinstance(k.schedule, Interval) and k.due is not None and k.due <= t:
+            nxt = k.due + k.schedule.seconds
+            k.due = nxt if nxt > t else t + k.schedule.seconds  # missed slots: once, not each
+            self._fire(k, t)
+        elif isinstance(k.schedule, Daily) and k.next_wall is not None:
+            if wall >= k.next_wall:
+                k.next_wall = self._next_daily(k.schedule, wall)
+                self._fire(k, t)
+            elif k.next_wall - wall > timedelta(days=1, hours=2):  # the clock went back
+                k.next_wall = self._next_daily(k.schedule, wall)
+
+    def _fire(self, k: _Kind, t: float) -> None:
+        busy = any(
+            r.kind == k.name and r.trigger == "schedule"
+            for r in itertools.chain(self._pending, self._running)
+        )
+        if busy:
+            log.info("a scheduled run is still waiting or running; this slot is skipped",
+                     kind=k.name)  # fmt: skip
+            return
+        self._pending.append(
+            _Run(k.name, {}, "schedule", due=t, priority=k.priority, seq=next(self._seq))
+        )
+
+    def _dispatch(self, t: float) -> list[_Run]:
+        ready = sorted(
+            (r for r in self._pending if r.due <= t),
+            key=lambda r: (r.deferred, -r.priority, r.due, r.seq),
+        )
+        started: list[_Run] = []
+        for run in ready:
+            if len(self._running) >= self._concurrency:
+                break
+            deferred_running = sum(1 for r in self._running if r.deferred)
+            if run.deferred and deferred_running >= self._deferred_limit:
+                continue
+            self._pending.remove(run)
+            self._running.add(run)
+            run.task = asyncio.get_running_loop().create_task(
+                self._execute(run), name=f"pm-job-{run.kind}"
+            )
+            started.append(run)
+        return started
+
+    def next_wake(self) -> float:
+        """Seconds until something falls due (at most `heartbeat_s`). Ready runs that wait
+        for a slot are not counted: a finishing run wakes the loop."""
+        t = self._now() + self._slept
+        wall = self._wall()
+        waits = [self._heartbeat_s]
+        for k in self._kinds.values():
+            if k.due is not None:
+                waits.append(k.due - t)
+            if k.next_wall is not None:
+                waits.append((k.next_wall - wall).total_seconds())
+        waits += [r.due - t for r in self._pending if r.due > t]
+        return max(0.0, min(waits))
+
+    async def drain(self) -> None:
+        """Wait until no run is in progress (runs waiting for a slot or a retry stay put)."""
+        while self._running:
+            tasks = [r.task for r in self._running if r.task is not None]
+            await asyncio.wait(tasks)
+
+    # --- asking for runs -----------------------------------------------------------------
+    def _kind(self, kind: str, args: dict[str, Any]) -> _Kind:
+        k = self._kinds.get(kind)
+        if k is None:
+            known = ", ".join(self.kinds) or "none"
+            raise InvalidParams(
+                f"Invalid params: unknown job kind {kind!r} (known: {known})",
+                field="kind",
+                known=self.kinds,
+            )
+        try:
+            inspect.signature(k.fn).bind(None, **args)
+        except TypeError as e:
+            raise InvalidParams(
+                f"Invalid params: {kind} does not take these args: {e}", field="args"
+            ) from None
+        except ValueError:  # no signature to check (a builtin): let the run say
+            pass
+        return k
+
+    async def run_now(self, kind: str, **args: Any) -> int:
+        """Queue a run of `kind` now (ahead of deferred work); returns its job id at once."""
+        if self._closing:
+            raise ShuttingDown("the daemon is shutting down; the job was not started")
+        k = self._kind(kind, args)
+        meta: dict[str, Any] = {"trigger": "manual"}
+        if args:
+            meta["args"] = args
+        job = await self._jobs.create_daemon_job(kind, {"status": "queued", "metadata": meta})
+        t = self._clock()
+        self._pending.append(
+            _Run(kind, dict(args), "manual", due=t, priority=k.priority, seq=next(self._seq),
+                 job_id=job.id)
+        )  # fmt: skip
+        self._kicked.set()
+        return job.id
+
+    def defer(self, key: str, kind: str, delay_s: float, **args: Any) -> None:
+        """Run `kind(**args)` `delay_s` after the LAST call with this `key` (debounce), as
+        low-priority work. A run of that key already started is not affected: a new one is
+        queued behind it. Call it on the event loop's thread (it is not thread-safe)."""
+        if self._closing:
+            return
+        k = self._kind(kind, args)
+        t = self._clock()
+        for run in self._pending:
+            if run.key == key:
+                run.due = t + delay_s
+                run.args = dict(args)
+                break
+        else:
+            self._pending.append(
+                _Run(kind, dict(args), "deferred", due=t + delay_s, priority=k.priority,
+                     seq=next(self._seq), key=key)
+            )  # fmt: skip
+        self._kicked.set()
+
+    async def cancel(self, job_id: int) -> bool:
+        """Stop a run by its job id: a waiting one is dropped, a running one cancelled.
+        Either is recorded canceled. False when no live run has that id."""
+        for run in self._pending:
+            if run.job_id == job_id:
+                self._pending.remove(run)
+                await self._jobs.update(job_id, {"status": "canceled"})
+                return True
+        for run in self._running:
+            if run.job_id == job_id and run.task is not None:
+                run.cancel_requested = True
+                run.task.cancel()
+                await asyncio.wait({run.task}, timeout=self._cancel_wait_s)
+                return True
+        return False
+
+    def progress(self, job_id: int) -> Progress | None:
+        for run in self._running:
+            if run.job_id == job_id:
+                return run.progress
+        return None
+
+    def status(self) -> SchedulerStatus:
+        t = self._now() + self._slept
+        wall = self._wall()
+        kinds = []
+        for k in sorted(self._kinds.values(), key=lambda k: k.name):
+            next_run: str | None = None
+            if k.due is not None:
+                next_run = iso(wall + timedelta(seconds=max(0.0, k.due - t)))
+            elif k.next_wall is not None:
+                next_run = iso(k.next_wall)
+            kinds.append(
+                KindStatus(kind=k.name, schedule=k.text, priority=k.priority,
+                           next_run_at=next_run)
+            )  # fmt: skip
+        running = [
+            RunStatus(kind=r.kind, job_id=r.job_id, trigger=r.trigger, attempt=r.attempt,
+                      progress=r.progress)
+            for r in sorted(self._running, key=lambda r: r.seq)
+        ]  # fmt: skip
+        return SchedulerStatus(
+            concurrency=self._concurrency,
+            running=running,
+            waiting=len(self._pending),
+            slept_s=round(self._slept, 3),
+            kinds=kinds,
+        )
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop: no new runs; running ones are cancelled and recorded failed ("the daemon
+        stopped while it ran"); queued ones canceled. Call before the database closes."""
+        self._closing = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        tasks = [r.task for r in self._running if r.task is not None]
+        for run in self._running:
+            run.cancel_requested = True
+            if run.task is not None:
+                run.task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        waiting, self._pending = self._pending, []
+        for run in waiting:
+            if run.job_id is None:
+                continue
+            try:
+                await self._jobs.update(
+                    run.job_id, {"status": "canceled", "error": STOPPED_BEFORE_RUNNING}
+                )
+            except Exception:  # the next start-up closes it instead
+                log.warning("could not record a queued job as canceled", job=run.job_id)
+
+    # --- one run --------------------------------------------------------------------------
+    async def _execute(self, run: _Run) -> None:
+        retry_in: float | None = None
+        try:
+            retry_in = await self._attempt(run)
+        except Exception:
+            log.exception("job bookkeeping failed", kind=run.kind, job=run.job_id)
+        finally:
+            self._running.discard(run)
+            if retry_in is not None and not self._closing:
+                run.task = None
+                run.due = self._clock() + retry_in
+                self._pending.append(run)
+            self._kicked.set()
+
+    def _metadata(self, run: _Run) -> dict[str, Any]:
+        meta: dict[str, Any] = {"trigger": run.trigger}
+        if run.args:
+            meta["args"] = run.args
+        if run.key is not None:
+            meta["key"] = run.key
+        return meta
+
+    def _reporter(self, run: _Run) -> Report:
+        def report(message: str, percentage: int | None = None) -> None:
+            pct = None if percentage is None else max(0, min(100, int(percentage)))
+            run.progress = Progress(message=message, percentage=pct, at=iso(self._wall()))
+
+        return report
+
+    async def _attempt(self, run: _Run) -> float | None:
+        """One attempt, recorded; returns the delay before a retry, or None."""
+        run.attempt += 1
+        run.progress = None
+        try:
+            if run.job_id is None:
+                job = await self._jobs.create_daemon_job(
+                    run.kind, {"status": "running", "metadata": self._metadata(run)}
+                )
+                run.job_id = job.id
+            else:
+                await self._jobs.update(run.job_id, {"status": "running"})
+        except asyncio.CancelledError:
+            _uncancel()
+            if run.job_id is not None:
+                await self._record_stop(run)
+            return None
+        except Exception:
+            log.exception("could not record the start of a run; it was skipped", kind=run.kind)
+            return None
+        assert run.job_id is not None
+        try:
+            if run.cancel_requested:
+                raise asyncio.CancelledError
+            result = await self._kinds[run.kind].fn(self._reporter(run), **run.args)
+        except asyncio.CancelledError:
+            _uncancel()
+            await self._record_stop(run)
+            return None
+        except Exception as e:
+            return await self._record_failure(run, e)
+        await self._jobs.update(
+            run.job_id,
+            {"status": "completed", "error": None, "response": _encode_result(result),
+             "metadata": {"retry_at": None}},
+        )  # fmt: skip
+        return None
+
+    async def _record_stop(self, run: _Run) -> None:
+        assert run.job_id is not None
+        if self._closing:
+            await self._jobs.update(
+                run.job_id, {"status": "failed", "error": STOPPED_WHILE_RUNNING}
+            )
+        else:
+            await self._jobs.update(run.job_id, {"status": "canceled"})
+
+    async def _record_failure(self, run: _Run, error: Exception) -> float | None:
+        assert run.job_id is not None
+        text = _describe(error)
+        retry = run.attempt <= self._retries and not self._closing
+        log.warning("job failed", kind=run.kind, job=run.job_id, attempt=run.attempt,
+                    error=text, retry=retry)  # fmt: skip
+        if not retry:
+            await self._jobs.update(
+                run.job_id, {"status": "failed", "error": text, "metadata": {"retry_at": None}}
+            )
+            return None
+        delay = self._backoff[min(run.attempt - 1, len(self._backoff) - 1)]
+        await self._jobs.update(
+            run.job_id,
+            {"status": "queued", "error": text,
+             "metadata": {"retry_at": iso(self._wall() + timedelta(seconds=delay))}},
+        )  # fmt: skip
+        return delay
+
+
+def _uncancel() -> None:
+    """We handled the cancellation of the current task ourselves (recorded it)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
