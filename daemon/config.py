@@ -39,7 +39,6 @@ class Schedules(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
     quality: Every = "6h"
     maintenance: Every = "8h"  # WAL checkpoint + PRAGMA optimize
     retention: Every = "daily 04:00"  # events older than event_retention_days
-    backup: Every = "daily 03:00"
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

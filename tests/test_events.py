@@ -48,7 +48,7 @@ def test_live_events_arrive_after_commit_in_order(daemon: DaemonProcess) -> None
 
 QUIET = {
     "watch": False,
-    "schedule": {"quality": "off", "maintenance": "off", "retention": "off", "backup": "off"},
+    "schedule": {"quality": "off", "maintenance": "off", "retention": "off"},
 }
 
 
