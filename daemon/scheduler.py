@@ -41,12 +41,10 @@ import asyncio
 import contextlib
 import inspect
 import itertools
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from datetime import time as dtime
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -55,6 +53,18 @@ import structlog
 from daemon.clock import iso
 from daemon.db.jobs import STOPPED_BEFORE_RUNNING, STOPPED_WHILE_RUNNING
 from daemon.errors import InvalidParams, RpcError, ShuttingDown
+from daemon.schedules import (
+    Daily,
+    Interval,
+    KindStatus,
+    Progress,
+    RunStatus,
+    Schedule,
+    SchedulerStatus,
+    local_now,
+    next_daily,
+    parse_schedule,
+)
 from daemon.services.jobs import JobService
 
 log = structlog.get_logger("pm.scheduler")
@@ -71,82 +81,7 @@ DEFAULT_BACKOFF: tuple[float, ...] = (60.0, 300.0)
 _MAX_ERROR = 2000
 
 
-# --- schedules ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Interval:
-    seconds: float
-
-    def __str__(self) -> str:
-        return f"every {self.seconds:g} s"
-
-
-@dataclass(frozen=True)
-class Daily:
-    hour: int
-    minute: int
-
-    def __str__(self) -> str:
-        return f"daily {self.hour:02d}:{self.minute:02d}"
-
-
-Schedule = Interval | Daily | None  # None: off (run only when asked)
-
-_SCHEDULE = re.compile(
-    r"^(?:(?P<off>off)|(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[smhd])"
-    r"|daily\s+(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d))$"
-)
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_schedule(text: str) -> Schedule:
-    """A schedule: "6h", "30m", "90s", "1d", "daily 03:00" (local time) or "off" (0 is off)."""
-    match = _SCHEDULE.match(text.strip())
-    if match is None:
-        raise ValueError(
-            f'not a schedule: {text!r} (use "90s", "30m", "6h", "1d", "daily 03:00" or "off")'
-        )
-    if match["off"]:
-        return None
-    if match["n"] is not None:
-        seconds = float(match["n"]) * _UNIT[match["unit"]]
-        return Interval(seconds) if seconds > 0 else None
-    return Daily(int(match["h"]), int(match["m"]))
-
-
-def _local_now() -> datetime:
-    return datetime.now().astimezone()
-
-
 # --- state ----------------------------------------------------------------------------------
-class Progress(msgspec.Struct, kw_only=True):
-    message: str
-    percentage: int | None
-    at: str
-
-
-class KindStatus(msgspec.Struct, kw_only=True):
-    kind: str
-    schedule: str
-    priority: int
-    next_run_at: str | None  # wall clock estimate; null when off
-
-
-class RunStatus(msgspec.Struct, kw_only=True):
-    kind: str
-    job_id: int | None
-    trigger: str
-    attempt: int
-    progress: Progress | None
-
-
-class SchedulerStatus(msgspec.Struct, kw_only=True):
-    concurrency: int
-    running: list[RunStatus]
-    waiting: int
-    slept_s: float
-    kinds: list[KindStatus]
-
-
 @dataclass(eq=False)
 class _Kind:
     name: str
@@ -211,7 +146,7 @@ class Scheduler:
         concurrency: int,
         retries: int,
         now: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = _local_now,
+        wall: Callable[[], datetime] = local_now,
         tz: tzinfo | None = None,
         backoff: Sequence[float] = DEFAULT_BACKOFF,
         startup_delay_s: float = 30.0,
@@ -278,18 +213,7 @@ class Scheduler:
         return self._last_clock[1]
 
     def _next_daily(self, daily: Daily, after: datetime) -> datetime:
-        """The first daily slot strictly after `after`, in `tz` (None: system local time)."""
-        local = after.astimezone(self._tz)
-        at = dtime(daily.hour, daily.minute)
-        for days in range(3):
-            day = local.date() + timedelta(days=days)
-            if self._tz is None:
-                candidate = datetime.combine(day, at).astimezone()  # the system's rules (DST)
-            else:
-                candidate = datetime.combine(day, at, tzinfo=self._tz)
-            if candidate > after:
-                return candidate
-        raise AssertionError("no daily slot within three days")  # pragma: no cover
+        return next_daily(daily, after, self._tz)
 
     def _seed(
         self, k: _Kind, t: float, wall: datetime, last: datetime | None, delay: float

@@ -19,7 +19,8 @@ from daemon.db.events import Event
 from daemon.db.jobs import STOPPED_BEFORE_RUNNING, STOPPED_WHILE_RUNNING, Job
 from daemon.db.writer import Tx
 from daemon.errors import InvalidParams, InvalidState
-from daemon.scheduler import Daily, Interval, Report, Scheduler, parse_schedule
+from daemon.scheduler import Report, Scheduler
+from daemon.schedules import Daily, Interval, parse_schedule
 from daemon.services.jobs import JobService
 
 T = TypeVar("T")

@@ -11,7 +11,8 @@ from daemon.api.paging import Limit, Offset
 from daemon.db.jobs import Job
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.registry import Params, rpc_method
-from daemon.scheduler import Progress, Scheduler
+from daemon.scheduler import Scheduler
+from daemon.schedules import Progress
 from daemon.services.jobs import JobService, Page
 
 Status = Literal["queued", "running", "completed", "failed", "canceled"]
