@@ -17,6 +17,8 @@ BENCHMARKS = {
     "cli": "`pm status` wall time vs. `python -c pass`",
     "scan": "full scans of 1,000 generated git repos vs. git status/log/remote per repo + a walk",
     "watch": "change on disk -> event at a client, vs. watchfiles alone; OS watches and RSS",
+    "quality": "quality.scan of 1,000 projects from scratch and unchanged, vs. score.assess "
+    "in-process; kv.get RTT during the scan",
 }
 
 
