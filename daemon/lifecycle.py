@@ -125,6 +125,7 @@ class Daemon:
             on_project_change=self._quality_later,
         )
         self._background: asyncio.Task[None] | None = None
+        self._first_scan = False
         registry = Registry()
         registry.add_api(DaemonApi(self, registry))
         registry.add_api(DbApi(self._db, self))
@@ -261,7 +262,11 @@ class Daemon:
     async def _keep_projects(self) -> None:
         """Know every project at once, then keep knowing: watch, and rescan periodically.
         A failure is logged and the next step still runs: the rest of the daemon goes on."""
-        await self._scan_logged("projects scanned")
+        self._first_scan = True
+        try:
+            await self._scan_logged("projects scanned")
+        finally:
+            self._first_scan = False
         if self.config.schedule.quality != "off":
             try:
                 # Scores for what was just found (unchanged projects are skipped), as a job.
@@ -290,7 +295,11 @@ class Daemon:
         return msgspec.json.encode(summary).decode()
 
     def _quality_later(self, path: str) -> None:
-        """A changed project's quality is assessed again once it has settled, as a job."""
+        """A changed project's quality is assessed again once it has settled, as a job.
+        Not while the first scan after start-up runs (the full assessment after it covers
+        every project), and not at all when quality scans are turned off."""
+        if self._first_scan or self.config.schedule.quality == "off":
+            return
         self._scheduler.defer(
             f"quality:{path}", "quality_scan", self.config.quality_settle_s, project=path
         )
