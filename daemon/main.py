@@ -65,10 +65,6 @@ def main(argv: Sequence[str] | None = None, *, migrations: list[Migration] | Non
         return EX_CONFIG
     paths = resolve_paths(config, env)
     os.umask(0o077)  # every file and folder we create is ours alone
-    # Background threads (scans, assessments) hold the GIL for up to the switch interval at a
-    # time; at CPython's 5 ms the event loop answered reads 5 ms late during a scan. 1 ms keeps
-    # the loop responsive for a little more switching.
-    sys.setswitchinterval(0.001)
 
     from daemon import logs
     from daemon.db.migrations import MigrationError
