@@ -8,10 +8,12 @@ refuses a column it does not know.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
+
+from daemon.db import rows
 
 Status = Literal["queued", "running", "completed", "failed", "canceled"]
 Source = Literal["daemon", "client"]
@@ -65,12 +67,6 @@ def _job(row: Sequence[Any]) -> Job:
 
 def _encode_value(column: str, value: Any) -> Any:
     return encode_metadata(value) if column == "metadata" else value
-
-
-def _check(columns: Iterable[str]) -> None:
-    unknown = set(columns) - WRITABLE
-    if unknown:
-        raise ValueError(f"not a writable jobs column: {sorted(unknown)}")
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -152,25 +148,12 @@ def project_exists(conn: sqlite3.Connection, project_id: int) -> bool:
 
 # --- writing (called inside the writer's transaction) ---------------------------------------
 def insert(conn: sqlite3.Connection, values: Mapping[str, Any], now: str) -> int:
-    _check(values)
-    columns = [*values, "created_at", "updated_at"]
-    encoded = [_encode_value(c, v) for c, v in values.items()]
-    row = conn.execute(
-        f"INSERT INTO jobs ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)}) RETURNING id",
-        (*encoded, now, now),
-    ).fetchone()
-    return int(row[0])
+    return rows.insert(conn, "jobs", values, now, allowed=WRITABLE, encode=_encode_value)
 
 
 def update(conn: sqlite3.Connection, job_id: int, values: Mapping[str, Any], now: str) -> None:
     """Set `values` (whitelisted columns) and `updated_at`."""
-    _check(values)
-    assignments = "".join(f"{c} = ?, " for c in values)
-    conn.execute(
-        f"UPDATE jobs SET {assignments}updated_at = ? WHERE id = ?",
-        (*(_encode_value(c, v) for c, v in values.items()), now, job_id),
-    )
+    rows.update(conn, "jobs", job_id, values, now, allowed=WRITABLE, encode=_encode_value)
 
 
 class Interrupted(msgspec.Struct, frozen=True):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
+
+from daemon.db import rows
 
 Order = Literal["last_worked_on", "name", "quality"]
 
@@ -223,33 +225,12 @@ def ignored_paths(conn: sqlite3.Connection) -> set[str]:
 
 
 # --- writing (called inside the writer's transaction) ---------------------------------------
-def _check(columns: Iterable[str]) -> None:
-    unknown = set(columns) - _KNOWN
-    if unknown:
-        raise ValueError(f"not a projects column: {sorted(unknown)}")
-
-
 def insert(conn: sqlite3.Connection, values: Mapping[str, Any], now: str) -> int:
-    _check(values)
-    columns = [*values, "created_at", "updated_at"]
-    encoded = [encode_value(c, v) for c, v in values.items()]
-    row = conn.execute(
-        f"INSERT INTO projects ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)}) RETURNING id",
-        (*encoded, now, now),
-    ).fetchone()
-    return int(row[0])
+    return rows.insert(conn, "projects", values, now, allowed=_KNOWN, encode=encode_value)
 
 
 def update(conn: sqlite3.Connection, project_id: int, values: Mapping[str, Any], now: str) -> None:
-    _check(values)
-    if not values:
-        return
-    assignments = ", ".join(f"{c} = ?" for c in values)
-    conn.execute(
-        f"UPDATE projects SET {assignments}, updated_at = ? WHERE id = ?",
-        (*(encode_value(c, v) for c, v in values.items()), now, project_id),
-    )
+    rows.update(conn, "projects", project_id, values, now, allowed=_KNOWN, encode=encode_value)
 
 
 def touch_scanned(conn: sqlite3.Connection, project_id: int, fingerprint: str, now: str) -> None:
