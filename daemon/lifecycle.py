@@ -134,7 +134,7 @@ class Daemon:
         projects = ProjectService(self._db, self._scanner)
         registry.add_api(ProjectsApi(projects))
         registry.add_api(QualityApi(self._quality, projects))
-        registry.add_api(JobsApi(self._jobs, self._scheduler))
+        registry.add_api(JobsApi(self._jobs, self._scheduler, projects))
         self._server = Server(
             Dispatcher(registry, lambda: self._state, config.max_batch),
             Limits(

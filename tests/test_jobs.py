@@ -425,3 +425,18 @@ def test_pm_jobs(make_daemon: DaemonFactory) -> None:
     unknown = cli.run("jobs", "run", "nope")
     assert unknown.returncode == 1 and "known: " in unknown.stderr
     assert "maintenance" in unknown.stderr
+
+
+def test_rpc_names_a_project_like_every_method(make_daemon: DaemonFactory) -> None:
+    from tests.gitrepos import make_repo
+
+    d = make_daemon(config={"watch": False, "schedule": {"quality": "off"}})
+    make_repo(d.dev_root / "site", home=d.home)
+    d.start()
+    d.call("projects.scan")
+    site = d.call("projects.get", {"project": "site"})
+    job = d.call("jobs.record", {"kind": "llm-call", "project": "site", "model_used": "m1"})
+    assert job["project_id"] == site["id"]
+    by_path = d.call("jobs.list", {"project": site["path"]})
+    assert [j["id"] for j in by_path["items"]] == [job["id"]]
+    assert d.call_error("jobs.list", {"project": "nowhere"}).kind == "not_found"

@@ -14,6 +14,7 @@ from daemon.rpc.registry import Params, rpc_method
 from daemon.scheduler import Scheduler
 from daemon.schedules import Progress
 from daemon.services.jobs import JobService, Page
+from daemon.services.projects import ProjectService
 
 Status = Literal["queued", "running", "completed", "failed", "canceled"]
 Source = Literal["daemon", "client"]
@@ -21,7 +22,9 @@ JobId = Annotated[int, msgspec.Meta(ge=1, description="a job's id")]
 Kind = Annotated[
     str, msgspec.Meta(min_length=1, max_length=100, description="the job's type (task_type)")
 ]
-ProjectId = Annotated[int, msgspec.Meta(ge=1, description="a project's id")]
+Project = Annotated[
+    int | str, msgspec.Meta(description="a project's id, its absolute path, or its name")
+]
 Short = Annotated[str, msgspec.Meta(max_length=500)]
 Text = Annotated[str, msgspec.Meta(description="any length; over 64 KiB it is kept in a file")]
 Error = Annotated[str, msgspec.Meta(max_length=100_000)]
@@ -31,7 +34,7 @@ class JobsListParams(Params, frozen=True):
     status: list[Status] = msgspec.field(default_factory=list)
     kind: Kind | None = None
     source: Source | None = None
-    project: ProjectId | None = None
+    project: Project | None = None
     session_id: Short | None = None
     limit: Limit = 100
     offset: Offset = 0
@@ -55,7 +58,7 @@ class JobsRecordParams(Params, frozen=True, kw_only=True):
     api_type: Short | None = None
     model_used: Short | None = None
     session_id: Short | None = None
-    project: ProjectId | None = None
+    project: Project | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -68,7 +71,7 @@ class JobsUpdateParams(Params, frozen=True, kw_only=True):
     api_type: Short | UnsetType | None = UNSET
     model_used: Short | UnsetType | None = UNSET
     session_id: Short | UnsetType | None = UNSET
-    project: ProjectId | UnsetType | None = UNSET
+    project: Project | UnsetType | None = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
 
 
@@ -83,9 +86,14 @@ _UPDATABLE = ("status", "prompt", "response", "error", "api_type", "model_used",
 
 
 class JobsApi:
-    def __init__(self, jobs: JobService, scheduler: Scheduler) -> None:
+    def __init__(self, jobs: JobService, scheduler: Scheduler, projects: ProjectService) -> None:
         self._jobs = jobs
         self._scheduler = scheduler
+        self._projects = projects
+
+    async def _project_id(self, ref: int | str | None) -> int | None:
+        """Like every method that names a project: an id, a path or a name."""
+        return None if ref is None else (await self._projects.resolve(ref)).id
 
     def _detail(self, job: Job) -> JobDetail:
         progress = self._scheduler.progress(job.id) if job.source == "daemon" else None
@@ -96,12 +104,12 @@ class JobsApi:
         """Jobs, newest first, with `{items, total}`.
 
         `status` filters (any of); `kind`, `source` (daemon: the daemon's own runs; client:
-        jobs clients recorded), `project` (an id) and `session_id` narrow further.
+        jobs clients recorded), `project` and `session_id` narrow further.
         """
         return await self._jobs.list(
             status=params.status, kind=params.kind, source=params.source,
-            project_id=params.project, session_id=params.session_id, limit=params.limit,
-            offset=params.offset,
+            project_id=await self._project_id(params.project), session_id=params.session_id,
+            limit=params.limit, offset=params.offset,
         )  # fmt: skip
 
     @rpc_method("jobs.get")
@@ -136,7 +144,8 @@ class JobsApi:
         fields: dict[str, Any] = {
             "status": params.status, "prompt": params.prompt, "response": params.response,
             "error": params.error, "api_type": params.api_type, "model_used": params.model_used,
-            "session_id": params.session_id, "project_id": params.project,
+            "session_id": params.session_id,
+            "project_id": await self._project_id(params.project),
             "metadata": params.metadata,
         }  # fmt: skip
         return await self._jobs.record(params.kind, fields)
@@ -153,5 +162,5 @@ class JobsApi:
             if value is not UNSET:
                 fields[name] = value
         if params.project is not UNSET:
-            fields["project_id"] = params.project
+            fields["project_id"] = await self._project_id(params.project)
         return await self._jobs.update(params.id, fields)
