@@ -267,11 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=100)
     ev.set_defaults(fn=cmd_events)
 
-    from client import jobs_cli, projects_cli, quality_cli
+    from client import db_cli, doctor, jobs_cli, projects_cli, quality_cli
 
-    projects_cli.add_parsers(sub)
-    quality_cli.add_parsers(sub)
-    jobs_cli.add_parsers(sub)
+    for module in (projects_cli, quality_cli, jobs_cli, db_cli, doctor):
+        module.add_parsers(sub)
 
     dm = sub.add_parser("daemon", help="start, stop, restart or inspect pm-agentd")
     dm.add_argument("daemon_command", choices=["start", "stop", "restart", "status"])

@@ -36,6 +36,7 @@ Every = Annotated[
 class Schedules(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """When the daemon runs its own jobs."""
 
+    backup: Every = "daily 03:00"  # a verified copy in <data>/backups, then retention
     quality: Every = "6h"
     maintenance: Every = "8h"  # WAL checkpoint + PRAGMA optimize
     retention: Every = "daily 04:00"  # events older than event_retention_days
@@ -79,6 +80,10 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     job_concurrency: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     job_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
     event_retention_days: Annotated[float, msgspec.Meta(ge=0)] = 90.0  # 0: keep for ever
+    # backups: the newest `backup_keep_last`, plus the newest of each of the last
+    # `backup_keep_weeks` weeks, plus the newest taken before a migration
+    backup_keep_last: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 7
+    backup_keep_weeks: Annotated[int, msgspec.Meta(ge=0, le=520)] = 8
 
 
 FIELDS: tuple[str, ...] = Config.__struct_fields__
@@ -154,6 +159,8 @@ class Paths(msgspec.Struct, frozen=True, kw_only=True):
     db_dir: str
     db_path: str
     backups_dir: str
+    damaged_dir: str  # damaged databases kept aside by a repair or restore
+    exports_dir: str
     lock_path: str
     socket_path: str
     log_file: str  # "-" for stderr, "" for "decide at start-up"
@@ -181,6 +188,8 @@ def resolve_paths(config: Config, env: Mapping[str, str] = os.environ) -> Paths:
         db_dir=db_dir,
         db_path=os.path.join(db_dir, "pm-agent.db"),
         backups_dir=os.path.join(data_dir, "backups"),
+        damaged_dir=os.path.join(data_dir, "damaged"),
+        exports_dir=os.path.join(data_dir, "exports"),
         lock_path=os.path.join(data_dir, "pm-agentd.lock"),
         socket_path=socket_path,
         log_file=log_file,

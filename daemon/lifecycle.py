@@ -15,12 +15,14 @@ import os
 import signal
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import structlog
 
 from daemon import __version__
+from daemon.api.backup_api import BackupApi
 from daemon.api.daemon_api import DaemonApi
 from daemon.api.db_api import DbApi
 from daemon.api.events_api import EventsApi
@@ -30,6 +32,7 @@ from daemon.api.projects_api import ProjectsApi
 from daemon.api.quality_api import QualityApi
 from daemon.clock import utc_now
 from daemon.config import Config, Paths
+from daemon.db import backup as backup_files
 from daemon.db import migrations as migrations_mod
 from daemon.db import projects as projects_db
 from daemon.db.database import Database
@@ -40,6 +43,8 @@ from daemon.rpc.dispatcher import Dispatcher, State
 from daemon.rpc.registry import Registry
 from daemon.rpc.server import Limits, Server
 from daemon.scheduler import Scheduler
+from daemon.services.backups import BackupService, backup_job
+from daemon.services.care import CareService
 from daemon.services.events import EventBus
 from daemon.services.jobs import JobService
 from daemon.services.kv import KvService
@@ -48,7 +53,13 @@ from daemon.services.projects import ProjectService
 from daemon.services.quality import QualityService
 from daemon.services.scan_plan import ScanSummary
 from daemon.services.scanner import Scanner
-from daemon.startup import InstanceLock, bind_socket, private_dir, unlink_socket
+from daemon.startup import (
+    InstanceLock,
+    bind_socket,
+    damaged_database,
+    private_dir,
+    unlink_socket,
+)
 from daemon.systemd import Notifier, activation_socket
 from daemon.watcher import Watcher, WatchStatus
 
@@ -104,6 +115,15 @@ class Daemon:
             retention_job(self._db, config.event_retention_days),
             config.schedule.retention,
         )
+        self._backups = BackupService(
+            self._db,
+            paths,
+            self._shipped,
+            keep_last=config.backup_keep_last,
+            keep_weeks=config.backup_keep_weeks,
+            on_swapped=self._database_swapped,
+        )
+        self._scheduler.register("backup", backup_job(self._backups), config.schedule.backup)
         self._quality = QualityService(self._db, weights=config.quality_weights)
         self._scheduler.register("quality_scan", self._quality_job, config.schedule.quality)
         self._bus.listeners.append(self._projects_changed)
@@ -128,7 +148,9 @@ class Daemon:
         self._first_scan = False
         registry = Registry()
         registry.add_api(DaemonApi(self, registry))
-        registry.add_api(DbApi(self._db, self))
+        care = CareService(self._db, paths, self._backups, self._shipped)
+        registry.add_api(DbApi(self._db, self, self._backups, care))
+        registry.add_api(BackupApi(self._backups))
         registry.add_api(KvApi(KvService(self._db)))
         registry.add_api(EventsApi(self._db, self._bus))
         projects = ProjectService(self._db, self._scanner)
@@ -244,20 +266,43 @@ class Daemon:
             await self._shut_down()
         return 0
 
+    def _shipped(self) -> list[Migration]:
+        return self._migrations if self._migrations is not None else migrations_mod.load()
+
     async def _open_database(self) -> None:
-        shipped = self._migrations if self._migrations is not None else migrations_mod.load()
+        """Check the file (never touching a damaged one), back up before migrating, migrate,
+        open the writer and readers."""
+        paths = self._paths
+        await asyncio.to_thread(_refuse_damaged, paths)
+        shipped = self._shipped()
+
+        def before(pending: list[Migration]) -> None:
+            self._state = "migrating"
+            self._notifier.status("backing up before migrating")
+            made = backup_files.take(
+                paths.db_path,
+                paths.backups_dir,
+                datetime.now(UTC),
+                f"before-migration-{pending[0].version:04d}",
+            )
+            log.info("backed up before migrating", backup=made.name, pending=len(pending))
 
         def on_step(migration: Migration) -> None:
             self._state = "migrating"
             self._notifier.status(f"migrating: {migration.filename}")
             log.info("applying migration", migration=migration.filename)
 
-        applied = await asyncio.to_thread(self._db.migrate, shipped, on_step)
+        applied = await asyncio.to_thread(self._db.migrate, shipped, on_step, before)
         if applied:
             log.info("migrations applied", count=len(applied), version=self._db.schema_version)
         await self._db.start()
         self._db_started = True
         self._bus.attach(self._db)
+
+    def _database_swapped(self, why: str) -> None:
+        """Another file is live (restore, reset, import, repair): what it says about projects
+        is checked against the disk at once."""
+        asyncio.get_running_loop().create_task(self._scan_logged(f"rescan after {why}"))
 
     async def _keep_projects(self) -> None:
         """Know every project at once, then keep knowing: watch, and rescan periodically.
@@ -372,6 +417,14 @@ class Daemon:
                 logging_flush()
             os._exit(128 + sig.value)
         self.request_shutdown(sig.name)
+
+
+def _refuse_damaged(paths: Paths) -> None:
+    """`quick_check` at start: a damaged file stops the daemon (and is left as it is)."""
+    if os.path.exists(paths.db_path):
+        found = backup_files.problems(paths.db_path, quick=True)
+        if found:
+            raise damaged_database(paths.db_path, paths.backups_dir, found)
 
 
 def _with_socket(paths: Paths, socket_path: str) -> Paths:

@@ -16,6 +16,8 @@ from typing import IO
 
 import structlog
 
+from daemon.db import backup
+
 log = structlog.get_logger("pm.startup")
 
 # sizeof(sockaddr_un.sun_path): 108 on Linux, 104 on macOS and the BSDs; one byte is the NUL.
@@ -150,3 +152,28 @@ def unlink_socket(path: str) -> None:
             os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def damaged_database(db_path: str, backups_dir: str, found: list[str]) -> StartupError:
+    """What to tell a user whose database failed `quick_check` at start: nothing was touched,
+    the newest backup that still verifies, and the exact commands."""
+    lines = [
+        f"the database {db_path} is damaged ({found[0]}); pm-agentd did not start and "
+        "changed nothing."
+    ]
+    good = None
+    for candidate in backup.listing(backups_dir, with_versions=False):
+        if candidate.ok and not backup.problems(candidate.path, quick=True):
+            good = candidate
+            break
+    if good is not None:
+        lines.append(
+            f"The newest good backup is {good.name} (taken {good.created_at}). Restore it with:\n"
+            f"    pm backup restore {good.name}"
+        )
+        lines.append("or recover what can still be read into a new file (the damaged one is kept):")
+    else:
+        lines.append(f"There is no good backup in {backups_dir}. Recover what can still be read")
+        lines.append("into a new file (the damaged one is kept) with:")
+    lines.append("    pm db repair")
+    return StartupError("\n".join(lines))

@@ -1,9 +1,15 @@
-"""The database as the rest of the daemon sees it: migrate, write through the writer, read."""
+"""The database as the rest of the daemon sees it: migrate, write through the writer, read.
+
+`exclusive(fn)` pauses it: new reads and writes wait (they are not refused), everything
+already queued is committed, the writer and readers close, `fn` runs in a thread with the
+file closed (a restore swaps it), and a fresh writer and readers open it again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,7 +17,7 @@ from daemon.db import connection, migrations
 from daemon.db.events import Event
 from daemon.db.migrations import Migration
 from daemon.db.workers import ConnectionWorkers
-from daemon.db.writer import WriteFn, Writer, WriterStats
+from daemon.db.writer import WriteFn, Writer, WriterClosed, WriterStats
 
 T = TypeVar("T")
 
@@ -33,26 +39,42 @@ class Database:
         self._synchronous: connection.Synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._reader_count = readers
-        self.writer = Writer(
-            path,
-            synchronous=synchronous,
-            busy_timeout_ms=busy_timeout_ms,
-            batch_max=batch_max,
-            queue_max=queue_max,
-            busy_wait_s=busy_wait_s,
-            publish=publish,
-        )
+
+        def new_writer() -> Writer:
+            return Writer(
+                path,
+                synchronous=synchronous,
+                busy_timeout_ms=busy_timeout_ms,
+                batch_max=batch_max,
+                queue_max=queue_max,
+                busy_wait_s=busy_wait_s,
+                publish=publish,
+            )
+
+        self._new_writer = new_writer
+        self.writer = new_writer()
         self._readers: ConnectionWorkers | None = None
         self.schema_version = 0
+        self._open = asyncio.Event()  # cleared while `exclusive` has the file closed
+        self._open.set()
+        self._exclusive = asyncio.Lock()
+        self._pausing = False
 
     def migrate(
-        self, shipped: list[Migration], on_step: Callable[[Migration], None] | None = None
+        self,
+        shipped: list[Migration],
+        on_step: Callable[[Migration], None] | None = None,
+        before: Callable[[list[Migration]], None] | None = None,
     ) -> list[Migration]:
-        """Bring the schema up to date. Blocking: call it from a thread, before `start`."""
+        """Bring the schema up to date. Blocking: call it from a thread, before `start`.
+        `before(pending)` runs first when a database with data has migrations pending."""
         conn = connection.open_writer(
             self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
         )
         try:
+            todo = migrations.pending(conn, shipped)
+            if todo and before is not None and migrations.schema_version(conn) > 0:
+                before(todo)
             done = migrations.migrate(conn, shipped, on_step)
             self.schema_version = migrations.schema_version(conn)
         finally:
@@ -62,30 +84,84 @@ class Database:
 
     async def start(self) -> None:
         await self.writer.start()
-        self._readers = ConnectionWorkers(
+        await asyncio.to_thread(self._start_readers, asyncio.get_running_loop())
+
+    def _start_readers(self, loop: asyncio.AbstractEventLoop) -> None:
+        readers = ConnectionWorkers(
             "pm-reader",
             self._reader_count,
             lambda: connection.open_reader(self.path, busy_timeout_ms=self._busy_timeout_ms),
-            asyncio.get_running_loop(),
+            loop,
         )
-        self._readers.start()
+        readers.start()
+        self._readers = readers
 
     async def write(self, fn: WriteFn[T]) -> T:
-        return await self.writer.submit(fn)
+        result: T = await self._through_writer(fn, raw=False)
+        return result
+
+    async def maintain(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`Writer.maintain`: `fn(connection)` between two batches, outside any transaction."""
+        result: T = await self._through_writer(fn, raw=True)
+        return result
+
+    async def _through_writer(self, fn: Any, *, raw: bool) -> Any:
+        while True:
+            await self._open.wait()
+            writer = self.writer
+            try:
+                return await (writer.maintain(fn) if raw else writer.submit(fn))
+            except WriterClosed:
+                # Closed for `exclusive` before this write ran: it waits for the next writer.
+                if not self._pausing and writer is self.writer:
+                    raise
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(connection, *args)` on a reader; it sees every write acknowledged before."""
+        await self._open.wait()
         assert self._readers is not None, "Database.start() first"
         return await self._readers.run(fn, *args)
+
+    async def exclusive(self, fn: Callable[[int], T]) -> T:
+        """Drain and pause, run `fn(events_seen)` in a thread with the file closed, reopen.
+
+        `events_seen` is the last event seq handed out, so a swapped-in file can continue
+        above it. If the file cannot be opened again afterwards, that error is raised (the
+        caller's `fn` must leave a usable file behind whatever happens).
+        """
+        async with self._exclusive:
+            self._pausing = True
+            self._open.clear()
+            try:
+                await self.writer.close()
+                seen = self.writer.last_seq
+                if self._readers is not None:
+                    await asyncio.to_thread(self._readers.stop)
+                    self._readers = None
+                try:
+                    return await asyncio.to_thread(fn, seen)
+                finally:
+                    self.writer = self._new_writer()
+                    await self.start()
+                    assert self._readers is not None
+                    self.schema_version = await self._readers.run(_version)
+            finally:
+                self._pausing = False
+                self._open.set()
 
     def writer_stats(self) -> WriterStats:
         return self.writer.stats()
 
     async def close(self, timeout: float = 10.0) -> None:
+        self._open.set()  # a paused caller wakes and hears "shutting down"
         await self.writer.close(timeout)
         if self._readers is not None:
             self._readers.stop()
             self._readers = None
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return migrations.schema_version(conn)
 
 
 def _tighten(path: str) -> None:

@@ -78,3 +78,18 @@ def count_since(conn: sqlite3.Connection, since: int, topics: Sequence[str]) -> 
 def oldest_seq(conn: sqlite3.Connection) -> int | None:
     row = conn.execute("SELECT min(seq) FROM events").fetchone()
     return int(row[0]) if row and row[0] is not None else None
+
+
+def raise_high_water(conn: sqlite3.Connection, seq: int) -> None:
+    """Make the next event's seq greater than `seq`: after a restore or an import, numbers
+    clients have already seen are never handed out again."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone()
+    if not exists or seq <= last_seq(conn):
+        return
+    updated = conn.execute(
+        "UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'", (seq,)
+    ).rowcount
+    if not updated:
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (seq,))

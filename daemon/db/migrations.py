@@ -104,8 +104,9 @@ def pending(conn: sqlite3.Connection, migrations: Iterable[Migration]) -> list[M
             if row.version > newest_known:
                 raise MigrationError(
                     f"the database is at schema version {done[-1].version}, newer than this "
-                    f"pm-agent knows (up to {newest_known}). Upgrade pm-agent, or restore a backup "
-                    "made by this version (`pm backup list`, then `pm backup restore NAME`)."
+                    f"pm-agent knows (up to {newest_known}). Upgrade pm-agent, or go back to the "
+                    "backup taken before that migration with `pm db rollback` (or pick one: "
+                    "`pm backup list`, then `pm backup restore NAME`)."
                 )
             raise MigrationError(
                 f"migration {row.version:04d}_{row.name}.sql was applied to this database on "

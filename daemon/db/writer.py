@@ -69,6 +69,10 @@ class _Aborted(Exception):
     """SQLite rolled back the whole transaction (disk full, I/O error): every op must fail."""
 
 
+class WriterClosed(ShuttingDown):
+    """This writer was closed before the operation ran: nothing of it was written."""
+
+
 _WAKE: Any = object()
 
 
@@ -168,7 +172,7 @@ class Writer:
 
     async def _submit(self, fn: Any, *, raw: bool) -> Any:
         if self._closing or self._pump_task is None:
-            raise ShuttingDown("the daemon is shutting down; the write was not accepted")
+            raise WriterClosed("the daemon is shutting down; the write was not accepted")
         loop = asyncio.get_running_loop()
         op: _Op[Any] = _Op(fn, loop.create_future(), raw=raw)
         try:
@@ -238,7 +242,7 @@ class Writer:
             op = self._queue.get_nowait()
             if op is not _WAKE and not op.future.done():
                 op.future.set_exception(
-                    ShuttingDown("the daemon stopped before this write could run; not written")
+                    WriterClosed("the daemon stopped before this write could run; not written")
                 )
 
     def _should_exit(self) -> bool:

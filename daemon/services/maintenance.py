@@ -50,7 +50,7 @@ def _maintain(conn: sqlite3.Connection) -> MaintenanceResult:
 def maintenance_job(db: Database) -> JobFn:
     async def maintenance(report: Report) -> MaintenanceResult:
         report("checkpointing the WAL and optimizing", 0)
-        result = await db.writer.maintain(_maintain)
+        result = await db.maintain(_maintain)
         report("done", 100)
         return result
 

@@ -1,0 +1,362 @@
+"""`pm backup [now|list|verify NAME|restore NAME]` and `pm db check|repair|migrate|rollback|
+reset|export|import`.
+
+The recovery commands work with the daemon down too: when nothing answers (say the daemon
+refused a damaged database), they work on the files themselves (daemon.offline) under the
+daemon's instance lock, and say so on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from client import errors, output
+
+if TYPE_CHECKING:
+    from client.commands import Session
+    from daemon.config import Paths
+
+
+def _online(s: Session) -> bool:
+    """Is a daemon answering? Never starts one: recovery must work when it cannot start."""
+    try:
+        s.client(spawn=False)
+    except errors.Unreachable:
+        return False
+    return True
+
+
+def _offline(what: str, fn: Callable[[Paths], Any]) -> Any:
+    """Run `fn(paths)` on the files, with the daemon not running; its result as plain data."""
+    from daemon import offline
+    from daemon.config import ConfigError
+
+    output.error(f"the daemon is not running: {what} directly on the files")
+    try:
+        result = fn(offline.paths_from_config())
+    except (offline.OfflineError, ConfigError) as e:
+        raise errors.ClientError(str(e)) from None
+    return msgspec.to_builtins(result)
+
+
+def _progress_call(s: Session, method: str, params: dict[str, Any]) -> Any:
+    bar = output.ProgressBar()
+
+    def on_notification(message: dict[str, Any]) -> None:
+        if message.get("method") == "$/progress":
+            value = message.get("params", {}).get("value", {})
+            bar.update(value.get("percentage"), value.get("message", ""))
+
+    try:
+        return s.call(method, {**params, "workDoneToken": f"pm-{method}"}, on_notification)
+    finally:
+        bar.close()
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+# --- pm backup ------------------------------------------------------------------------------
+def cmd_backup_now(args: argparse.Namespace, s: Session) -> int:
+    if _online(s):
+        made = _progress_call(s, "db.backup", {})
+    else:
+        from daemon import offline
+
+        made = _offline("backing up", offline.backup_now)
+        made.setdefault("removed", [])
+    if args.json:
+        output.print_json(made)
+        return 0
+    print(f"backed up to {made['path']} ({_size(made['bytes'])}, verified)")
+    for name in made["removed"]:
+        print(f"retention removed {name}")
+    return 0
+
+
+def render_backups(result: dict[str, Any]) -> str:
+    items = result["items"]
+    if not items:
+        return f"no backups in {result['folder']} yet (`pm backup now` makes one)\n"
+    rows = []
+    for b in items:
+        state = "ok" if b["ok"] else f"FAILED: {b.get('problem') or '?'}"
+        schema = "?" if b.get("schema_version") is None else str(b["schema_version"])
+        rows.append([b["name"], _size(b["bytes"]), schema, b["label"] or "-", state,
+                     output.relative_time(b["created_at"])])  # fmt: skip
+    return output.table(["NAME", "SIZE", "SCHEMA", "LABEL", "STATE", "TAKEN"], rows) + (
+        f"in {result['folder']}\n"
+    )
+
+
+def cmd_backup_list(args: argparse.Namespace, s: Session) -> int:
+    if _online(s):
+        result = s.call("db.backups")
+    else:
+        from daemon.db import backup
+
+        def listing(paths: Paths) -> dict[str, Any]:
+            items = msgspec.to_builtins(backup.listing(paths.backups_dir))
+            return {"folder": paths.backups_dir, "items": items}
+
+        result = _offline("listing", listing)
+    output.show(result, args.json, render_backups)
+    return 0
+
+
+def cmd_backup_verify(args: argparse.Namespace, s: Session) -> int:
+    if _online(s):
+        result = s.call("db.verify", {"name": args.name})
+    else:
+        from daemon.db import backup
+
+        def verify(paths: Paths) -> dict[str, Any]:
+            from daemon import offline
+
+            try:
+                found = backup.find(paths.backups_dir, args.name)
+            except (backup.BackupError, FileNotFoundError):
+                raise offline.OfflineError(
+                    f"no backup named {args.name} in {paths.backups_dir}; `pm backup list` "
+                    "shows them"
+                ) from None
+            problems = backup.problems(found.path)
+            return {"name": args.name, "ok": not problems, "problems": problems,
+                    "schema_version": found.schema_version}  # fmt: skip
+
+        result = _offline("verifying", verify)
+    if args.json:
+        output.print_json(result)
+    elif result["ok"]:
+        print(f"{result['name']}: ok (schema {result['schema_version']})")
+    else:
+        print(f"{result['name']}: DAMAGED")
+        for line in result["problems"]:
+            print(f"  {line}")
+    return 0 if result["ok"] else errors.EXIT_FAILED
+
+
+def cmd_backup_restore(args: argparse.Namespace, s: Session) -> int:
+    if _online(s):
+        result = _progress_call(s, "db.restore", {"name": args.name})
+    else:
+        from daemon import offline
+
+        result = _offline("restoring", lambda paths: offline.restore(paths, args.name))
+    if args.json:
+        output.print_json(result)
+        return 0
+    print(f"restored {args.name} (schema {result['schema_version']})")
+    if result.get("safety_copy"):
+        print(f"the database it replaced is kept as {result['safety_copy']}")
+    return 0
+
+
+# --- pm db ----------------------------------------------------------------------------------
+def render_check(result: dict[str, Any]) -> str:
+    if result["ok"]:
+        return "ok: integrity_check and foreign_key_check found nothing\n"
+    out = ["the database has problems:"]
+    out += [f"  integrity: {line}" for line in result["integrity"]]
+    out += [
+        f"  foreign key: {f['table']} row {f['rowid']} points at a missing {f['parent']} row"
+        for f in result["foreign_keys"]
+    ]
+    if result.get("truncated"):
+        out.append("  … (more not shown)")
+    out.append("fix: pm db repair   (or restore a backup: pm backup list, pm backup restore NAME)")
+    return "\n".join(out) + "\n"
+
+
+def cmd_db_check(args: argparse.Namespace, s: Session) -> int:
+    if _online(s):
+        result = s.call("db.check")
+    else:
+        from daemon import offline
+
+        result = _offline("checking", offline.check)
+    output.show(result, args.json, render_check)
+    return 0 if result["ok"] else errors.EXIT_FAILED
+
+
+def render_repair(r: dict[str, Any]) -> str:
+    if r["action"] == "none":
+        extra = f" and rebuilt {', '.join(r['fts_rebuilt'])}" if r["fts_rebuilt"] else ""
+        return f"no damage found; indexes rebuilt{extra}\n"
+    out = [f"damage found: {r['problems_before'][0] if r['problems_before'] else '?'}"]
+    if r["action"] == "reindexed":
+        out.append("repaired by rebuilding the indexes; no rows were lost")
+    else:
+        rec = r["recovery"]
+        lost = "an unknown number of" if rec["lost_rows"] is None else str(rec["lost_rows"])
+        out.append(f"recovered {rec['recovered_rows']} rows into a new file; {lost} rows lost")
+        for t in rec["tables"]:
+            if t["lost"] or t["orphaned"] or t["unreadable_ranges"]:
+                gone = "?" if t["lost"] is None else t["lost"]
+                out.append(f"  {t['table']}: {t['recovered']} recovered, {gone} lost"
+                           f" ({t['orphaned']} orphaned)")  # fmt: skip
+        out += [f"  note: {n}" for n in rec["notes"]]
+    if r["problems_after"]:
+        out.append(f"still damaged: {r['problems_after'][0]}; restore a backup instead")
+    out.append(f"the damaged file is kept as {r['damaged_copy']}")
+    return "\n".join(out) + "\n"
+
+
+def cmd_db_repair(args: argparse.Namespace, s: Session) -> int:
+    if _online(s):
+        result = _progress_call(s, "db.repair", {})
+    else:
+        from daemon import offline
+
+        result = _offline("repairing", offline.repair)
+    output.show(result, args.json, render_repair)
+    return 0 if not result["problems_after"] else errors.EXIT_FAILED
+
+
+def cmd_db_migrate(args: argparse.Namespace, s: Session) -> int:
+    if _online(s):
+        health = s.call("db.health")
+        result = {"schema_version": health["schema_version"], "applied": [], "backup": None}
+        note = "the daemon applies migrations when it starts; nothing is pending"
+    else:
+        from daemon import offline
+
+        result = _offline("migrating", offline.migrate)
+        note = (
+            f"applied {', '.join(result['applied'])} (backed up first as {result['backup']})"
+            if result["applied"]
+            else "nothing was pending"
+        )
+    if args.json:
+        output.print_json(result)
+    else:
+        print(f"schema version {result['schema_version']}: {note}")
+    return 0
+
+
+def cmd_db_rollback(args: argparse.Namespace, s: Session) -> int:
+    """Restore the backup taken before the last migration, with the daemon stopped: the
+    running daemon needs the newer schema, so it is stopped first."""
+    from daemon import offline
+
+    if _online(s):
+        from client import daemonctl
+
+        output.error("stopping pm-agentd to roll the database back")
+        if daemonctl.stop(s):
+            return errors.EXIT_FAILED
+        s.close()
+    result = _offline("rolling back", offline.rollback)
+    if args.json:
+        output.print_json(result)
+        return 0
+    b, sw = result["backup"], result["swapped"]
+    print(f"rolled back to {b['name']} (schema {sw['schema_version']})")
+    if sw.get("safety_copy"):
+        print(f"the database it replaced is kept as {sw['safety_copy']}")
+    print("pm-agentd migrates it again when it next starts; to stay on this schema, install "
+          "the pm-agent version that made it before starting the daemon")  # fmt: skip
+    return 0
+
+
+def cmd_db_reset(args: argparse.Namespace, s: Session) -> int:
+    if not args.yes:
+        output.error("pm db reset deletes every record (a backup is taken first); "
+                     "run `pm db reset --yes` to go ahead")  # fmt: skip
+        return errors.EXIT_USAGE
+    result = s.call("db.reset", {"confirm": True})
+    if args.json:
+        output.print_json(result)
+    else:
+        print(f"the database is empty (schema {result['schema_version']}); "
+              f"everything it held is in {result['backup']}")  # fmt: skip
+    return 0
+
+
+def cmd_db_export(args: argparse.Namespace, s: Session) -> int:
+    result = s.call("db.export", {"format": args.format})
+    if args.output:
+        target = os.path.abspath(os.path.expanduser(args.output))
+        if os.path.exists(target):
+            raise errors.ClientError(f"{target} already exists; choose another --output")
+        shutil.move(result["path"], target)
+        result["path"] = target
+    if args.json:
+        output.print_json(result)
+    else:
+        rows = sum(result["tables"].values())
+        print(f"exported {rows} rows from {len(result['tables'])} tables to {result['path']}")
+    return 0
+
+
+def cmd_db_import(args: argparse.Namespace, s: Session) -> int:
+    source = os.path.abspath(os.path.expanduser(args.path))
+    if not os.path.exists(source):
+        raise errors.ClientError(f"{source} does not exist")
+    data_dir = s.call("daemon.status")["data_dir"]
+    staged = None
+    if os.path.commonpath([source, data_dir]) != data_dir:
+        # The daemon reads only inside its own folders: hand it a copy there.
+        inbox = os.path.join(data_dir, "imports")
+        os.makedirs(inbox, mode=0o700, exist_ok=True)
+        staged = os.path.join(inbox, f"{int(time.time() * 1000)}-{os.path.basename(source)}")
+        copy = shutil.copytree if os.path.isdir(source) else shutil.copyfile
+        copy(source, staged)
+    try:
+        result = _progress_call(s, "db.import", {"path": staged or source})
+    finally:
+        if staged is not None:
+            (shutil.rmtree if os.path.isdir(staged) else os.unlink)(staged)
+    if args.json:
+        output.print_json(result)
+    else:
+        rows = sum(result["tables"].values())
+        versions = f"schema {result['schema_version']} → {result['migrated_to']}"
+        print(f"imported {rows} rows ({versions}); the previous database is in {result['backup']}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    bk = sub.add_parser("backup", help="back up now, list, verify or restore backups")
+    bk.set_defaults(fn=cmd_backup_now)
+    bk_sub = bk.add_subparsers(dest="backup_command")
+    bk_sub.add_parser("now", help="back up now (the default)").set_defaults(fn=cmd_backup_now)
+    bk_sub.add_parser("list", help="every backup, newest first").set_defaults(fn=cmd_backup_list)
+    verify = bk_sub.add_parser("verify", help="integrity_check one backup")
+    verify.add_argument("name")
+    verify.set_defaults(fn=cmd_backup_verify)
+    restore = bk_sub.add_parser("restore", help="make a backup the live database")
+    restore.add_argument("name")
+    restore.set_defaults(fn=cmd_backup_restore)
+
+    db = sub.add_parser("db", help="check, repair, migrate, roll back, reset, export, import")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("check", help="integrity and foreign keys").set_defaults(fn=cmd_db_check)
+    db_sub.add_parser("repair", help="reindex, or recover into a new file").set_defaults(
+        fn=cmd_db_repair
+    )
+    db_sub.add_parser("migrate", help="apply pending migrations").set_defaults(fn=cmd_db_migrate)
+    db_sub.add_parser("rollback", help="restore the backup taken before the last migration"
+                      ).set_defaults(fn=cmd_db_rollback)  # fmt: skip
+    reset = db_sub.add_parser("reset", help="delete every record (backs up first)")
+    reset.add_argument("--yes", action="store_true", help="confirm")
+    reset.set_defaults(fn=cmd_db_reset)
+    export = db_sub.add_parser("export", help="all tables to JSON, or CSV files")
+    export.add_argument("--format", choices=["json", "csv"], default="json")
+    export.add_argument("--output", "-o", help="move the export here (default: <data>/exports)")
+    export.set_defaults(fn=cmd_db_export)
+    imp = db_sub.add_parser("import", help="replace the database with an export")
+    imp.add_argument("path", help="an export: a .json file or a CSV folder")
+    imp.set_defaults(fn=cmd_db_import)

@@ -1,0 +1,314 @@
+"""Backup files: names, the online copy, verification, listing and what retention removes.
+
+The copy runs on a read connection of its own and copies every page in ONE backup step:
+it reads one snapshot while the writer goes on committing in WAL mode. A stepped copy from
+another connection restarts whenever a write lands between steps (forever, under load), and
+a copy on the writer's own connection would hold the writer for the whole copy.
+
+A backup is written as `<name>.partial`, synced, checked with `integrity_check`, and only
+then renamed to its name: a file called `pm-agent_*.db` in the backups folder is a verified
+backup. One that fails its check goes to `failed/` with the reason beside it and is never
+counted or rotated in. Backups are self-contained files in rollback-journal mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from daemon.clock import iso
+from daemon.db import connection
+
+PREFIX = "pm-agent_"
+FAILED_DIR = "failed"
+_NAME = re.compile(r"^pm-agent_(\d{8})_(\d{6})(?:_([a-z0-9-]+))?\.db$")
+
+
+class BackupError(Exception):
+    """A backup could not be made, read or verified; the message says which file and why."""
+
+
+class BackupFile(msgspec.Struct, kw_only=True):
+    name: str
+    path: str
+    created_at: str
+    label: str  # "" for scheduled and on-demand ones; "before-migration-0005", "before-restore"…
+    bytes: int
+    ok: bool  # verified when it was made; False: kept aside in failed/, see `problem`
+    problem: str | None = None
+    schema_version: int | None = None  # None when it cannot be read
+
+
+class Copied(msgspec.Struct, kw_only=True):
+    name: str
+    path: str
+    bytes: int
+    copy_ms: float  # the copy and its fsync
+    verify_ms: float  # integrity_check
+
+
+# --- names --------------------------------------------------------------------------------
+def make_name(moment: datetime, label: str = "") -> str:
+    stamp = moment.astimezone(UTC).strftime("%Y%m%d_%H%M%S")
+    return f"{PREFIX}{stamp}{'_' + label if label else ''}.db"
+
+
+def parse_name(name: str) -> tuple[datetime, str] | None:
+    """(when, label) for a backup's file name; None for anything else."""
+    match = _NAME.match(name)
+    if not match:
+        return None
+    try:
+        moment = datetime.strptime(match[1] + match[2], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment, match[3] or ""
+
+
+def check_name(name: str) -> str:
+    """A name as given by a user: a bare file name of a backup, never a path."""
+    if os.path.basename(name) != name or parse_name(name) is None:
+        raise BackupError(
+            f"{name!r} is not a backup name; names look like pm-agent_20261122_030000.db "
+            "(see `pm backup list`)"
+        )
+    return name
+
+
+def free_name(folder: str, moment: datetime, label: str = "") -> str:
+    """A name not yet taken in `folder` (two backups within one second: the next second)."""
+    while True:
+        name = make_name(moment, label)
+        if not os.path.exists(os.path.join(folder, name)):
+            return name
+        moment += timedelta(seconds=1)
+
+
+# --- files --------------------------------------------------------------------------------
+def sync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_database(path: str) -> None:
+    """A database file and whatever SQLite keeps beside it."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path + suffix)
+
+
+def private_folder(path: str) -> str:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+# --- copy and verify ----------------------------------------------------------------------
+def read_only(path: str) -> sqlite3.Connection:
+    uri = pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, isolation_level=None)
+
+
+def copy_online(source: str, dest: str, *, busy_timeout_ms: int = 5000) -> None:
+    """Copy the database at `source` into a new file `dest` (0600, synced, journal_mode=DELETE),
+    reading one consistent snapshot. Safe while the daemon's writer commits."""
+    if os.path.exists(dest):
+        raise BackupError(f"{dest} already exists")
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    try:
+        src = connection.open_reader(os.path.abspath(source), busy_timeout_ms=busy_timeout_ms)
+        try:
+            dst = sqlite3.connect(dest, isolation_level=None)
+            try:
+                src.backup(dst, pages=-1)  # all pages in one step: one snapshot, no restarts
+                dst.execute("PRAGMA journal_mode = DELETE").fetchone()
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        sync_file(dest)
+    except sqlite3.Error as e:
+        remove_database(dest)
+        raise BackupError(f"could not copy {source}: {e}") from e
+    except BaseException:
+        remove_database(dest)
+        raise
+
+
+def problems(path: str, *, quick: bool = False, limit: int = 20) -> list[str]:
+    """What `integrity_check` (or `quick_check`) finds in the file; [] when it is sound.
+    A file SQLite cannot open or read is one problem saying so."""
+    if not os.path.exists(path):
+        return [f"{path} does not exist"]
+    pragma = "quick_check" if quick else "integrity_check"
+    try:
+        conn = read_only(path)
+    except sqlite3.Error as e:
+        return [f"cannot open {path}: {e}"]
+    try:
+        rows = conn.execute(f"PRAGMA {pragma}({int(limit)})").fetchall()
+    except sqlite3.Error as e:
+        return [f"{pragma} could not read {path}: {e}"]
+    finally:
+        conn.close()
+    found = [str(row[0]) for row in rows]
+    return [] if found == ["ok"] else found
+
+
+def schema_version_of(path: str) -> int | None:
+    try:
+        conn = read_only(path)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def take(source: str, folder: str, moment: datetime, label: str = "") -> Copied:
+    """Back up `source` into `folder`: copy, sync, verify, then (only then) name it.
+    A copy that fails verification is moved to `folder/failed/` and BackupError says why."""
+    private_folder(folder)
+    for stale in os.listdir(folder):  # what a crash in the middle of a backup left behind
+        if stale.endswith(".partial"):
+            remove_database(os.path.join(folder, stale))
+    name = free_name(folder, moment, label)
+    final = os.path.join(folder, name)
+    partial = final + ".partial"
+    started = time.perf_counter()
+    copy_online(source, partial)
+    copied = time.perf_counter()
+    found = problems(partial)
+    verified = time.perf_counter()
+    if found:
+        aside = keep_failed(folder, partial, name, "; ".join(found))
+        raise BackupError(f"the backup failed its integrity check ({found[0]}); kept as {aside}")
+    os.rename(partial, final)
+    sync_dir(folder)
+    return Copied(
+        name=name,
+        path=final,
+        bytes=os.stat(final).st_size,
+        copy_ms=round((copied - started) * 1000, 1),
+        verify_ms=round((verified - copied) * 1000, 1),
+    )
+
+
+def keep_failed(folder: str, path: str, name: str, reason: str) -> str:
+    failed = private_folder(os.path.join(folder, FAILED_DIR))
+    dest = os.path.join(failed, name)
+    os.replace(path, dest)
+    with open(dest + ".txt", "w", encoding="utf-8", opener=_private_opener) as f:
+        f.write(reason + "\n")
+    return dest
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+def copy_file(source: str, dest: str) -> None:
+    """A byte copy (for a file nobody has open), synced, 0600."""
+    with open(source, "rb") as src, open(dest, "wb", opener=_private_opener) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
+# --- listing ------------------------------------------------------------------------------
+def listing(folder: str, *, with_versions: bool = True) -> list[BackupFile]:
+    """Every backup, newest first; failed ones (in failed/) too, marked not ok."""
+    found: list[BackupFile] = []
+    for directory, ok in ((folder, True), (os.path.join(folder, FAILED_DIR), False)):
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            parsed = parse_name(name)
+            if parsed is None:
+                continue
+            path = os.path.join(directory, name)
+            try:
+                size = os.stat(path).st_size
+            except FileNotFoundError:
+                continue
+            found.append(
+                BackupFile(
+                    name=name,
+                    path=path,
+                    created_at=iso(parsed[0]),
+                    label=parsed[1],
+                    bytes=size,
+                    ok=ok,
+                    problem=None if ok else _reason(path),
+                    schema_version=schema_version_of(path) if with_versions else None,
+                )
+            )
+    found.sort(key=lambda b: (b.created_at, b.name), reverse=True)
+    return found
+
+
+def _reason(path: str) -> str:
+    try:
+        with open(path + ".txt", encoding="utf-8") as f:
+            return f.read().strip() or "failed its integrity check"
+    except OSError:
+        return "failed its integrity check"
+
+
+def find(folder: str, name: str) -> BackupFile:
+    check_name(name)
+    for backup in listing(folder):
+        if backup.name == name:
+            return backup
+    raise FileNotFoundError(name)
+
+
+# --- retention ----------------------------------------------------------------------------
+def expired(
+    backups: Iterable[tuple[str, datetime]], now: datetime, *, keep_last: int, keep_weeks: int
+) -> list[str]:
+    """Which backups retention removes: all but the newest `keep_last`, and the newest of
+    each of the last `keep_weeks` weeks (counted back from `now`). The newest backup taken
+    before a migration is always kept: `pm db rollback` needs it."""
+    ordered = sorted(backups, key=lambda b: b[1], reverse=True)
+    keep = {name for name, _ in ordered[:keep_last]}
+    weeks_seen: set[int] = set()
+    for name, moment in ordered:
+        week = int((now - moment) / timedelta(weeks=1))
+        if 0 <= week < keep_weeks and week not in weeks_seen:
+            weeks_seen.add(week)
+            keep.add(name)
+    for name, _ in ordered:
+        parsed = parse_name(name)
+        if parsed and parsed[1].startswith("before-migration"):
+            keep.add(name)
+            break
+    return [name for name, _ in ordered if name not in keep]

@@ -1,0 +1,530 @@
+"""Salvage: copy what can still be read from a damaged database into a new file.
+
+The damaged file is only opened read-only. The new file gets the schema from the shipped
+migrations (up to the version the damaged file was at), then every row that can be read. A
+table whose plain scan fails is read again by rowid ranges: a range is read from both ends until
+each fails, the part in between is split in two, and so on down to single rowids (or to the gap
+between rows, for sparse rowids), largest first under a query budget per table.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import os
+import pathlib
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from daemon.db import migrations
+from daemon.db.migrations import Migration
+
+MIN_ROWID, MAX_ROWID = -(2**63), 2**63 - 1
+_SQLITE_NOTADB = 26
+_BUDGET = 200_000  # range queries per table, plus a few per expected row
+_FLUSH = 1000  # rows per insert batch
+
+Row = tuple[Any, ...]
+
+
+class SalvageError(Exception):
+    """Nothing could be salvaged (or the new file could not be built); the message says why."""
+
+
+class TableRecovery(msgspec.Struct, kw_only=True):
+    table: str
+    recovered: int
+    lost: int | None  # None when the damaged file's row count could not be read
+    orphaned: int = 0
+    unreadable_ranges: list[tuple[int, int]] = msgspec.field(default_factory=list)
+
+
+class Recovery(msgspec.Struct, kw_only=True):
+    damaged_path: str
+    dest_path: str
+    schema_version: int
+    tables: list[TableRecovery]
+    recovered_rows: int
+    lost_rows: int | None
+    notes: list[str]
+
+
+def damaged(path: str) -> list[str]:
+    """What `PRAGMA quick_check` finds wrong with the file, read-only; [] when it is fine."""
+    try:
+        conn = _open_damaged(path, [])
+    except SalvageError as e:
+        return [str(e)]
+    try:
+        lines = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.Error as e:
+        return [f"{path}: quick_check failed: {e}"]
+    finally:
+        conn.close()
+    return [] if lines == ["ok"] else lines
+
+
+def recover(damaged_path: str, dest_path: str, shipped: list[Migration]) -> Recovery:
+    """Build `dest_path` (which must not exist) from what `damaged_path` still holds."""
+    notes: list[str] = []
+    try:
+        src = _open_damaged(damaged_path, notes)
+    except SalvageError as e:
+        raise SalvageError(f"{e}; nothing can be recovered") from None
+    try:
+        if not _tables(src):
+            raise SalvageError(f"{damaged_path} holds no tables; nothing can be recovered")
+        version, applied_at = _ledger(src, shipped, notes)
+        dst = _create(dest_path)
+        try:
+            for migration in (m for m in shipped if m.version <= version):
+                migrations.apply(dst, migration)
+            tables = _copy_all(src, dst, applied_at, notes)
+            _finish(dst, dest_path)
+        except BaseException as e:
+            dst.close()
+            _remove(dest_path)
+            if isinstance(e, SalvageError) or not isinstance(e, Exception):
+                raise
+            raise SalvageError(f"salvaging {damaged_path} failed: {e}") from e
+    finally:
+        src.close()
+    known = [t.lost for t in tables]
+    return Recovery(
+        damaged_path=damaged_path,
+        dest_path=dest_path,
+        schema_version=version,
+        tables=tables,
+        recovered_rows=sum(t.recovered for t in tables),
+        lost_rows=None if None in known else sum(n or 0 for n in known),
+        notes=notes,
+    )
+
+
+def _open_damaged(path: str, notes: list[str]) -> sqlite3.Connection:
+    """Read-only. `immutable=1` unless a -wal or -journal holds something SQLite must read."""
+    if not os.path.isfile(path):
+        raise SalvageError(f"{path}: no such file")
+    live = [s for s in ("-wal", "-journal") if os.path.isfile(path + s)]
+    live = [s for s in live if os.path.getsize(path + s)]
+    uri = pathlib.Path(path).absolute().as_uri()
+    modes = (["mode=ro"] if live else []) + ["mode=ro&immutable=1"]
+    error: sqlite3.Error | None = None
+    for mode in modes:
+        try:
+            conn = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None)
+        except sqlite3.Error as e:
+            error = e
+            continue
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("PRAGMA cell_size_check = ON")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as e:
+            conn.close()
+            error = e
+            if (e.sqlite_errorcode & 0xFF) == _SQLITE_NOTADB:
+                break
+            continue
+        if live and "immutable" in mode:
+            notes.append(f"read without its {' and '.join(live)} file (SQLite could not use it)")
+        return conn
+    raise SalvageError(f"{path} cannot be read as a SQLite database: {error}")
+
+
+def _ledger(
+    src: sqlite3.Connection, shipped: list[Migration], notes: list[str]
+) -> tuple[int, dict[int, str]]:
+    """The schema version the damaged file was at, and when each migration was applied."""
+    if not shipped:
+        raise SalvageError("no shipped migrations: the new file would have no schema")
+    newest = shipped[-1].version
+    sql = "SELECT version, sha256, applied_at FROM schema_migrations NOT INDEXED"
+    try:
+        rows = src.execute(sql).fetchall()
+    except sqlite3.Error:  # the ledger's page is damaged: look each version up by rowid
+        rows = []
+        for m in shipped:
+            try:
+                rows += src.execute(f"{sql} WHERE version = ?", (m.version,)).fetchall()
+            except sqlite3.Error:
+                continue
+    if not rows:
+        notes.append(f"the schema_migrations ledger is unreadable: assumed version {newest}")
+        return newest, {}
+    version = max(int(r[0]) for r in rows)
+    if version > newest:
+        raise SalvageError(
+            f"the damaged file is at schema version {version}, newer than this pm-agent knows "
+            f"({newest}); salvage it with the pm-agent that wrote it"
+        )
+    by_version = {m.version: m for m in shipped}
+    for v, sha, _ in rows:
+        if v in by_version and by_version[v].sha256 != sha:
+            notes.append(f"migration {v} had sha256 {sha[:12]}… there; the new file has ours")
+    return version, {int(r[0]): str(r[2]) for r in rows}
+
+
+def _create(dest_path: str) -> sqlite3.Connection:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.lexists(dest_path + suffix):
+            raise SalvageError(f"{dest_path}{suffix} already exists; choose a new destination")
+    try:
+        os.close(os.open(dest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as e:
+        raise SalvageError(f"cannot create {dest_path}: {e.strerror}") from e
+    try:
+        dst = sqlite3.connect(dest_path, isolation_level=None)
+        dst.execute("PRAGMA journal_mode = DELETE")
+        dst.execute("PRAGMA synchronous = FULL")
+        dst.execute("PRAGMA foreign_keys = OFF")  # lost parents are settled at the end
+    except sqlite3.Error as e:
+        _remove(dest_path)
+        raise SalvageError(f"cannot create {dest_path}: {e}") from e
+    return dst
+
+
+def _copy_all(
+    src: sqlite3.Connection, dst: sqlite3.Connection, applied_at: dict[int, str], notes: list[str]
+) -> list[TableRecovery]:
+    names = _tables(dst)
+    old_names = set(_tables(src))
+    for extra in sorted(old_names - set(names) - {"schema_migrations"}):
+        notes.append(f"table {extra} is not in the schema; not copied")
+    dst.execute("BEGIN IMMEDIATE")
+    for version, at in applied_at.items():
+        dst.execute("UPDATE schema_migrations SET applied_at = ? WHERE version = ?", (at, version))
+    results: dict[str, tuple[int | None, list[tuple[int, int]]]] = {}
+    highs: dict[str, int] = {}
+    for name in names:
+        if name == "schema_migrations":
+            continue
+        if name not in old_names:
+            notes.append(f"table {name} is missing from the damaged file")
+            results[name] = (None, [])
+            continue
+        reader = _TableReader(src, dst, name, notes)
+        results[name] = reader.read()
+        for reason, n in sorted(reader.rejected.items()):
+            notes.append(f"{name}: {n} rows rejected by the new file ({reason})")
+        if reader.high is not None:
+            highs[name] = reader.high
+    orphaned = _remove_orphans(dst, notes)
+    _keep_sequences(src, dst, highs, notes)
+    dst.execute("COMMIT")
+    tables = []
+    for name, (expected, unreadable) in results.items():
+        recovered = int(dst.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0])
+        lost = None if expected is None else expected - recovered
+        if lost is not None and lost < 0:
+            notes.append(f"{name}: {recovered} rows recovered but {expected} counted; lost unknown")
+            lost = None
+        tables.append(
+            TableRecovery(
+                table=name,
+                recovered=recovered,
+                lost=lost,
+                orphaned=orphaned[name],
+                unreadable_ranges=unreadable,
+            )
+        )
+    return tables
+
+
+class _TableReader:
+    """Copies one table's readable rows from `src` into `dst`."""
+
+    def __init__(
+        self, src: sqlite3.Connection, dst: sqlite3.Connection, table: str, notes: list[str]
+    ) -> None:
+        self.src, self.table, self.notes = src, table, notes
+        old = {str(r[1]) for r in src.execute(f"PRAGMA table_info({_q(table)})")}
+        cols = [str(r[1]) for r in dst.execute(f"PRAGMA table_info({_q(table)})")]
+        if missing := [c for c in cols if c not in old]:
+            notes.append(f"{table}: columns {missing} missing from the damaged file")
+        cols = [c for c in cols if c in old]
+        names = ", ".join(map(_q, cols))
+        self.select = f"SELECT rowid, {names} FROM {_q(table)} NOT INDEXED"
+        marks = ", ".join("?" for _ in cols)
+        self.insert = f"INSERT INTO {_q(table)} ({names}) VALUES ({marks})"
+        self.dst = dst
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self.buffer: list[Row] = []
+        self.unreadable: list[tuple[int, int]] = []
+        self.high: int | None = None  # the highest rowid known to have been used
+        self.taken = 0  # rows read
+        self.queries = 0
+        self.budget = _BUDGET
+
+    def read(self) -> tuple[int | None, list[tuple[int, int]]]:
+        """(rows the damaged file held if known, rowid ranges that could not be read)."""
+        try:
+            self.src.execute(f"SELECT rowid FROM {_q(self.table)} LIMIT 0")
+        except sqlite3.Error:
+            return self._read_without_rowid(), []
+        stop = self._range(MIN_ROWID, MAX_ROWID, desc=False)  # the plain scan
+        if stop > MAX_ROWID:
+            self._flush()
+            return self.taken, []
+        stats = self._index_stats()
+        if stats is not None:
+            self.budget += 8 * stats[2]
+        lo = stop if self.taken else self._bound(stats, 1, down=True)
+        self._refine(lo, self._bound(stats, lo - 1, down=False))
+        self._flush()
+        return (None if stats is None else stats[2]), _merge(self.unreadable)
+
+    def _bound(self, stats: tuple[int, int, int] | None, start: int, *, down: bool) -> int:
+        """min(rowid) or max(rowid): from the table, else from an index, else probed."""
+        found = self._scalar(f"SELECT {'min' if down else 'max'}(rowid) FROM {_q(self.table)}")
+        if found is None and stats is not None:
+            found = stats[0 if down else 1]
+        if found is not None:
+            if not down:
+                self.high = found if self.high is None else max(found, self.high)
+            return found
+        found, exact = self._probe(start, down=down)
+        if not exact:
+            self.unreadable.append((MIN_ROWID, found - 1) if down else (found + 1, MAX_ROWID))
+        return found
+
+    def _refine(self, lo: int, hi: int) -> None:
+        """Read [lo, hi] around what fails: narrow each region from both ends, split what is
+        left in two, and so on, largest first (good pages between damaged ones are found
+        early). A region narrower than the gap between rows read around it is given up."""
+        regions = [(lo - hi, lo, hi, 1)]
+        while regions:
+            _, a, b, gap = heapq.heappop(regions)
+            if self.queries >= self.budget:
+                self.unreadable.append((a, b))
+                continue
+            taken = self.taken
+            s = self._range(a, b, desc=False)
+            e = self._range(s, b, desc=True) if s <= b else b
+            if e < s:
+                continue
+            if self.taken - taken >= 8:
+                gap = max(1, (s - a + b - e) // (self.taken - taken))
+            if e - s < gap:
+                self.unreadable.append((s, e))
+                continue
+            mid = s + (e - s) // 2
+            heapq.heappush(regions, (s - mid, s, mid, gap))
+            heapq.heappush(regions, (mid + 1 - e, mid + 1, e, gap))
+
+    def _range(self, a: int, b: int, *, desc: bool) -> int:
+        """Read a <= rowid <= b from one end until something fails; returns where reading
+        stopped: the next rowid that end would read (b + 1 or a - 1 once all is read)."""
+        self.queries += 1
+        sign, order = (-1, "DESC") if desc else (1, "ASC")
+        sql = f"{self.select} WHERE rowid BETWEEN ? AND ? ORDER BY rowid {order}"
+        stop = b if desc else a
+        try:
+            for row in self.src.execute(sql, (a, b)):
+                if not a <= row[0] <= b or (row[0] - stop) * sign < 0:
+                    return stop  # out of order: a damaged page that reads as if it were fine
+                self._take(row)
+                stop = row[0] + sign
+        except sqlite3.Error:
+            return self._edge(a, b, stop, desc=desc)
+        return a - 1 if desc else b + 1
+
+    def _edge(self, a: int, b: int, stop: int, *, desc: bool) -> int:
+        """The row the cursor dropped: Python fetches one row ahead, and a step that fails
+        loses the row before it. With LIMIT 1 SQLite never steps past that row."""
+        lo, hi = (a, stop) if desc else (stop, b)
+        if lo > hi:
+            return stop
+        self.queries += 1
+        sql = (
+            f"{self.select} WHERE rowid BETWEEN ? AND ? ORDER BY rowid {'DESC' if desc else 'ASC'}"
+        )
+        try:
+            row = self.src.execute(f"{sql} LIMIT 1", (lo, hi)).fetchone()
+        except sqlite3.Error:
+            return stop
+        if row is None:  # nothing left on this side: the failing step was past the range
+            return a - 1 if desc else b + 1
+        self._take(row)
+        return int(row[0]) + (-1 if desc else 1)
+
+    def _probe(self, start: int, *, down: bool) -> tuple[int, bool]:
+        """Seek exponentially away from `start`: (bound, exact). Exact when a seek proved that
+        no row lies further out. Otherwise seeks failed from some point on (a damaged page whose
+        span runs to the end); the bound is where they start failing, found by bisection."""
+        sign = -1 if down else 1
+        good, bad, step = start, None, 1
+        while MIN_ROWID <= (x := start + sign * step) <= MAX_ROWID:
+            found = self._seek(x, down=down)
+            if found is False:
+                return x - sign, True
+            if found:
+                good, bad = x, None
+            elif bad is None:
+                bad = x
+            step *= 2
+        if bad is None:
+            return (MIN_ROWID if down else MAX_ROWID), True
+        while abs(bad - good) > 1:
+            mid = good + (bad - good) // 2
+            if self._seek(mid, down=down) is None:
+                bad = mid
+            else:
+                good = mid
+        return bad, False
+
+    def _seek(self, x: int, *, down: bool) -> bool | None:
+        """Is there a row at or beyond x (None: the seek failed)?"""
+        self.queries += 1
+        cmp, order = ("<=", "DESC") if down else (">=", "ASC")
+        sql = f"SELECT rowid FROM {_q(self.table)} WHERE rowid {cmp} ? ORDER BY rowid {order}"
+        try:
+            return self.src.execute(f"{sql} LIMIT 1", (x,)).fetchone() is not None
+        except sqlite3.Error:
+            return None
+
+    def _index_stats(self) -> tuple[int, int, int] | None:
+        """(min rowid, max rowid, rows) from the first index that reads in full."""
+        for _, index, _, _, partial in self.src.execute(f"PRAGMA index_list({_q(self.table)})"):
+            if partial:
+                continue
+            sql = f"SELECT min(rowid), max(rowid), count(*) FROM {_q(self.table)} INDEXED BY "
+            try:
+                low, high, count = self.src.execute(sql + _q(index)).fetchone()
+            except sqlite3.Error:
+                continue
+            return (1, 0, 0) if low is None else (int(low), int(high), int(count))
+        return None
+
+    def _read_without_rowid(self) -> int | None:
+        cols = self.select.removeprefix("SELECT rowid, ")
+        try:
+            for row in self.src.execute(f"SELECT {cols}"):
+                self._take((None, *row))
+        except sqlite3.Error:
+            self._flush()
+            self.notes.append(f"{self.table} (WITHOUT ROWID) was read up to its first bad page")
+            return self._scalar(f"SELECT count(*) FROM {_q(self.table)}")
+        self._flush()
+        return self.taken
+
+    def _scalar(self, sql: str) -> int | None:
+        try:
+            value = self.src.execute(sql).fetchone()[0]
+        except sqlite3.Error:
+            return None
+        return None if value is None else int(value)
+
+    def _take(self, row: Row) -> None:
+        self.taken += 1
+        if row[0] is not None and (self.high is None or row[0] > self.high):
+            self.high = int(row[0])
+        self.buffer.append(row[1:])
+        if len(self.buffer) >= _FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Insert a batch; one that breaks a constraint goes row by row, the failures counted."""
+        rows, self.buffer = self.buffer, []
+        self.dst.execute("SAVEPOINT salvage_batch")
+        try:
+            self.dst.executemany(self.insert, rows)
+        except sqlite3.IntegrityError:
+            self.dst.execute("ROLLBACK TO salvage_batch")
+            for row in rows:
+                try:
+                    self.dst.execute(self.insert, row)
+                except sqlite3.IntegrityError as e:
+                    self.rejected[str(e)] += 1
+        self.dst.execute("RELEASE salvage_batch")
+
+
+def _remove_orphans(dst: sqlite3.Connection, notes: list[str]) -> collections.Counter[str]:
+    """Settle rows whose parent was lost, as the schema's ON DELETE says; repeat until clean.
+
+    ON DELETE SET NULL keeps the row with the reference cleared; anything else removes it.
+    """
+    removed: collections.Counter[str] = collections.Counter()
+    cleared: collections.Counter[str] = collections.Counter()
+    while broken := dst.execute("PRAGMA foreign_key_check").fetchall():
+        for table, rowid, _, fkid in broken:
+            if rowid is None:
+                raise SalvageError(f"{table} (WITHOUT ROWID) has rows whose parent was lost")
+            fk = [r for r in dst.execute(f"PRAGMA foreign_key_list({_q(table)})") if r[0] == fkid]
+            if fk[0][6] == "SET NULL":
+                sets = ", ".join(f"{_q(r[3])} = NULL" for r in fk)
+                try:
+                    dst.execute(f"UPDATE {_q(table)} SET {sets} WHERE rowid = ?", (rowid,))
+                    cleared[table] += 1
+                    continue
+                except sqlite3.IntegrityError:
+                    pass
+            gone = dst.execute(f"DELETE FROM {_q(table)} WHERE rowid = ?", (rowid,)).rowcount
+            removed[table] += gone
+    for table, n in sorted(cleared.items()):
+        notes.append(f"{table}: {n} references to lost rows set to NULL (ON DELETE SET NULL)")
+    return removed
+
+
+def _keep_sequences(
+    src: sqlite3.Connection, dst: sqlite3.Connection, highs: dict[str, int], notes: list[str]
+) -> None:
+    """AUTOINCREMENT high-water marks never go backwards, whatever rows were lost."""
+    try:
+        old = {str(n): int(s) for n, s in src.execute("SELECT name, seq FROM sqlite_sequence")}
+    except sqlite3.Error:
+        old = {}
+        notes.append("sqlite_sequence is unreadable: sequences continue from the highest seen")
+    auto = "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'"
+    for (name,) in dst.execute(auto).fetchall():
+        floor = max(old.get(name, 0), highs.get(name, 0))
+        row = dst.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            dst.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, floor))
+        elif int(row[0]) < floor:
+            dst.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (floor, name))
+
+
+def _finish(dst: sqlite3.Connection, dest_path: str) -> None:
+    check = [str(r[0]) for r in dst.execute("PRAGMA integrity_check").fetchall()]
+    if check != ["ok"]:
+        raise SalvageError(f"the new file fails integrity_check: {check[:3]}")
+    if dst.execute("PRAGMA foreign_key_check").fetchone() is not None:
+        raise SalvageError("the new file still has foreign-key violations")
+    dst.close()
+    os.chmod(dest_path, 0o600)
+    for path in (dest_path, os.path.dirname(os.path.abspath(dest_path))):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _tables(conn: sqlite3.Connection) -> list[str]:
+    sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    return [str(r[0]) for r in conn.execute(sql + " ORDER BY rowid")]
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _remove(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.remove(path + suffix)
+        except FileNotFoundError:
+            continue
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

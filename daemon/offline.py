@@ -1,0 +1,188 @@
+"""The database's care while the daemon is not running, for `pm` to do itself.
+
+When pm-agentd cannot start (a damaged file, a schema from a newer pm-agent) nobody can ask
+it to restore a backup, so `pm backup restore`, `pm db rollback`, `pm db repair`, `pm db
+check` and `pm db migrate` work on the files directly. They hold the daemon's instance lock
+meanwhile: no daemon starts halfway through. Nothing here migrates after a swap: the daemon
+does that at its next start (with a backup first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+
+import msgspec
+
+from daemon.config import Paths, load, resolve_paths
+from daemon.db import backup, care, connection, migrations, swap
+from daemon.db.backup import BackupFile
+from daemon.startup import InstanceLock, StartupError
+
+
+class OfflineError(Exception):
+    """The operation cannot be done; the message says why and what to do instead."""
+
+
+class Rolledback(msgspec.Struct, kw_only=True):
+    backup: BackupFile
+    swapped: swap.Swapped
+
+
+class Migrated(msgspec.Struct, kw_only=True):
+    schema_version: int
+    applied: list[str]
+    backup: str | None  # taken before migrating
+
+
+def paths_from_config(env: Mapping[str, str] = os.environ) -> Paths:
+    return resolve_paths(load({}, env), env)
+
+
+@contextlib.contextmanager
+def holding_lock(paths: Paths) -> Iterator[None]:
+    """The daemon's instance lock: refuses if a daemon runs on this data directory."""
+    if not os.path.isdir(paths.data_dir):
+        raise OfflineError(f"there is no pm-agent data directory at {paths.data_dir}")
+    lock = InstanceLock(paths.lock_path)
+    try:
+        lock.acquire()
+    except StartupError as e:
+        raise OfflineError(
+            f"pm-agentd is running on {paths.data_dir} but does not answer ({e}); "
+            "stop it (`pm daemon stop`) and try again"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _good(paths: Paths, name: str) -> BackupFile:
+    try:
+        found = backup.find(paths.backups_dir, name)
+    except backup.BackupError as e:
+        raise OfflineError(str(e)) from None
+    except FileNotFoundError:
+        raise OfflineError(
+            f"no backup named {name} in {paths.backups_dir}; `pm backup list` shows them"
+        ) from None
+    if not found.ok:
+        raise OfflineError(f"{name} failed its check when it was made ({found.problem})")
+    return found
+
+
+def restore(paths: Paths, name: str) -> swap.Swapped:
+    with holding_lock(paths):
+        found = _good(paths, name)
+        return _swap(paths, found.path, "before-restore")
+
+
+def rollback(paths: Paths) -> Rolledback:
+    """Restore the backup taken before the last migration."""
+    with holding_lock(paths):
+        for candidate in backup.listing(paths.backups_dir):
+            if candidate.ok and candidate.label.startswith("before-migration"):
+                return Rolledback(backup=candidate, swapped=_swap(paths, candidate.path, ""))
+    raise OfflineError(
+        f"no backup taken before a migration in {paths.backups_dir}; nothing was changed "
+        "(`pm backup list` shows the backups there are)"
+    )
+
+
+def _swap(paths: Paths, incoming: str, label: str) -> swap.Swapped:
+    try:
+        return swap.replace_live(
+            paths.db_path,
+            incoming,
+            backups_dir=paths.backups_dir,
+            damaged_dir=paths.damaged_dir,
+            now=_now(),
+            shipped=migrations.load(),
+            migrate=False,
+            label=label or "before-rollback",
+        )
+    except swap.SwapError as e:
+        raise OfflineError(str(e)) from None
+
+
+def repair(paths: Paths) -> care.RepairReport:
+    with holding_lock(paths):
+        _must_exist(paths)
+        try:
+            return care.repair_file(
+                paths.db_path,
+                backups_dir=paths.backups_dir,
+                damaged_dir=paths.damaged_dir,
+                now=_now(),
+                shipped=migrations.load(),
+                migrate=False,
+            )
+        except Exception as e:
+            raise OfflineError(f"the repair failed: {e}") from e
+
+
+def check(paths: Paths) -> care.CheckResult:
+    with holding_lock(paths):
+        _must_exist(paths)
+        try:
+            conn = backup.read_only(paths.db_path)
+            try:
+                return care.check(conn)
+            finally:
+                conn.close()
+        except Exception as e:
+            return care.CheckResult(
+                ok=False, integrity=[f"cannot read the database: {e}"], foreign_keys=[],
+                truncated=False,
+            )  # fmt: skip
+
+
+def backup_now(paths: Paths) -> backup.Copied:
+    with holding_lock(paths):
+        _must_exist(paths)
+        try:
+            return backup.take(paths.db_path, paths.backups_dir, _now())
+        except backup.BackupError as e:
+            raise OfflineError(str(e)) from None
+
+
+def migrate(paths: Paths) -> Migrated:
+    """Apply pending migrations now (a backup first), as the daemon would at start."""
+    with holding_lock(paths):
+        _must_exist(paths)
+        found = backup.problems(paths.db_path, quick=True)
+        if found:
+            raise OfflineError(f"the database is damaged ({found[0]}); run `pm db repair` first")
+        shipped = migrations.load()
+        conn = connection.open_writer(paths.db_path, synchronous="FULL", busy_timeout_ms=5000)
+        try:
+            try:
+                todo = migrations.pending(conn, shipped)
+            except migrations.MigrationError as e:
+                raise OfflineError(str(e)) from None
+            made = None
+            if todo and migrations.schema_version(conn) > 0:
+                made = backup.take(
+                    paths.db_path, paths.backups_dir, _now(),
+                    f"before-migration-{todo[0].version:04d}",
+                ).name  # fmt: skip
+            applied = migrations.migrate(conn, shipped)
+            return Migrated(
+                schema_version=migrations.schema_version(conn),
+                applied=[m.filename for m in applied],
+                backup=made,
+            )
+        finally:
+            conn.close()
+
+
+def _must_exist(paths: Paths) -> None:
+    if not os.path.exists(paths.db_path):
+        raise OfflineError(f"there is no database at {paths.db_path} yet")

@@ -1,0 +1,169 @@
+"""db.check, db.repair, db.reset, db.export, db.import in the running daemon.
+
+Check and export read from connections of their own (a long integrity_check or export does
+not take a reader from the clients). Repair, reset and import end in a swap under the paused
+writer (BackupService.swap_in), so each is all or nothing and keeps the file it replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+from daemon.config import Paths
+from daemon.db import backup, care, connection, export, swap
+from daemon.db.care import CheckResult, RepairReport
+from daemon.db.database import Database
+from daemon.db.export import ExportError, ExportSummary, ImportSummary
+from daemon.db.migrations import Migration
+from daemon.errors import Forbidden, InvalidParams, NotFound, StorageError
+from daemon.scheduler import Report
+from daemon.services.backups import BackupService
+
+
+class ResetDone(msgspec.Struct, kw_only=True):
+    backup: str  # everything the database held before
+    schema_version: int
+
+
+class Imported(ImportSummary, frozen=True, kw_only=True):
+    backup: str | None  # the database the import replaced
+
+
+def _quiet(message: str, percentage: int | None = None) -> None:
+    pass
+
+
+class CareService:
+    def __init__(
+        self,
+        db: Database,
+        paths: Paths,
+        backups: BackupService,
+        shipped: Callable[[], list[Migration]],
+    ) -> None:
+        self._db = db
+        self._paths = paths
+        self._backups = backups
+        self._shipped = shipped
+
+    async def check(self) -> CheckResult:
+        return await asyncio.to_thread(self._check_file)
+
+    def _check_file(self) -> CheckResult:
+        conn = backup.read_only(self._db.path)
+        try:
+            return care.check(conn)
+        finally:
+            conn.close()
+
+    async def repair(self, report: Report = _quiet) -> RepairReport:
+        """REINDEX (and FTS rebuild) between two batches when the file is sound; with the
+        writer paused, a recovery into a new file when it is not."""
+        report("checking the database", 0)
+        found = await asyncio.to_thread(backup.problems, self._db.path)
+        if not found:
+            report("rebuilding indexes", 50)
+            rebuilt = await self._db.maintain(care.reindex)
+            report("done", 100)
+            return RepairReport(
+                action="none", problems_before=[], problems_after=[], reindexed=True,
+                fts_rebuilt=rebuilt, damaged_copy=None, recovery=None,
+            )  # fmt: skip
+        report("damage found: repairing with the writer paused", 20)
+        shipped = self._shipped()
+        result = await self._backups.exclusive(
+            lambda seen: care.repair_file(
+                self._db.path, backups_dir=self._paths.backups_dir,
+                damaged_dir=self._paths.damaged_dir, now=datetime.now(UTC), shipped=shipped,
+                migrate=True, events_seen=seen,
+            )
+        )  # fmt: skip
+        await self._backups.announce(
+            "db.repaired", {"action": result.action, "damaged_copy": result.damaged_copy}
+        )
+        report("done", 100)
+        return result
+
+    async def reset(self) -> ResetDone:
+        """An empty database at the current schema; the old one is kept as a backup first."""
+        fresh = await asyncio.to_thread(self._fresh_file)
+        try:
+            swapped = await self._backups.swap_in(fresh, "before-reset", "db.reset", {})
+        finally:
+            await asyncio.to_thread(backup.remove_database, fresh)
+        assert swapped.safety_copy is not None
+        return ResetDone(backup=swapped.safety_copy, schema_version=swapped.schema_version)
+
+    def _fresh_file(self) -> str:
+        path = self._scratch_path("empty")
+        swap.empty_database(path, self._shipped())
+        return path
+
+    def _scratch_path(self, what: str) -> str:
+        fd, path = tempfile.mkstemp(
+            prefix=f"pm-agent.{what}.", suffix=".db", dir=self._paths.db_dir
+        )
+        os.close(fd)
+        os.unlink(path)  # the builders create it themselves
+        return path
+
+    async def export(self, fmt: Literal["json", "csv"]) -> ExportSummary:
+        folder = backup.private_folder(self._paths.exports_dir)
+        stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S_%f")
+        target = os.path.join(folder, f"pm-agent_{stamp}" + (".json" if fmt == "json" else ""))
+        return await asyncio.to_thread(self._export_file, fmt, target)
+
+    def _export_file(self, fmt: str, target: str) -> ExportSummary:
+        conn = connection.open_reader(self._db.path, busy_timeout_ms=5000)
+        try:
+            if fmt == "json":
+                return export.export_json(conn, target)
+            return export.export_csv(conn, target)
+        except ExportError as e:
+            raise StorageError(f"the export failed: {e}") from e
+        finally:
+            conn.close()
+
+    async def import_(self, source: str, report: Report = _quiet) -> Imported:
+        """Replace the database with an export: validated and built into a new file first
+        (nothing live changes if anything is wrong), then swapped in."""
+        path = self._allowed(source)
+        report("validating the export", 0)
+        scratch = self._scratch_path("import")
+        try:
+            try:
+                summary = await asyncio.to_thread(
+                    export.build_from_export, path, self._shipped(), scratch
+                )
+            except ExportError as e:
+                raise InvalidParams(f"the export cannot be imported: {e}; nothing changed") from e
+            report("replacing the database", 60)
+            swapped = await self._backups.swap_in(
+                scratch, "before-import", "db.imported", {"source": path}
+            )
+        finally:
+            await asyncio.to_thread(backup.remove_database, scratch)
+        report("done", 100)
+        return Imported(**msgspec.structs.asdict(summary), backup=swapped.safety_copy)
+
+    def _allowed(self, source: str) -> str:
+        """The daemon reads imports only from its own data folder or the Dev folder."""
+        if not os.path.isabs(source):
+            raise InvalidParams(f"path must be absolute: {source!r}")
+        real = os.path.realpath(source)
+        roots = [os.path.realpath(p) for p in (self._paths.data_dir, self._paths.dev_root)]
+        if not any(os.path.commonpath([real, root]) == root for root in roots):
+            raise Forbidden(
+                f"{source} is outside the data folder and the Dev folder; `pm db import` "
+                "copies a file from elsewhere into <data>/imports first"
+            )
+        if not os.path.exists(real):
+            raise NotFound(f"{source} does not exist")
+        return real

@@ -1,0 +1,184 @@
+"""Recovery as a user meets it: a damaged file at start, a migration to roll back, an export
+to bring back, a reset. Every path ends with the data intact or with the command to run."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DaemonFactory
+from tests.helpers import DaemonProcess
+from tests.test_backup import corrupt, kv_keys
+from tests.test_cli import Cli
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def fill(daemon: DaemonProcess, count: int, namespace: str = "keep") -> None:
+    with daemon.client() as client:
+        for i in range(count):
+            value = f"value {i} " * 20  # ~200 bytes: many pages, so damage hits some rows
+            client.call("kv.set", {"namespace": namespace, "key": f"k{i:06d}", "value": value})
+
+
+def refused_start(daemon: DaemonProcess) -> str:
+    daemon.start(wait=False)
+    assert daemon.wait(30) == 1
+    return daemon.log()
+
+
+@pytest.fixture
+def cli(make_daemon: DaemonFactory) -> Cli:
+    return Cli(make_daemon())
+
+
+def test_damaged_database_is_refused_then_restored_offline(cli: Cli) -> None:
+    world = cli.world.start()
+    fill(world, 50)
+    made = world.call("db.backup")
+    world.call("kv.set", {"namespace": "keep", "key": "after-backup", "value": 1})
+    world.stop()
+    before = world.db_path.read_bytes()
+    corrupt(world.db_path, [2, 3, 4])
+    damaged = world.db_path.read_bytes()
+    said = refused_start(world)
+    assert "is damaged" in said and "changed nothing" in said
+    assert f"pm backup restore {made['name']}" in said and "pm db repair" in said
+    assert world.db_path.read_bytes() == damaged, "a refused start must not touch the file"
+    assert before != damaged
+    # The daemon cannot start, so pm works on the files itself.
+    done = cli.run("backup", "list")
+    assert done.returncode == 0 and made["name"] in done.stdout
+    assert "not running" in done.stderr
+    done = cli.run("--no-spawn", "backup", "restore", made["name"])
+    assert done.returncode == 0, done.stderr
+    assert "restored" in done.stdout and "kept as" in done.stdout
+    world.start()
+    assert len(world.call("kv.list", {"namespace": "keep"})["items"]) == 50
+    # The damaged file was kept, byte for byte.
+    kept = list((world.data_dir / "damaged").iterdir())
+    assert [p.read_bytes() for p in kept if p.suffix == ".db"] == [damaged]
+
+
+def test_repair_recovers_the_readable_rows(cli: Cli) -> None:
+    world = cli.world.start()
+    fill(world, 3000)
+    world.stop()
+    size = int.from_bytes(world.db_path.read_bytes()[16:18], "big")
+    pages = world.db_path.stat().st_size // size
+    corrupt(world.db_path, [pages // 2, pages // 2 + 1])
+    said = refused_start(world)
+    assert "There is no good backup" in said and "pm db repair" in said
+    done = cli.run("--no-spawn", "db", "repair")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "recovered" in done.stdout and "rows lost" in done.stdout
+    report = json.loads(cli.run("--no-spawn", "--json", "db", "check").stdout)
+    assert report["ok"] is True
+    world.start()
+    keys = {i["key"] for i in world.call("kv.list", {"namespace": "keep", "limit": 1000,
+                                                      "offset": 0})["items"]}  # fmt: skip
+    recovered = kv_keys(world.db_path, "keep")
+    assert keys <= recovered
+    assert 2000 <= len(recovered) < 3000
+    assert recovered <= {f"k{i:06d}" for i in range(3000)}, "nothing invented"
+    world.call("kv.set", {"namespace": "keep", "key": "new", "value": 1})
+    assert world.call("db.check")["ok"] is True
+
+
+def test_pre_migration_backup_and_rollback(cli: Cli, tmp_path: Path) -> None:
+    world = cli.world.start()
+    fill(world, 20)
+    world.stop()
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "0005_notes.sql").write_text("CREATE TABLE notes (id INTEGER PRIMARY KEY);\n")
+    plain_argv = world.argv
+    world.argv = [sys.executable, str(REPO / "tests" / "extra_migrations_daemon.py")]
+    world.env["PM_TEST_EXTRA_MIGRATIONS"] = str(extra)
+    world.start()
+    assert world.call("db.health")["schema_version"] == 5
+    items = world.call("db.backups")["items"]
+    assert [b["label"] for b in items] == ["before-migration-0005"]
+    assert items[0]["schema_version"] == 4
+    world.call("kv.set", {"namespace": "keep", "key": "on-v5", "value": 1})
+    world.stop()
+    # The older pm-agent refuses the newer schema and says how to go back.
+    world.argv = plain_argv
+    said = refused_start(world)
+    assert "newer than this pm-agent knows" in said and "pm db rollback" in said
+    done = cli.run("--no-spawn", "db", "rollback")
+    assert done.returncode == 0, done.stderr
+    assert "rolled back to" in done.stdout and "schema 4" in done.stdout
+    world.start()
+    keys = kv_keys(world.db_path, "keep")
+    assert len(keys) == 20 and "on-v5" not in keys
+    # The v5 database is kept, so even that rollback can be undone.
+    kept = [b for b in world.call("db.backups")["items"] if b["label"] == "before-rollback"]
+    assert kept and kept[0]["schema_version"] == 5
+
+
+def test_rollback_stops_a_running_daemon_and_says_so(cli: Cli) -> None:
+    cli.ok("status")  # a daemon pm started, as a user's would be
+    done = cli.run("db", "rollback")
+    assert done.returncode == 1
+    assert "stopping pm-agentd" in done.stderr
+    assert "no backup taken before a migration" in done.stderr
+    assert cli.world.status() is None
+
+
+def test_export_import_round_trip_through_the_cli(cli: Cli, tmp_path: Path) -> None:
+    world = cli.world.start()
+    fill(world, 30)
+    world.call("jobs.record", {"kind": "agent.call", "prompt": 'p, with "quotes"\nand lines'})
+
+    def snapshot() -> dict[str, list[tuple[object, ...]]]:
+        conn = sqlite3.connect(f"file:{world.db_path}?mode=ro", uri=True)
+        try:
+            return {
+                t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+                for t in ("kv", "jobs", "projects", "quality_metrics")
+            }
+        finally:
+            conn.close()
+
+    before = snapshot()
+    for fmt in ("json", "csv"):
+        target = tmp_path / f"export-{fmt}"
+        done = cli.run("db", "export", "--format", fmt, "--output", str(target))
+        assert done.returncode == 0, done.stderr
+        assert target.exists()
+        world.call("kv.set", {"namespace": "keep", "key": "later", "value": 1})
+        done = cli.run("db", "import", str(target))
+        assert done.returncode == 0, done.stderr
+        assert "before-import" in done.stdout
+        assert snapshot() == before
+    # A bad export changes nothing and says why.
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something-else"}')
+    done = cli.run("db", "import", str(bad))
+    assert done.returncode == 1 and "cannot be imported" in done.stderr
+    assert snapshot() == before
+    # Over RPC, the daemon reads only inside its own folders.
+    error = world.call_error("db.import", {"path": str(bad)})
+    assert error.kind == "forbidden"
+
+
+def test_reset_needs_confirmation_and_backs_up_first(cli: Cli) -> None:
+    world = cli.world.start()
+    fill(world, 10)
+    done = cli.run("db", "reset")
+    assert done.returncode == 2 and "--yes" in done.stderr
+    assert world.call_error("db.reset", {}).kind == "invalid_params"
+    assert len(kv_keys(world.db_path, "keep")) == 10
+    done = cli.run("db", "reset", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert world.call("kv.list", {"namespace": "keep"})["items"] == []
+    backup = world.call("db.backups")["items"][0]
+    assert backup["label"] == "before-reset"
+    assert len(kv_keys(backup["path"], "keep")) == 10
+    assert os.stat(backup["path"]).st_mode & 0o077 == 0
