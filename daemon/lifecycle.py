@@ -65,6 +65,8 @@ from daemon.watcher import Watcher, WatchStatus
 
 log = structlog.get_logger("pm.daemon")
 
+FILE_CHECK_S = 2.0  # how often the daemon checks that its database file is still there
+
 _QUALITY_TRIGGERS = frozenset(
     {"project.added", "project.updated", "project.moved", "project.returned"}
 )
@@ -145,6 +147,7 @@ class Daemon:
             on_project_change=self._quality_later,
         )
         self._background: asyncio.Task[None] | None = None
+        self._notes: list[str] = []  # what db.health warns about the file itself
         self._first_scan = False
         registry = Registry()
         registry.add_api(DaemonApi(self, registry))
@@ -259,9 +262,11 @@ class Daemon:
                 log.info("ready", schema_version=self._db.schema_version)
                 loop = asyncio.get_running_loop()
                 watchdog = loop.create_task(self._watchdog())
+                guard = loop.create_task(self._guard_database_file(), name="pm-file-guard")
                 self._background = loop.create_task(self._keep_projects(), name="pm-projects")
                 await self._stop.wait()
                 watchdog.cancel()
+                guard.cancel()
         finally:
             await self._shut_down()
         return 0
@@ -273,7 +278,14 @@ class Daemon:
         """Check the file (never touching a damaged one), back up before migrating, migrate,
         open the writer and readers."""
         paths = self._paths
-        await asyncio.to_thread(_refuse_damaged, paths)
+        newest = await asyncio.to_thread(_refuse_damaged, paths)
+        if newest is not None:
+            note = (
+                f"the database was created new at start although backups exist (the newest is "
+                f"{newest}); if the old one was deleted by mistake: pm backup restore {newest}"
+            )
+            log.warning("new database although backups exist", backup=newest)
+            self._notes.append(note)
         shipped = self._shipped()
 
         def before(pending: list[Migration]) -> None:
@@ -299,9 +311,47 @@ class Daemon:
         self._db_started = True
         self._bus.attach(self._db)
 
+    def database_warnings(self) -> list[str]:
+        found = list(self._notes)
+        state = self._db.file_state() if self._db_started else "ok"
+        if state == "missing":
+            found.append(
+                "the database file was deleted while the daemon ran; it is being written out "
+                "again from the open connection"
+            )
+        elif state == "replaced":
+            found.append(
+                f"the database file {self._db.path} was replaced by another file while the "
+                "daemon ran; the daemon still writes to the one it opened. `pm daemon restart` "
+                "makes the new file live (what was written since goes with the old one; to "
+                "bring a backup back, use `pm backup restore NAME` instead)"
+            )
+        return found
+
+    async def _guard_database_file(self) -> None:
+        """Someone may delete the database file under the running daemon (an `rm` in the
+        wrong folder): the open connections still hold every byte, so it is written out
+        again at once rather than lost when the daemon stops."""
+        told = False
+        while True:
+            await asyncio.sleep(FILE_CHECK_S)
+            state = self._db.file_state()
+            if state == "missing":
+                log.error("the database file was deleted; writing it out again", path=self._db.path)
+                try:
+                    await self._backups.rescue_deleted()
+                except Exception:
+                    log.exception("could not write the deleted database file out again")
+                else:
+                    log.warning("the deleted database file was written out again")
+            elif state == "replaced" and not told:
+                log.error("the database file was replaced under the daemon", path=self._db.path)
+                told = True
+
     def _database_swapped(self, why: str) -> None:
         """Another file is live (restore, reset, import, repair): what it says about projects
         is checked against the disk at once."""
+        self._notes.clear()  # a note about the previous file no longer applies
         asyncio.get_running_loop().create_task(self._scan_logged(f"rescan after {why}"))
 
     async def _keep_projects(self) -> None:
@@ -419,12 +469,18 @@ class Daemon:
         self.request_shutdown(sig.name)
 
 
-def _refuse_damaged(paths: Paths) -> None:
-    """`quick_check` at start: a damaged file stops the daemon (and is left as it is)."""
+def _refuse_damaged(paths: Paths) -> str | None:
+    """`quick_check` at start: a damaged file stops the daemon (and is left as it is).
+    No file at all while good backups exist: the newest one's name (the user is told)."""
     if os.path.exists(paths.db_path):
         found = backup_files.problems(paths.db_path, quick=True)
         if found:
             raise damaged_database(paths.db_path, paths.backups_dir, found)
+        return None
+    for candidate in backup_files.listing(paths.backups_dir, with_versions=False):
+        if candidate.ok:
+            return candidate.name
+    return None
 
 
 def _with_socket(paths: Paths, socket_path: str) -> Paths:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from client.doctor import Mount, judge_filesystem, mount_for
+from client.doctor_host import Mount, judge_filesystem, mount_for
 from daemon.db import backup
 from tests.conftest import DaemonFactory
 from tests.helpers import REPO, DaemonProcess, wait_for

@@ -13,13 +13,8 @@ import msgspec
 import pytest
 
 from daemon.db import connection, migrations
-from daemon.db.export import (
-    ExportError,
-    ExportSummary,
-    build_from_export,
-    export_csv,
-    export_json,
-)
+from daemon.db.export import ExportError, ExportSummary, export_csv, export_json
+from daemon.db.importer import build_from_export
 
 SHIPPED = migrations.load()
 NEWEST = SHIPPED[-1].version

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.db import backup
 from tests.conftest import DaemonFactory
-from tests.helpers import DaemonProcess
+from tests.helpers import DaemonProcess, wait_for
 from tests.test_backup import corrupt, kv_keys
 from tests.test_cli import Cli
 
@@ -182,3 +183,38 @@ def test_reset_needs_confirmation_and_backs_up_first(cli: Cli) -> None:
     assert backup["label"] == "before-reset"
     assert len(kv_keys(backup["path"], "keep")) == 10
     assert os.stat(backup["path"]).st_mode & 0o077 == 0
+
+
+def test_a_database_deleted_under_the_daemon_is_written_out_again(
+    make_daemon: DaemonFactory,
+) -> None:
+    world = make_daemon().start()
+    fill(world, 20)
+    os.unlink(world.db_path)  # an `rm` in the wrong folder
+    wait_for(world.db_path.exists, 20, "the database file to be written out again")
+    world.call("kv.set", {"namespace": "keep", "key": "after", "value": 1})
+    assert len(world.call("kv.list", {"namespace": "keep"})["items"]) == 21
+    types = [e["type"] for e in world.call("events.list", {"since": 0, "limit": 1000})["items"]]
+    assert "db.rescued" in types
+    world.stop()
+    assert len(kv_keys(world.db_path, "keep")) == 21
+    assert backup.problems(str(world.db_path)) == []
+
+
+def test_a_deleted_database_with_backups_is_not_replaced_silently(
+    make_daemon: DaemonFactory,
+) -> None:
+    world = make_daemon().start()
+    fill(world, 5)
+    made = world.call("db.backup")
+    world.stop()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{world.db_path}{suffix}").unlink(missing_ok=True)
+    world.start()
+    warnings = world.call("db.health")["warnings"]
+    assert any("created new" in w and f"pm backup restore {made['name']}" in w for w in warnings), (
+        warnings
+    )
+    world.call("db.restore", {"name": made["name"]})
+    assert len(world.call("kv.list", {"namespace": "keep"})["items"]) == 5
+    assert not any("created new" in w for w in world.call("db.health")["warnings"])

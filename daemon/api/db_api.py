@@ -94,6 +94,7 @@ class DbApi:
             warnings.append(
                 f"file watching is {watcher.mode}: {watcher.problem}; fix: {watcher.fix}"
             )
+        warnings += self._runtime.database_warnings()
         last = await self._backups.newest_good()
         if last is None:
             warnings.append("there is no backup yet; fix: pm backup now")

@@ -157,6 +157,25 @@ def copy_online(source: str, dest: str, *, busy_timeout_ms: int = 5000) -> None:
         raise
 
 
+def copy_connection(conn: sqlite3.Connection, dest: str) -> None:
+    """Copy what `conn` sees into a new file `dest` (0600, synced, journal_mode=DELETE).
+    For a file deleted under the daemon: its open connection is the only way left to it."""
+    remove_database(dest)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    try:
+        dst = sqlite3.connect(dest, isolation_level=None)
+        try:
+            conn.backup(dst, pages=-1)
+            dst.execute("PRAGMA journal_mode = DELETE").fetchone()
+        finally:
+            dst.close()
+        sync_file(dest)
+    except BaseException:
+        remove_database(dest)
+        raise
+
+
 def problems(path: str, *, quick: bool = False, limit: int = 20) -> list[str]:
     """What `integrity_check` (or `quick_check`) finds in the file; [] when it is sound.
     A file SQLite cannot open or read is one problem saying so."""

@@ -80,7 +80,7 @@ def reindex(conn: sqlite3.Connection) -> list[str]:
     conn.execute("REINDEX")
     rebuilt = fts_tables(conn)
     for name in rebuilt:
-        quoted = '"' + name.replace('"', '""') + '"'
+        quoted = connection.quote(name)
         conn.execute(f"INSERT INTO {quoted}({quoted}) VALUES ('rebuild')")
     return rebuilt
 

@@ -11,6 +11,11 @@ import msgspec
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 
+def quote(name: str) -> str:
+    """An SQL identifier (a table or column name read from the schema), quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class DatabaseOpenError(Exception):
     """The database file cannot be opened the way the daemon needs it."""
 

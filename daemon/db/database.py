@@ -11,7 +11,7 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from daemon.db import connection, migrations
 from daemon.db.events import Event
@@ -59,6 +59,7 @@ class Database:
         self._open.set()
         self._exclusive = asyncio.Lock()
         self._pausing = False
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
 
     def migrate(
         self,
@@ -84,6 +85,8 @@ class Database:
 
     async def start(self) -> None:
         await self.writer.start()
+        st = os.stat(self.path)
+        self._identity = (st.st_dev, st.st_ino)
         await asyncio.to_thread(self._start_readers, asyncio.get_running_loop())
 
     def _start_readers(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -122,23 +125,41 @@ class Database:
         assert self._readers is not None, "Database.start() first"
         return await self._readers.run(fn, *args)
 
-    async def exclusive(self, fn: Callable[[int], T]) -> T:
+    def file_state(self) -> Literal["ok", "missing", "replaced"]:
+        """Is the file the daemon has open still the one at its path? (Someone may delete or
+        replace it under a running daemon; the open connections would go on with the old.)"""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return "missing"
+        return "ok" if (st.st_dev, st.st_ino) == self._identity else "replaced"
+
+    async def exclusive(
+        self, fn: Callable[[int], T], last: Callable[[sqlite3.Connection], None] | None = None
+    ) -> T:
         """Drain and pause, run `fn(events_seen)` in a thread with the file closed, reopen.
 
         `events_seen` is the last event seq handed out, so a swapped-in file can continue
-        above it. If the file cannot be opened again afterwards, that error is raised (the
-        caller's `fn` must leave a usable file behind whatever happens).
+        above it. `last(connection)` runs on the writer's connection after its last batch;
+        if it fails, `fn` does not run and its error is raised. Whatever happens, a fresh
+        writer and readers open the file again (`fn` must leave a usable file behind).
         """
         async with self._exclusive:
             self._pausing = True
             self._open.clear()
             try:
-                await self.writer.close()
+                closing_error: Exception | None = None
+                try:
+                    await self.writer.close(last=last)
+                except Exception as e:
+                    closing_error = e
                 seen = self.writer.last_seq
                 if self._readers is not None:
                     await asyncio.to_thread(self._readers.stop)
                     self._readers = None
                 try:
+                    if closing_error is not None:
+                        raise closing_error
                     return await asyncio.to_thread(fn, seen)
                 finally:
                     self.writer = self._new_writer()

@@ -82,6 +82,22 @@ def replace_live(
     return Swapped(safety_copy=safety, schema_version=version, migrated=applied)
 
 
+def reinstate(db_path: str, rescued: str) -> None:
+    """Put a copy rescued from the open connection where the deleted file was (nothing holds
+    the path open). What the old connections left by name (-wal, -shm) belongs to the deleted
+    file and must not be applied to this one: it goes first."""
+    if os.path.exists(db_path):
+        raise SwapError(
+            f"a new file appeared at {db_path} while the deleted one was being rescued; "
+            f"the rescued copy is kept as {rescued}"
+        )
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(db_path + suffix)
+    os.replace(rescued, db_path)
+    backup.sync_dir(os.path.dirname(db_path))
+
+
 def empty_database(path: str, shipped: list[Migration]) -> None:
     """A new database file at the current schema and nothing in it (what `db.reset` swaps in)."""
     conn = connection.open_writer(path, synchronous="FULL", busy_timeout_ms=5000)

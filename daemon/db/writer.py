@@ -131,6 +131,8 @@ class Writer:
         self._closing = False
         self._abandon = False
         self._waiting_puts = 0
+        self._last: Callable[[sqlite3.Connection], None] | None = None
+        self._last_error: Exception | None = None
         # figures
         self._batches = self._writes = self._failed = self._busy = self._peak = 0
         self._batch_sizes = Window()
@@ -209,10 +211,16 @@ class Writer:
         finally:
             self._waiting_puts -= 1
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Stop taking writes, commit everything already queued, checkpoint, close."""
+    async def close(
+        self, timeout: float = 10.0, last: Callable[[sqlite3.Connection], None] | None = None
+    ) -> None:
+        """Stop taking writes, commit everything already queued, checkpoint, close.
+        `last(connection)` runs on the writer's thread after the last batch, before the
+        connection closes (the rescue of a file deleted under the daemon copies it then);
+        what it raises is raised here once the writer is closed."""
         if self._pump_task is None or self._thread is None:
             return
+        self._last = last
         self._closing = True
         # A full queue means the pump is busy and notices `_closing` soon anyway.
         with contextlib.suppress(asyncio.QueueFull):
@@ -236,6 +244,8 @@ class Writer:
         self._fail_queued()
         self._pump_task = None
         self._thread = None
+        if self._last_error is not None:
+            raise self._last_error
 
     def _fail_queued(self) -> None:
         while not self._queue.empty():
@@ -307,6 +317,11 @@ class Writer:
         self._opened.set()
         try:
             self._serve(conn)
+            if self._last is not None:
+                try:
+                    self._last(conn)
+                except Exception as e:
+                    self._last_error = e
             # sqlite3.Error: a reader elsewhere holds the WAL; the next start checkpoints it.
             with contextlib.suppress(sqlite3.Error):
                 _checkpoint(conn)

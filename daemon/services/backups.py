@@ -208,6 +208,29 @@ class BackupService:
         if self._on_swapped is not None:
             self._on_swapped(event)
 
+    async def rescue_deleted(self) -> str:
+        """The database file was deleted while the daemon had it open: write it out again
+        from the writer's connection, which still holds every committed byte."""
+        rescued = self._db.path + ".rescued"
+        async with self._lock:
+            # A trial copy first, between two batches: if even that cannot be written (no
+            # space), nothing is closed and the open file keeps everything for a later try.
+            await self._db.maintain(lambda conn: backup.copy_connection(conn, rescued))
+            await asyncio.to_thread(backup.remove_database, rescued)
+
+            def last(conn: Any) -> None:  # after the final batch: everything is in the copy
+                backup.copy_connection(conn, rescued)
+
+            def put_back(events_seen: int) -> None:
+                swap.reinstate(self._db.path, rescued)
+
+            try:
+                await self._db.exclusive(put_back, last=last)
+            except (swap.SwapError, OSError) as e:
+                raise StorageError(f"could not rescue the deleted database: {e}") from e
+        await self.announce("db.rescued", {"path": self._db.path})
+        return self._db.path
+
     async def _emit(self, type_: str, data: dict[str, Any]) -> None:
         def op(tx: Tx) -> None:
             tx.emit(type_, data)

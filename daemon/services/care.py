@@ -17,10 +17,11 @@ from typing import Literal
 import msgspec
 
 from daemon.config import Paths
-from daemon.db import backup, care, connection, export, swap
+from daemon.db import backup, care, connection, export, importer, swap
 from daemon.db.care import CheckResult, RepairReport
 from daemon.db.database import Database
-from daemon.db.export import ExportError, ExportSummary, ImportSummary
+from daemon.db.export import ExportError, ExportSummary
+from daemon.db.importer import ImportSummary
 from daemon.db.migrations import Migration
 from daemon.errors import Forbidden, InvalidParams, NotFound, StorageError
 from daemon.scheduler import Report
@@ -140,7 +141,7 @@ class CareService:
         try:
             try:
                 summary = await asyncio.to_thread(
-                    export.build_from_export, path, self._shipped(), scratch
+                    importer.build_from_export, path, self._shipped(), scratch
                 )
             except ExportError as e:
                 raise InvalidParams(f"the export cannot be imported: {e}; nothing changed") from e

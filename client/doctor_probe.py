@@ -1,0 +1,121 @@
+"""What every `pm doctor` check shares: the findings it returns and the Probe it asks.
+
+The Probe asks a running daemon once per method or, when none answers, reads the config's
+paths itself. It never starts the daemon; daemon.* and msgspec are imported only when needed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from client import errors
+
+if TYPE_CHECKING:
+    from client.commands import Session
+    from client.sync import Client
+    from daemon.config import Paths
+
+
+class Finding(NamedTuple):
+    status: str  # "ok" | "warn" | "fail"
+    message: str
+    fix: str | None = None  # the command that fixes it
+
+
+def ok(message: str) -> Finding:
+    return Finding("ok", message)
+
+
+def warn(message: str, fix: str | None = None) -> Finding:
+    return Finding("warn", message, fix)
+
+
+def fail(message: str, fix: str | None) -> Finding:
+    return Finding("fail", message, fix)
+
+
+class NotChecked(Exception):
+    """What a check needs is not known (the config is broken and no daemon answers)."""
+
+
+class Where(NamedTuple):
+    data_dir: str
+    db_path: str
+    backups_dir: str
+
+
+class Probe:
+    """The daemon's answers (asked once each) or, when none answers, the config's paths."""
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+        self.client: Client | None = None
+        self.unreachable: str | None = None  # why nothing usable answers
+        self.incompatible: str | None = None  # a daemon answers, in another protocol
+        self.hello: dict[str, Any] = {}
+        self.status: dict[str, Any] = {}
+        self._answers: dict[str, Any] = {}
+        self._config: Paths | str | None = None
+        try:
+            client = s.client(spawn=False)
+            self.hello = client.call(
+                "daemon.hello",
+                {"client": "pm doctor", "protocol_version": errors.PROTOCOL_VERSION},
+            )
+            self.status = client.call("daemon.status")
+        except errors.Unreachable as e:
+            self.unreachable = str(e)
+        except errors.IncompatibleDaemon as e:
+            self.incompatible = str(e)
+        except errors.ClientError as e:
+            self.unreachable = f"{s.socket_path} does not answer as pm-agentd should: {e}"
+        else:
+            self.client = client
+
+    @property
+    def online(self) -> bool:
+        return self.client is not None
+
+    def ask(self, method: str) -> Any:
+        if method not in self._answers:
+            assert self.client is not None
+            self._answers[method] = self.client.call(method)
+        return self._answers[method]
+
+    def config(self) -> Paths | str:
+        """The paths the config resolves to, or why it cannot be read."""
+        if self._config is None:
+            from daemon import offline
+            from daemon.config import ConfigError
+
+            try:
+                self._config = offline.paths_from_config()
+            except ConfigError as e:
+                self._config = str(e)
+        return self._config
+
+    def where(self) -> Where:
+        if self.online:
+            data_dir = str(self.status["data_dir"])
+            backups = os.path.join(data_dir, "backups")
+            return Where(data_dir, str(self.status["db_path"]), backups)
+        paths = self.config()
+        if isinstance(paths, str):
+            raise NotChecked(f"the config cannot be read and no daemon answers ({paths})")
+        return Where(paths.data_dir, paths.db_path, paths.backups_dir)
+
+    def backups(self) -> list[dict[str, Any]]:
+        """Every backup, newest first."""
+        if self.online:
+            items: list[dict[str, Any]] = self.ask("db.backups")["items"]
+            return items
+        if "backups" not in self._answers:
+            import msgspec
+
+            from daemon.db import backup
+
+            found = backup.listing(self.where().backups_dir, with_versions=False)
+            self._answers["backups"] = msgspec.to_builtins(found)
+        listed: list[dict[str, Any]] = self._answers["backups"]
+        return listed
