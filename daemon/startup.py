@@ -168,7 +168,8 @@ def damaged_database(db_path: str, backups_dir: str, found: list[str]) -> Startu
             break
     if good is not None:
         lines.append(
-            f"The newest good backup is {good.name} (taken {good.created_at}). Restore it with:\n"
+            f"The newest good backup is {good.name} (taken {_when(good.created_at)}). "
+            "Restore it with:\n"
             f"    pm backup restore {good.name}"
         )
         lines.append("or recover what can still be read into a new file (the damaged one is kept):")
@@ -177,3 +178,8 @@ def damaged_database(db_path: str, backups_dir: str, found: list[str]) -> Startu
         lines.append("into a new file (the damaged one is kept) with:")
     lines.append("    pm db repair")
     return StartupError("\n".join(lines))
+
+
+def _when(iso: str) -> str:
+    """2026-11-22T03:48:48.000000Z → 2026-11-22 03:48 UTC"""
+    return f"{iso[:10]} {iso[11:16]} UTC"

@@ -185,11 +185,11 @@ def problems(path: str, *, quick: bool = False, limit: int = 20) -> list[str]:
     try:
         conn = read_only(path)
     except sqlite3.Error as e:
-        return [f"cannot open {path}: {e}"]
+        return [f"SQLite cannot open it: {e}"]
     try:
         rows = conn.execute(f"PRAGMA {pragma}({int(limit)})").fetchall()
     except sqlite3.Error as e:
-        return [f"{pragma} could not read {path}: {e}"]
+        return [f"{pragma} stopped: {e}"]
     finally:
         conn.close()
     found = [str(row[0]) for row in rows]

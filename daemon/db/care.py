@@ -97,7 +97,7 @@ def repair_file(
 ) -> RepairReport:
     """Repair the live file; nothing may hold it open (see daemon.db.swap)."""
     before = backup.problems(db_path)
-    if before and before[0].startswith(("cannot open", "integrity_check could not")):
+    if before and before[0].startswith(("SQLite cannot open", "integrity_check stopped")):
         before_kind = "unreadable"
     else:
         before_kind = "damaged" if before else "sound"

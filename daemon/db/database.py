@@ -59,6 +59,7 @@ class Database:
         self._open.set()
         self._exclusive = asyncio.Lock()
         self._pausing = False
+        self._closed = False
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
 
     def migrate(
@@ -116,7 +117,7 @@ class Database:
                 return await (writer.maintain(fn) if raw else writer.submit(fn))
             except WriterClosed:
                 # Closed for `exclusive` before this write ran: it waits for the next writer.
-                if not self._pausing and writer is self.writer:
+                if self._closed or (not self._pausing and writer is self.writer):
                     raise
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -174,6 +175,7 @@ class Database:
         return self.writer.stats()
 
     async def close(self, timeout: float = 10.0) -> None:
+        self._closed = True
         self._open.set()  # a paused caller wakes and hears "shutting down"
         await self.writer.close(timeout)
         if self._readers is not None:
