@@ -227,8 +227,11 @@ class Dispatcher:
         return method, params
 
 
+_NO_PARAMS = (b"null", b"[]")  # jsonrpc.el sends nil as null; some encoders write {} as []
+
+
 def _decode_params(method: Method, raw: msgspec.Raw | msgspec.UnsetType) -> Any:
-    if raw is UNSET:
+    if raw is UNSET or (len(raw) < 16 and b"".join(bytes(raw).split()) in _NO_PARAMS):
         body: bytes | msgspec.Raw = b"{}"
     else:
         body = raw

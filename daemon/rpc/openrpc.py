@@ -19,6 +19,7 @@ def document(registry: Registry, *, version: str, title: str = "pm-agent") -> di
     for method in methods:
         types += [method.params_type, method.result_type]
     schemas, components = msgspec.json.schema_components(types, ref_template=_REF)
+    schemas, components = _draft_07(schemas), _draft_07(components)
     described = []
     for index, method in enumerate(methods):
         params_ref: str = schemas[2 * index]["$ref"]
@@ -51,3 +52,25 @@ def document(registry: Registry, *, version: str, title: str = "pm-agent") -> di
         "methods": described,
         "components": {"schemas": components},
     }
+
+
+_CONTAINERS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+
+
+def _draft_07(node: Any, *, names: bool = False) -> Any:
+    """OpenRPC's schemas are JSON Schema draft-07; msgspec writes 2020-12, which differs in
+    one place we use: a tuple's `prefixItems` + `items: false` is draft-07's `items: [...]` +
+    `additionalItems: false`. (`names`: the keys of this mapping are names, not keywords.)"""
+    if isinstance(node, list):
+        return [_draft_07(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        key: _draft_07(value, names=key in _CONTAINERS and not names) for key, value in node.items()
+    }
+    if not names and "prefixItems" in out:
+        rest = out.pop("items", True)
+        out["items"] = out.pop("prefixItems")
+        if rest is not True:
+            out["additionalItems"] = rest
+    return out
