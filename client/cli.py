@@ -66,12 +66,12 @@ def _status(opts: dict[str, Any]) -> int:
     except errors.ClientError as e:
         print(f"pm: {e}", file=sys.stderr)
         return e.exit_code
-    if status.get("protocol_version") != errors.PROTOCOL_VERSION:
-        print(
-            f"pm: warning: the daemon speaks protocol {status.get('protocol_version')}, this pm "
-            f"speaks {errors.PROTOCOL_VERSION}; run `pm daemon restart`",
-            file=sys.stderr,
-        )
+    if _older(status.get("version")) or status.get("protocol_version") != errors.PROTOCOL_VERSION:
+        # After an upgrade: the full path greets the daemon, restarts an older one, or says
+        # clearly why it cannot talk to it.
+        from client.commands import run
+
+        return run([*_global_flags(opts), "status"])
     if opts["json"]:
         from client.output import print_json
 
@@ -79,6 +79,25 @@ def _status(opts: dict[str, Any]) -> int:
     else:
         sys.stdout.write(render_status(status))
     return errors.EXIT_OK
+
+
+def _older(version: Any) -> bool:
+    """Is the daemon's version older than this install's? (Plain release numbers only.)"""
+    from client.version import __version__
+
+    def release(v: Any) -> list[int]:
+        head = str(v).split("+")[0].split("-")[0]
+        return [int(p) for p in head.split(".") if p.isdigit()]
+
+    theirs = release(version)
+    return bool(theirs) and theirs < release(__version__)
+
+
+def _global_flags(opts: dict[str, Any]) -> list[str]:
+    flags = ["--json"] if opts["json"] else []
+    if opts["socket"]:
+        flags += ["--socket", opts["socket"]]
+    return flags + (["--no-spawn"] if opts["no_spawn"] else [])
 
 
 def _until_ready(client: Client, status: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,9 @@ class Session:
 
                 spawner.start(self.socket_path)
                 self._client = Client(self.socket_path).connect()
-            self._client.handshake()
+            from client import upgrade
+
+            self._client = upgrade.greet(self._client, self.socket_path)
         return self._client
 
     def call(
@@ -272,8 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (projects_cli, quality_cli, jobs_cli, db_cli, doctor):
         module.add_parsers(sub)
 
-    dm = sub.add_parser("daemon", help="start, stop, restart or inspect pm-agentd")
-    dm.add_argument("daemon_command", choices=["start", "stop", "restart", "status"])
+    dm = sub.add_parser(
+        "daemon", help="start, stop, restart or inspect pm-agentd; run it at login (install)"
+    )
+    dm.add_argument(
+        "daemon_command",
+        choices=["start", "stop", "restart", "status", "install", "uninstall"],
+    )
+    dm.add_argument(
+        "--manager",
+        choices=["systemd", "launchd"],
+        help="the service manager to install for or act through (default: launchd on macOS, "
+        "systemd elsewhere)",
+    )
     dm.set_defaults(fn=cmd_daemon)
     return p
 

@@ -1,42 +1,58 @@
-"""`pm daemon start|stop|restart|status`."""
+"""`pm daemon start|stop|restart|status|install|uninstall`.
+
+When pm-agent is installed as a user service and its manager answers, start, stop and restart
+go through the manager (a daemon it socket-activates would otherwise come back at the next
+connection); else pm starts and stops the daemon itself.
+"""
 
 from __future__ import annotations
 
-import os
-import time
 from typing import TYPE_CHECKING, Any
 
 from client import errors, output, spawn
 from client.cli import render_status
-from client.sync import Client
 
 if TYPE_CHECKING:
     from client.commands import Session
+    from client.service import Report
 
-STOP_WAIT_S = 60.0
+
+def _manager(s: Session) -> str | None:
+    name: str | None = getattr(s.args, "manager", None)
+    return name
 
 
-def _status(path: str) -> dict[str, Any] | None:
+def _managed(s: Session) -> bool:
+    from client import service
+
+    return service.managed(socket_path=s.socket_path, manager_name=_manager(s))
+
+
+def _by_manager(s: Session, what: str) -> int:
+    from client import service, service_units
+
     try:
-        with Client(path, timeout=10.0).connect() as client:
-            result: dict[str, Any] = client.call("daemon.status")
-            return result
-    except (errors.Unreachable, errors.ProtocolError):
-        return None  # nothing there, or a daemon on its way out
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+        print(service.act(what, socket_path=s.socket_path, manager_name=_manager(s)))
+    except service_units.ServiceError as e:
+        output.error(str(e))
+        return errors.EXIT_FAILED
+    if what == "stop":
+        leftover = service.stop_daemon_on(s.socket_path)  # one started on demand meanwhile
+        if leftover is not None:
+            print(f"stopped pm-agentd (pid {leftover}), started on demand")
+        return 0
+    s.client(spawn=False)  # the manager's daemon, or an error: never one started on demand
+    st = s.call("daemon.status")  # waits through starting/migrating
+    print(f"pm-agentd (pid {st['pid']}) answers on {st['socket']}")
+    return 0
 
 
 def start(s: Session) -> int:
-    running = _status(s.socket_path)
+    if _managed(s):
+        return _by_manager(s, "start")
+    from client import service
+
+    running = service.daemon_status(s.socket_path)
     if running is not None:
         print(f"pm-agentd is already running (pid {running['pid']})")
         return 0
@@ -47,41 +63,92 @@ def start(s: Session) -> int:
 
 
 def stop(s: Session) -> int:
-    running = _status(s.socket_path)
-    if running is None:
-        print("pm-agentd is not running")
-        return 0
-    pid = int(running["pid"])
+    if _managed(s):
+        return _by_manager(s, "stop")
+    from client import service, service_units
+
     try:
-        with Client(s.socket_path, timeout=10.0).connect() as client:
-            client.call("daemon.shutdown")
-    except errors.ProtocolError:
-        pass  # it closed the connection on its way out, which is what we asked for
-    deadline = time.monotonic() + STOP_WAIT_S
-    while time.monotonic() < deadline:
-        if _status(s.socket_path) is None and _gone(pid):
-            print(f"stopped pm-agentd (pid {pid})")
-            return 0
-        time.sleep(0.05)
-    output.error(f"pm-agentd (pid {pid}) is still running after {STOP_WAIT_S:g} s")
-    return errors.EXIT_FAILED
-
-
-def status(s: Session) -> int:
-    st = _status(s.socket_path)
-    if st is None:
-        output.error(f"pm-agentd is not running (nothing answers on {s.socket_path})")
-        return errors.EXIT_UNAVAILABLE
-    output.show(st, s.args.json, render_status)
+        pid = service.stop_daemon_on(s.socket_path)
+    except service_units.ServiceError as e:
+        output.error(str(e))
+        return errors.EXIT_FAILED
+    print("pm-agentd is not running" if pid is None else f"stopped pm-agentd (pid {pid})")
     return 0
 
 
+def restart(s: Session) -> int:
+    if _managed(s):
+        return _by_manager(s, "restart")
+    code = stop(s)
+    return code if code else start(s)
+
+
+def _render_service(info: dict[str, Any]) -> str:
+    name = info["manager"]
+    if not any(f["exists"] for f in info["files"]):
+        return (
+            f"service: not installed for {name} (pm starts pm-agentd on demand; "
+            "pm daemon install runs it at login)\n"
+        )
+    lines = [f"service: {'installed' if info['installed'] else 'partly installed'} for {name}"]
+    for f in info["files"]:
+        lines.append(f"  {f['path']}: {f.get('summary', '') if f['exists'] else 'missing'}")
+    if info["units"] is not None:
+        lines.extend(f"  {unit}: {state}" for unit, state in info["units"].items())
+    else:
+        lines.append(f"  state {info['note']}")
+    return "\n".join(lines) + "\n"
+
+
+def status(s: Session) -> int:
+    from client import service
+
+    info = service.status(manager_name=_manager(s))
+    st = service.daemon_status(s.socket_path)
+    if s.args.json:
+        output.print_json({**(st or {}), "service": info})
+    else:
+        print(_render_service(info), end="")
+        if st is not None:
+            print(render_status(st), end="")
+    if st is None:
+        output.error(f"pm-agentd is not running (nothing answers on {s.socket_path})")
+        return errors.EXIT_UNAVAILABLE
+    return 0
+
+
+def install(s: Session) -> int:
+    from client import service, service_units
+
+    try:
+        report = service.install(s.socket_path, manager_name=_manager(s))
+    except service_units.ServiceError as e:
+        output.error(str(e))
+        return errors.EXIT_FAILED
+    return _report(report, s)
+
+
+def uninstall(s: Session) -> int:
+    from client import service
+
+    return _report(service.uninstall(manager_name=_manager(s)), s)
+
+
+def _report(report: Report, s: Session) -> int:
+    if s.args.json:
+        output.print_json(report.as_dict())
+    else:
+        print(report.text(), end="")
+    return 0 if report.ok else errors.EXIT_FAILED
+
+
 def run(command: str, s: Session) -> int:
-    if command == "start":
-        return start(s)
-    if command == "stop":
-        return stop(s)
-    if command == "restart":
-        code = stop(s)
-        return code if code else start(s)
-    return status(s)
+    commands = {
+        "start": start,
+        "stop": stop,
+        "restart": restart,
+        "status": status,
+        "install": install,
+        "uninstall": uninstall,
+    }
+    return commands[command](s)

@@ -84,10 +84,26 @@ class Client:
 
     def handshake(self, name: str = "pm") -> dict[str, Any]:
         """`daemon.hello`: refuse, clearly, a daemon that speaks another protocol."""
-        hello: dict[str, Any] = self.call(
-            "daemon.hello", {"client": name, "protocol_version": PROTOCOL_VERSION}
-        )
+        hello = self.hello(name)
         check_protocol(hello.get("protocol_version"), hello.get("daemon_version"))
+        return hello
+
+    def hello(self, name: str = "pm") -> dict[str, Any]:
+        """`daemon.hello`, unchecked: versions, capabilities, state. A daemon too old to know
+        the method at all is an IncompatibleDaemon error."""
+        try:
+            hello: dict[str, Any] = self.call(
+                "daemon.hello", {"client": name, "protocol_version": PROTOCOL_VERSION}
+            )
+        except RemoteError as e:
+            if e.code != -32601:
+                raise
+            raise IncompatibleDaemon(
+                "the daemon on this socket does not know daemon.hello: it is not a pm-agentd "
+                "this client can talk to; restart it from this install: pm daemon restart"
+            ) from None
+        if not isinstance(hello, dict):
+            raise ProtocolError(f"daemon.hello answered {hello!r}, not an object")
         return hello
 
     # --- calls ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from daemon import __version__
+from daemon import __version__, launchd
 from daemon.api.backup_api import BackupApi
 from daemon.api.daemon_api import DaemonApi
 from daemon.api.db_api import DbApi
@@ -234,7 +234,9 @@ class Daemon:
             lock.release()
 
     async def _run_locked(self) -> int:
-        sock = activation_socket()
+        sock = launchd.activation_socket()  # macOS's LaunchAgent, then systemd's, then our own
+        if sock is None:
+            sock = activation_socket()
         if sock is not None:
             self._socket_activated = True
             self._paths = _with_socket(self._paths, str(sock.getsockname()))

@@ -7,6 +7,7 @@ Unix socket path must fit in ~107 bytes. Readiness is polled, never slept for.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from client.errors import ClientError, RemoteError
 from client.sync import Client
@@ -245,3 +248,36 @@ class RawConnection:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def other_install(dest: Path, *, version: str | None = None, protocol: int | None = None) -> Path:
+    """A copy of this source tree (daemon, schema, client) with another version or protocol:
+    a real pm-agentd "from another install". Run it with PYTHONPATH=dest and cwd=dest."""
+    repo = Path(__file__).resolve().parent.parent
+    for package in ("daemon", "schema", "client"):
+        shutil.copytree(
+            repo / package, dest / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    init = dest / "daemon" / "__init__.py"
+    text = init.read_text()
+    if version is not None:
+        text = re.sub(r'__version__ = "[^"]*"', f'__version__ = "{version}"', text)
+    if protocol is not None:
+        text = re.sub(r"PROTOCOL_VERSION = \d+", f"PROTOCOL_VERSION = {protocol}", text)
+    init.write_text(text)
+    return dest
+
+
+REQUIRE_TOOLS_ENV = "PM_TEST_REQUIRE_TOOLS"  # CI sets it to 1: a missing tool fails the test
+
+
+def require_tool(name: str, hint: str = "") -> str:
+    """The tool's path. Without it the test is skipped — or fails, when CI says every tool
+    must be there (so a test can never pass in CI by not running)."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed" + (f" ({hint})" if hint else "")
+        if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
+            pytest.fail(f"{reason}, and {REQUIRE_TOOLS_ENV}=1 says it must be")
+        pytest.skip(reason)
+    return path

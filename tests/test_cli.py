@@ -171,6 +171,14 @@ def test_busy_exits_75(make_daemon: DaemonFactory) -> None:
             "write_batch_max": 1,
             "busy_wait_ms": 100,
             "busy_timeout_ms": 30000,
+            # nothing of the daemon's own may take the one queue slot meanwhile
+            "watch": False,
+            "schedule": {
+                "quality": "off",
+                "backup": "off",
+                "maintenance": "off",
+                "retention": "off",
+            },
         }
     )
     world.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ import pytest
 from client.doctor_host import Mount, judge_filesystem, mount_for
 from daemon.db import backup
 from tests.conftest import DaemonFactory
-from tests.helpers import REPO, DaemonProcess, wait_for
+from tests.helpers import REPO, DaemonProcess, other_install, wait_for
 from tests.test_backup import corrupt
 from tests.test_cli import Cli
 
@@ -150,12 +149,7 @@ def test_a_user_service_is_found_where_xdg_config_home_says(cli: Cli) -> None:
 def test_a_daemon_from_another_install_fails_with_restart(
     make_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
-    copy = tmp_path / "other-install"
-    for package in ("daemon", "schema", "client"):
-        shutil.copytree(REPO / package, copy / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    init = copy / "daemon" / "__init__.py"
-    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "9.9.9+'))
+    copy = other_install(tmp_path / "other-install", version="9.9.9+0.1.0")
     other = make_daemon(argv=[sys.executable, "-m", "daemon"], env={"PYTHONPATH": str(copy)})
     other.start(cwd=str(copy))
     assert other.call("daemon.hello")["daemon_version"].startswith("9.9.9+")

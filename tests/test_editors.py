@@ -9,7 +9,7 @@
 
 The node packages are pinned in tests/node/package-lock.json and installed by the first test
 that needs them (`npm ci`, once per session). A missing node, npm or emacs skips its tests,
-unless PM_AGENT_REQUIRE_TOOLS=1 (CI sets it): then it fails.
+unless PM_TEST_REQUIRE_TOOLS=1 (CI sets it): then it fails.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -25,11 +24,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, DaemonProcess
+from tests.helpers import REPO, REQUIRE_TOOLS_ENV, DaemonProcess, require_tool
 
 NODE_DIR = REPO / "tests" / "node"
 EMACS_TEST = REPO / "tests" / "emacs" / "pm_agent_test.el"
-REQUIRE_TOOLS = os.environ.get("PM_AGENT_REQUIRE_TOOLS") == "1"
 INSTALL_HINT = {
     "node": "apt-get install nodejs npm",
     "npm": "apt-get install npm",
@@ -41,14 +39,7 @@ PROJECTS = ["alpha", "beta", "gamma"]
 
 
 def need(tool: str) -> str:
-    """The tool's path; skip (or fail, when CI requires every tool) if it is not installed."""
-    path = shutil.which(tool)
-    if path is None:
-        message = f"{tool} is not installed ({INSTALL_HINT[tool]})"
-        if REQUIRE_TOOLS:
-            pytest.fail(f"{message}, and PM_AGENT_REQUIRE_TOOLS=1 requires it")
-        pytest.skip(message)
-    return path
+    return require_tool(tool, INSTALL_HINT[tool])
 
 
 def run(argv: list[str], *, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -72,7 +63,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> str:
     major = int(re.sub(r"^v(\d+).*", r"\1", version) or 0)
     if major < 18:
         message = f"node {version} is too old (need 18 or newer)"
-        if REQUIRE_TOOLS:
+        if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
             pytest.fail(message)
         pytest.skip(message)
     installed = NODE_DIR / "node_modules" / ".package-lock.json"  # written by npm ci

@@ -26,6 +26,9 @@ def test_wheel_ships_schema_and_entry_points(tmp_path: Path) -> None:
         assert sql == shipped and sql
         assert "daemon/main.py" in names and "client/cli.py" in names
         assert not any(n.startswith("tests/") for n in names)
+        # `pm daemon install` renders the unit templates from inside the installed package.
+        assert {"client/units/systemd/pm-agent.service", "client/units/systemd/pm-agent.socket",
+                "client/units/launchd/dev.pm-agent.daemon.plist"} <= names  # fmt: skip
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         text = zf.read(entry_points).decode()
     assert "pm-agentd = daemon.main:entry" in text
@@ -38,6 +41,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
     assert f"\n{command}\n" in readme
     assert "pip install . && .venv/bin/pm status" in readme  # the daemon's set-up command
+
+
+def test_client_and_daemon_are_the_same_version() -> None:
+    import client.version
+    import daemon
+
+    assert client.version.__version__ == daemon.__version__
 
 
 def test_client_and_daemon_speak_the_same_protocol() -> None:

@@ -1,0 +1,114 @@
+"""After an upgrade, the daemon still running is the old one: `pm` restarts it.
+
+Every command but the fast `pm status` greets the daemon (`daemon.hello`). A daemon OLDER than
+this pm is restarted — through the service manager when pm-agent is installed as a user
+service, else by pm itself (shut down, then started from this installation) — and pm says so.
+A daemon that is newer, or that still speaks another protocol after the restart, is a clear
+error (IncompatibleDaemon), never a hang.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import time
+from typing import Any
+
+from client import errors, output, spawn
+from client.sync import Client, check_protocol
+
+STOP_WAIT_S = 30.0
+_RELEASE = re.compile(r"^\d+(\.\d+)*")
+
+
+def release(version: Any) -> tuple[int, ...] | None:
+    """(0, 1, 0) for "0.1.0" or "0.1.0.dev3+g12ab"; None for what is not a version."""
+    match = _RELEASE.match(str(version))
+    return tuple(int(part) for part in match.group().split(".")) if match else None
+
+
+def is_older(theirs: Any, mine: str) -> bool:
+    a, b = release(theirs), release(mine)
+    return a is not None and b is not None and a < b
+
+
+def greet(client: Client, socket_path: str) -> Client:
+    """Handshake; restart an older daemon. Returns the client to use (a new one after a
+    restart)."""
+    from daemon import __version__ as mine
+
+    hello = client.hello()
+    theirs = hello.get("daemon_version")
+    if not is_older(theirs, mine):
+        check_protocol(hello.get("protocol_version"), theirs)
+        return client
+    output.error(f"pm-agentd {theirs} is older than this pm ({mine}): restarting it")
+    how = _restart(client, socket_path)
+    fresh = Client(socket_path).connect()
+    hello = fresh.hello()
+    now = hello.get("daemon_version")
+    if is_older(now, mine):
+        fresh.close()
+        raise errors.IncompatibleDaemon(
+            f"restarted pm-agentd ({how}), but the one answering is still {now}, older than "
+            f"this pm ({mine}); see which pm-agentd the service runs: pm daemon status"
+        )
+    check_protocol(hello.get("protocol_version"), now)
+    output.error(f"pm-agentd {now} is running ({how})")
+    return fresh
+
+
+def _restart(client: Client, socket_path: str) -> str:
+    from client import service
+
+    if service.managed():
+        client.close()
+        return service.restart_daemon()
+    data_dir = client.call("daemon.status").get("data_dir")
+    try:
+        client.call("daemon.shutdown")
+    except errors.ProtocolError:
+        pass  # it closed the connection on its way out
+    finally:
+        client.close()
+    _wait_until_stopped(socket_path, data_dir)
+    spawn.start(socket_path, announce=False)
+    return "started from this installation"
+
+
+def _wait_until_stopped(socket_path: str, data_dir: Any) -> None:
+    """Until nothing answers and the old daemon's instance lock is free (it is released when
+    the process has gone, so the new one can take it)."""
+    deadline = time.monotonic() + STOP_WAIT_S
+    lock = os.path.join(data_dir, "pm-agentd.lock") if isinstance(data_dir, str) else None
+    while time.monotonic() < deadline:
+        if not _answers(socket_path) and (lock is None or _free(lock)):
+            return
+        time.sleep(0.05)
+    raise errors.ClientError(
+        f"the old pm-agentd did not stop within {STOP_WAIT_S:g} s; stop it (pm daemon stop) "
+        "and try again"
+    )
+
+
+def _answers(path: str) -> bool:
+    try:
+        Client(path, timeout=2.0).connect().close()
+    except errors.Unreachable:
+        return False
+    return True
+
+
+def _free(lock_path: str) -> bool:
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the lock we may have taken
+    return True
