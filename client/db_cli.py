@@ -314,6 +314,7 @@ def cmd_db_import(args: argparse.Namespace, s: Session) -> int:
         staged = os.path.join(inbox, f"{int(time.time() * 1000)}-{os.path.basename(source)}")
         copy = shutil.copytree if os.path.isdir(source) else shutil.copyfile
         copy(source, staged)
+        _private_tree(staged)
     try:
         result = _progress_call(s, "db.import", {"path": staged or source})
     finally:
@@ -326,6 +327,16 @@ def cmd_db_import(args: argparse.Namespace, s: Session) -> int:
         versions = f"schema {result['schema_version']} → {result['migrated_to']}"
         print(f"imported {rows} rows ({versions}); the previous database is in {result['backup']}")
     return 0
+
+
+def _private_tree(path: str) -> None:
+    """What pm puts in the data folder is 0600 in 0700 folders, like the daemon's own files."""
+    os.chmod(path, 0o700 if os.path.isdir(path) else 0o600)
+    for folder, dirs, files in os.walk(path):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o700)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o600)
 
 
 def add_parsers(sub: Any) -> None:

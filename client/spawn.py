@@ -29,6 +29,13 @@ def _answers(path: str) -> bool:
     return True
 
 
+def _private(path: str, flags: int) -> int:
+    """The daemon's first words are its own: 0600 whatever the client's umask."""
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # one written by an older pm may be 0644
+    return fd
+
+
 def daemon_command() -> list[str]:
     """The daemon of this very installation (same interpreter), whatever PATH says."""
     return [sys.executable, "-m", "daemon"]
@@ -57,7 +64,7 @@ def _spawn(socket_path: str, env: Mapping[str, str], announce: bool, timeout_s: 
     state = locations.state_dir(env)
     os.makedirs(state, mode=0o700, exist_ok=True)
     early_log = os.path.join(state, "pm-agentd.start.log")
-    with open(early_log, "wb") as stderr:
+    with open(early_log, "wb", opener=_private) as stderr:
         process = subprocess.Popen(
             daemon_command(),
             env=child_env,

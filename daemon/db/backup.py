@@ -19,6 +19,7 @@ import pathlib
 import re
 import shutil
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -275,9 +276,12 @@ def listing(folder: str, *, with_versions: bool = True) -> list[BackupFile]:
                 continue
             path = os.path.join(directory, name)
             try:
-                size = os.stat(path).st_size
+                st = os.lstat(path)
             except FileNotFoundError:
                 continue
+            if not stat.S_ISREG(st.st_mode):
+                continue  # only files written here are backups: a link could point anywhere
+            size = st.st_size
             found.append(
                 BackupFile(
                     name=name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import errno
 import mmap
 import os
 import re
@@ -152,6 +153,16 @@ class _JsonSource:
             self._map.close()  # the map is then released when that is collected
 
 
+def _no_follow(path: str, flags: int) -> int:
+    """Opens a file of a CSV export, never through a symbolic link: the folder was checked to
+    be inside the data or Dev folder, but a link in it could point anywhere."""
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _why(e: OSError) -> str:
+    return "it is a symbolic link" if e.errno == errno.ELOOP else str(e.strerror)
+
+
 class _CsvSource:
     kind: Literal["json", "csv"] = "csv"
 
@@ -159,12 +170,14 @@ class _CsvSource:
         self.path = folder
         where = os.path.join(folder, MANIFEST)
         try:
-            with open(where, "rb") as f:
+            with open(where, "rb", opener=_no_follow) as f:
                 text = f.read()
             _check_marker(where, msgspec.json.decode(text, type=_Marker))
             manifest = msgspec.json.decode(text, type=Manifest)
         except OSError as e:
-            raise ExportError(f"{folder} is not a CSV export: cannot read {where}") from e
+            raise ExportError(
+                f"{folder} is not a CSV export: cannot read {where} ({_why(e)})"
+            ) from e
         except msgspec.DecodeError as e:
             raise ExportError(f"{where} is not a readable pm-agent manifest: {e}") from e
         for name, t in manifest.tables.items():
@@ -179,11 +192,13 @@ class _CsvSource:
         path = os.path.join(self.path, entry.file)
         csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
         try:
-            f = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+            f = open(  # noqa: SIM115 - closed below
+                path, encoding="utf-8", newline="", opener=_no_follow
+            )
         except OSError as e:
             raise ExportError(
                 f"{self.path}: the manifest lists {entry.file} for table {table!r}, but it "
-                f"cannot be read ({e.strerror}): the export is incomplete"
+                f"cannot be read ({_why(e)}): the export is incomplete"
             ) from e
         count = 0
         with f:

@@ -276,11 +276,16 @@ def _facts(candidate: Candidate, git: GitInfo | None, **fields: Any) -> ProjectF
 def _description(path: str, files: set[str], problems: list[str]) -> str | None:
     """package.json → pyproject.toml → Cargo.toml → README → .github/README (git's is last)."""
     for name, keys in MANIFEST_DESCRIPTIONS:
-        if name in files and (
-            text := _manifest_description(os.path.join(path, name), keys, problems)
+        location = os.path.join(path, name)
+        if (
+            name in files
+            and _inside(location, path)
+            and (text := _manifest_description(location, keys, problems))
         ):
             return text
     for location in readme_files(path, files):
+        if not _inside(location, path):
+            continue
         try:
             text = _read_text(location, README_MAX_BYTES)
         except OSError as exc:
@@ -289,6 +294,13 @@ def _description(path: str, files: set[str], problems: list[str]) -> str | None:
         if paragraph := first_paragraph(text, rst=location.lower().endswith(".rst")):
             return paragraph
     return None
+
+
+def _inside(location: str, folder: str) -> bool:
+    """The file really is in the project folder. A link within it (README.md → docs/README.md)
+    is followed; one that leads out of the folder is not: it could be any file on the disk."""
+    top = os.path.realpath(folder).rstrip(os.sep) + os.sep
+    return os.path.realpath(location).startswith(top)
 
 
 def _manifest_description(location: str, keys: tuple[str, ...], problems: list[str]) -> str | None:

@@ -158,6 +158,8 @@ class CareService:
         """The daemon reads imports only from its own data folder or the Dev folder."""
         if not os.path.isabs(source):
             raise InvalidParams(f"path must be absolute: {source!r}")
+        if "\0" in source:  # no file has one: os.path would raise, not answer
+            raise InvalidParams(f"path holds a NUL byte: {source!r}")
         real = os.path.realpath(source)
         roots = [os.path.realpath(p) for p in (self._paths.data_dir, self._paths.dev_root)]
         if not any(os.path.commonpath([real, root]) == root for root in roots):

@@ -43,6 +43,17 @@ def _is_under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
+def _linked_below_root(path: str, roots: Sequence[str]) -> bool:
+    """A symbolic link between the root and `path`: the walk would not enter it (when links
+    are not followed), and it may lead anywhere on the disk."""
+    for root in roots:
+        if _is_under(path, [root]):
+            below = os.path.relpath(path, root)
+            real = os.path.normpath(os.path.join(os.path.realpath(root), below))
+            return os.path.realpath(path) != real
+    return True
+
+
 class ProjectService:
     def __init__(self, db: Database, scanner: Scanner) -> None:
         self._db = db
@@ -189,7 +200,15 @@ class ProjectService:
             path = _clean(ref)
             known = await self._db.read(projects_db.get_by_path, path)
             if known is None:
-                if await _is_dir(path) and _is_under(path, self._scanner.roots):
+                roots = self._scanner.roots
+                if (
+                    await _is_dir(path)
+                    and _is_under(path, roots)
+                    and (
+                        self._scanner.follow_symlinks
+                        or not await asyncio.to_thread(_linked_below_root, path, roots)
+                    )
+                ):
                     return await self._scanner.scan_folders([path], report)
                 raise NotFound(f"no project at {path}; register it first", project=ref)
             return await self._scanner.scan_projects([path], report)

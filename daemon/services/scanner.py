@@ -157,6 +157,10 @@ class Scanner:
         self._now = datetime.now(UTC)  # the current scan's clock, for status by age
         self.listeners: list[Callable[[ScanSummary], None]] = []
 
+    @property
+    def follow_symlinks(self) -> bool:
+        return self._follow
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 

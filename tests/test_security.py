@@ -1,0 +1,546 @@
+"""Security (issue 7, item 6), against real daemons in temp worlds.
+
+Covered elsewhere and not repeated here: a peer of another uid is refused
+(test_lifecycle.py::test_a_peer_of_another_uid_is_refused), a socket folder with group/other
+access or of another user is refused at start (test_an_insecure_socket_dir_is_refused,
+test_a_socket_dir_of_another_user_is_refused), the socket is 0600 in a 0700 folder
+(test_files_and_folders_are_private).
+
+Here: no path sent over RPC reaches outside the Dev root, the data folder or a registered
+folder (symlinks included); every string field of every method is inert as SQL; every file the
+daemon writes is 0600 in a 0700 folder whatever the umask; credentials in git remotes and
+secrets in a project's files end up in no row, export, event, job or log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.errors import RemoteError
+from client.sync import Client
+from tests.conftest import DaemonFactory
+from tests.gitrepos import git, make_repo
+from tests.helpers import DaemonProcess, wait_for
+
+PM = str(Path(sys.executable).parent / "pm")
+SECRET = "pm-SECRET-31f7c2a9-never-stored"
+QUIET = {"watch": False, "schedule": {k: "off" for k in ("backup", "quality", "maintenance",
+                                                           "retention")}}  # fmt: skip
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def tree(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Every entry below `folder`, links not followed: relative path → (mode, size, mtime)."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for top, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            found[os.path.relpath(path, folder)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return found
+
+
+def files_holding(folder: Path, needles: list[str]) -> dict[str, list[str]]:
+    """Regular files below `folder` (links not followed) → the needles their bytes contain."""
+    hits: dict[str, list[str]] = {}
+    for top, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(top, name)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            data = Path(path).read_bytes()
+            found = [n for n in needles if n.encode() in data]
+            if found:
+                hits[path] = found
+    return hits
+
+
+def error_of(client: Client, method: str, params: dict[str, Any]) -> RemoteError:
+    try:
+        result = client.call(method, params)
+    except RemoteError as e:
+        return e
+    raise AssertionError(f"{method} {params} succeeded: {result}")
+
+
+def finished(c: Client, job_id: int) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        job: dict[str, Any] = c.call("jobs.get", {"id": job_id})
+        return job if job["status"] in ("completed", "failed", "canceled") else None
+
+    result: dict[str, Any] = wait_for(done, 20, f"job {job_id} to finish")
+    return result
+
+
+def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+
+
+def schema_of(conn: sqlite3.Connection) -> list[tuple[str, ...]]:
+    rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+    return [tuple(r) for r in rows]
+
+
+def read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+
+
+# --- 1. paths over RPC --------------------------------------------------------------------------
+@pytest.fixture
+def world(make_daemon: DaemonFactory, tmp_path: Path) -> Iterator[tuple[DaemonProcess, Path]]:
+    """A daemon whose Dev root holds links to `outside`, a folder of secrets beside it."""
+    d = make_daemon("w", config=QUIET)
+    outside = tmp_path / "outside"
+    (outside / "reg").mkdir(parents=True)
+    (outside / "secret.txt").write_text(SECRET + "\n")
+    (outside / "README.md").write_text(f"# Secret\n\n{SECRET} readme paragraph.\n")
+    (outside / "package.json").write_text(json.dumps({"name": "s", "description": SECRET}))
+    (outside / "reg" / "package.json").write_text('{"name": "reg"}')
+    (outside / "reg" / "README.md").symlink_to(outside / "README.md")  # out of the folder
+    (d.home / ".ssh").mkdir(parents=True)
+    (d.home / ".ssh" / "id_secret").write_text(SECRET)
+    proj = make_repo(d.dev_root / "proj", home=d.home)
+    (proj / "README.md").unlink()
+    (proj / "README.md").symlink_to(outside / "README.md")
+    (proj / "package.json").symlink_to(outside / "package.json")
+    inner = make_repo(d.dev_root / "inner", home=d.home, files={"docs/README.md": "# I\n\nInside "
+                      "the project, through a link.\n"})  # fmt: skip
+    (inner / "README.md").symlink_to(inner / "docs" / "README.md")  # a link inside: followed
+    (d.dev_root / "linked").symlink_to(outside, target_is_directory=True)
+    (d.dev_root / "group" / "fresh").mkdir(parents=True)
+    (d.dev_root / "group" / "fresh" / "package.json").write_text('{"name": "fresh"}')
+    d.start()
+    yield d, outside
+    d.stop()
+
+
+def plant_exports(d: DaemonProcess, outside: Path) -> dict[str, str]:
+    """Importable exports and a restorable backup that hold SECRET, outside the allowed
+    folders, and links to them from inside the data folder and the Dev root."""
+    d.call("kv.set", {"namespace": "n", "key": "k", "value": "PLACEHOLDER"})
+    made = d.call("db.backup")
+    as_json = Path(d.call("db.export", {"format": "json"})["path"])
+    as_csv = Path(d.call("db.export", {"format": "csv"})["path"])
+    d.call("kv.delete", {"namespace": "n", "key": "k"})
+    (outside / "export.json").write_text(as_json.read_text().replace("PLACEHOLDER", SECRET))
+    shutil.copytree(as_csv, outside / "csv")
+    kv_csv = outside / "csv" / "kv.csv"
+    kv_csv.write_text(kv_csv.read_text().replace("PLACEHOLDER", SECRET))
+    old = outside / "pm-agent_20200101_000000.db"
+    shutil.copyfile(made["path"], old)
+    with sqlite3.connect(old) as conn:
+        conn.execute("UPDATE kv SET value = ?", (json.dumps(SECRET),))
+    conn.close()
+    linked_files = d.data_dir / "imports" / "linked-files"
+    linked_files.mkdir(parents=True)
+    for member in (outside / "csv").iterdir():
+        (linked_files / member.name).symlink_to(member)
+    (d.data_dir / "evil.json").symlink_to(outside / "export.json")
+    (d.data_dir / "evil-csv").symlink_to(outside / "csv", target_is_directory=True)
+    (d.dev_root / "evil.json").symlink_to(outside / "export.json")
+    linked_backup = "pm-agent_20200102_000000.db"
+    (d.data_dir / "backups" / linked_backup).symlink_to(old)
+    return {"backup": old.name, "linked_backup": linked_backup}
+
+
+def test_no_path_over_rpc_reads_or_writes_outside(
+    world: tuple[DaemonProcess, Path], tmp_path: Path
+) -> None:
+    d, outside = world
+    data, dev, home = d.data_dir, d.dev_root, d.home
+    names = plant_exports(d, outside)
+    before = {p: tree(p) for p in (outside, home, dev)}
+    refused: list[tuple[str, str, str]] = []  # (method, what was given, error kind)
+    with d.client() as c:
+        # db.import: only exports inside the data or Dev folder, links resolved first.
+        for path in [
+            "outside/export.json", "../outside/export.json",  # relative: refused outright
+            f"{data}/../outside/export.json", f"{dev}/../outside/export.json",
+            f"{dev}/proj/../../../outside/export.json", str(outside / "export.json"),
+            str(outside / "csv"), "/etc/passwd", "/etc", str(home / ".ssh" / "id_secret"),
+            f"{data}/evil.json", f"{data}/evil-csv", f"{dev}/evil.json",
+            f"{data}/imports/linked-files",  # a real folder of links to files outside
+        ]:  # fmt: skip
+            e = error_of(c, "db.import", {"path": path})
+            refused.append(("db.import", path, e.kind))
+        # db.verify and db.restore: bare backup names from the backups folder, nothing else.
+        for name in [
+            f"../../outside/{names['backup']}", str(outside / names["backup"]),
+            f"failed/{names['backup']}", f"{names['backup']}/..", "..", ".", "/etc/passwd",
+            f"../backups/{names['backup']}", "pm-agent_20200101_000000.db\x00.txt",
+            names["linked_backup"],  # a link in the backups folder to a file outside
+        ]:  # fmt: skip
+            for method in ("db.verify", "db.restore"):
+                e = error_of(c, method, {"name": name})
+                refused.append((method, name, e.kind))
+        # A project given as a path: only what is known, or a folder really under the root.
+        refs = [str(outside), f"{dev}/../outside", f"{dev}/linked", f"{dev}/linked/reg",
+                "/etc", str(home), "../outside", "linked"]  # fmt: skip
+        for ref in refs:
+            for method in ("projects.scan", "projects.get", "projects.forget", "quality.get",
+                           "quality.history", "quality.scan", "jobs.list"):  # fmt: skip
+                e = error_of(c, method, {"project": ref})
+                refused.append((method, ref, e.kind))
+            e = error_of(c, "jobs.record", {"kind": "k", "project": ref})
+            refused.append(("jobs.record", ref, e.kind))
+        for path in ["../outside/reg", "outside/reg", f"{dev}/proj/README.md", "/nonexistent"]:
+            e = error_of(c, "projects.register", {"path": path})
+            refused.append(("projects.register", path, e.kind))
+        # A daemon job given a path: only a known project's.
+        for path in [str(outside), f"{dev}/linked", "/etc"]:
+            job = c.call("jobs.run", {"kind": "quality_scan", "args": {"project": path}})
+            done = finished(c, job["id"])
+            assert done["status"] == "completed" and "gone" in (done["response"] or ""), done
+        # A real folder under the root is scanned on request (a link in its place was not).
+        assert c.call("projects.scan", {"project": f"{dev}/group"})["found"] == 1
+        # Registering a folder outside the root is the user's right: it is read, not written,
+        # and a link in it to a file elsewhere is not followed.
+        registered = c.call("projects.register", {"path": str(outside / "reg")})
+        c.call("quality.scan", {"project": registered["id"]})
+        c.call("projects.scan")
+        c.call("quality.scan")
+        projects = c.call("projects.list", {"include_missing": True, "limit": 100})["items"]
+        inner = c.call("projects.get", {"project": f"{dev}/inner"})
+        c.call("db.export", {"format": "json"})
+        c.call("db.export", {"format": "csv"})
+        c.call("db.backup")
+    wrong = [r for r in refused if r[2] not in ("invalid_params", "forbidden", "not_found")]
+    assert not wrong, wrong
+    forbidden = [r for r in refused if r[0] == "db.import" and r[2] == "forbidden"]
+    assert len(forbidden) >= 10, refused  # absolute paths outside, and links out
+    # Only the projects really under the root, and the one registered.
+    assert sorted(p["path"] for p in projects) == sorted(
+        [f"{dev}/group/fresh", f"{dev}/inner", f"{dev}/proj", str(outside / "reg")]
+    )
+    assert inner["description"] == "Inside the project, through a link."
+    # The secret's content is nowhere: not in the database, its WAL, backups, exports, logs.
+    d.stop()
+    assert files_holding(data, [SECRET]) == {}
+    assert SECRET not in d.log()
+    # Nothing was created, changed or removed outside the data folder.
+    after = {p: tree(p) for p in (outside, home, dev)}
+    for folder, snapshot in before.items():
+        assert after[folder] == snapshot, f"{folder} changed"
+    assert sorted(os.listdir(tmp_path)) == ["outside", "w"]
+    world_files = ["config.toml", "daemon.log", "data", "dev", "home"]
+    assert sorted(os.listdir(tmp_path / "w")) == world_files
+
+
+# --- 2. SQL metacharacters in every string field -----------------------------------------------
+PAYLOADS = [
+    "'", '"', ";", "--", "/*", "*/", "%", "_", "\\", "' OR 1=1 --", "'); DROP TABLE kv; --",
+    '" OR ""="', "a\x00b", "\x00", "ünï😀cødé \u202e", "%_\\'\";--/**/", "?", ":name", "$1",
+]  # fmt: skip
+# Tables a method may legitimately change (events may change for any write).
+WRITES: dict[str, set[str]] = {
+    "kv.set": {"kv"}, "kv.delete": {"kv"}, "kv.clear": {"kv"},
+    "jobs.record": {"jobs"}, "jobs.update": {"jobs"}, "jobs.run": {"jobs"},
+    "projects.update": {"projects"}, "projects.register": {"projects", "quality_metrics"},
+    "projects.forget": {"projects", "ignored_paths", "quality_metrics"},
+    "projects.scan": {"projects"}, "quality.scan": {"quality_metrics"},
+}  # fmt: skip
+SKIPPED = {"daemon.shutdown"}  # db.reset has no string field; the others get harmless targets
+
+
+def takes_string(schema: dict[str, Any]) -> str | None:
+    """ "text" or "list" when the schema accepts a free string (or a list of them)."""
+    if schema.get("type") == "string" and "enum" not in schema:
+        return "text"
+    if schema.get("type") == "array" and takes_string(schema.get("items", {})) == "text":
+        return "list"
+    for option in schema.get("anyOf", []):
+        if kind := takes_string(option):
+            return kind
+    return None
+
+
+def check_like_filters(c: Client) -> None:
+    """LIKE-based and prefix filters take % _ \\ literally."""
+    for key in ("%a", "_b", "\\c", "ab", "xb", "zz"):
+        c.call("kv.set", {"namespace": "like", "key": key, "value": 1})
+    c.call("jobs.record", {"kind": "a_c"})
+
+    def keys(prefix: str) -> list[str]:
+        return [
+            i["key"] for i in c.call("kv.list", {"namespace": "like", "prefix": prefix})["items"]
+        ]
+
+    assert (keys("%"), keys("_"), keys("\\")) == (["%a"], ["_b"], ["\\c"])
+    assert c.call("kv.clear", {"namespace": "like", "prefix": "_"}) == {"deleted": 1}
+    assert keys("") == ["%a", "\\c", "ab", "xb", "zz"]
+    assert named(c, "d_x") == ["und_x"] and named(c, "t%x") == ["pct%x"]
+    assert named(c, "%") == ["pct%x"] and named(c, "s\\x") == ["bs\\x"]
+    assert named(c, "_x") == ["und_x"] and named(c, "dYx") == ["undYx"]
+    assert c.call("events.list", {"topics": ["%"]})["total"] == 0
+    assert c.call("events.list", {"topics": ["k_"]})["total"] == 0
+    assert c.call("events.list", {"topics": ["kv"]})["total"] > 0
+    assert c.call("jobs.list", {"kind": "a%c"})["total"] == 0
+    assert c.call("jobs.list", {"kind": "%"})["total"] == 0
+
+
+def named(c: Client, query: str) -> list[str]:
+    items = c.call("projects.list", {"query": query})["items"]
+    return sorted(os.path.basename(i["path"]) for i in items)
+
+
+class Fuzzed:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.internal: list[tuple[str, str, str, str]] = []  # -32603: a crash, not an answer
+        self.wrote: list[tuple[str, str, str, dict[str, tuple[int, int]]]] = []
+
+
+def fuzz(c: Client, conn: sqlite3.Connection, required: dict[str, dict[str, Any]]) -> Fuzzed:
+    """Every payload in every string field of every method `rpc.discover` lists; after each
+    call, the row counts of the tables the method has no business writing are compared."""
+    out = Fuzzed()
+    for method in c.call("rpc.discover")["methods"]:
+        name = method["name"]
+        allowed = WRITES.get(name, set()) | {"events", "sqlite_sequence"}
+        for param in [] if name in SKIPPED else method["params"]:
+            kind = takes_string(param["schema"])
+            values = PAYLOADS
+            if param["name"] in ("path", "project"):  # as a path too, not only a name
+                values = [*PAYLOADS, *("/" + p for p in PAYLOADS)]
+            for payload in values if kind else []:
+                params = {**required.get(name, {}), param["name"]: payload}
+                if kind == "list":
+                    params[param["name"]] = [payload]
+                counts = table_counts(conn)
+                try:
+                    c.call(name, params)
+                except RemoteError as e:
+                    if e.code == -32603:
+                        out.internal.append((name, param["name"], payload, e.message))
+                out.calls += 1
+                after = table_counts(conn)
+                changed = {
+                    t: (counts.get(t, -1), n)
+                    for t, n in after.items()
+                    if t not in allowed and counts.get(t) != n
+                }
+                if changed or set(after) != set(counts):
+                    out.wrote.append((name, param["name"], payload, changed))
+    return out
+
+
+def test_sql_metacharacters_are_inert_in_every_string_field(make_daemon: DaemonFactory) -> None:
+    d = make_daemon("s", config=QUIET)
+    for name in ("base", "pct%x", "und_x", "undYx", "bs\\x"):
+        (d.dev_root / name).mkdir(parents=True)
+        (d.dev_root / name / "package.json").write_text('{"name": "p"}')
+    d.start()
+    conn = read_only(d.db_path)
+    with d.client() as c:
+        check_like_filters(c)
+        guard = c.call("kv.list", {"namespace": "like"})["items"]
+        base = c.call("projects.get", {"project": f"{d.dev_root}/base"})["id"]
+        job = c.call("jobs.record", {"kind": "target"})["id"]
+        schema_before = schema_of(conn)
+        done = fuzz(c, conn, {
+            "kv.get": {"namespace": "probe", "key": "probe"},
+            "kv.delete": {"namespace": "probe", "key": "probe"},
+            "kv.set": {"namespace": "probe", "key": "probe", "value": "v"},
+            "kv.clear": {"namespace": "probe"}, "kv.list": {"namespace": "probe"},
+            "db.verify": {"name": "pm-agent_20000101_000000.db"},
+            "db.restore": {"name": "pm-agent_20000101_000000.db"},  # none: nothing restored
+            "db.import": {"path": f"{d.data_dir}/imports/none.json"},  # none: nothing imported
+            "jobs.update": {"id": job}, "jobs.record": {"kind": "probe"},
+            "jobs.run": {"kind": "nothing"}, "projects.update": {"project": base},
+            "projects.get": {"project": base}, "projects.forget": {"project": 999_999},
+            "quality.get": {"project": base}, "quality.history": {"project": base},
+            "projects.register": {"path": "/nonexistent"},
+        })  # fmt: skip
+        assert done.calls > 500
+        assert not done.internal, done.internal
+        assert not done.wrote, done.wrote
+        # What was there is still there, the payloads were stored as given, the schema is
+        # what it was and the file is sound.
+        assert c.call("kv.list", {"namespace": "like"})["items"] == guard
+        assert named(c, "x") == sorted(["bs\\x", "pct%x", "und_x", "undYx"])
+        # (SQLite's length() stops at a NUL, so a lone "\x00" fails the length CHECK: refused)
+        stored = {r[0] for r in conn.execute("SELECT namespace FROM kv")}
+        assert set(PAYLOADS) - stored == {"\x00"}
+        assert schema_of(conn) == schema_before
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+
+
+def test_no_sql_is_built_from_values() -> None:
+    """SQL text in daemon/ is assembled only from constants and identifiers (quoted, or checked
+    against a whitelist); values are always parameters. Every hole of an f-string that makes
+    SQL must be one reviewed here; %-formatting and .format() must not make SQL at all."""
+    reviewed = (
+        # identifiers read from the schema or an export, quoted with connection.quote
+        "quote(", "map(quote", "{names}", "{cols}", "{sets}", "{quoted}",
+        # module constants, whitelisted columns, "?" lists, int() casts, fixed keywords
+        "{_SELECT}", "{_COLUMNS}", "{_LIVE}", "{self.select}", "{sql}", "{where}", "{values}",
+        "{marks}", "{order}", "{cmp}", "{table}", "{assignments}", "{pragma}", "{int(",
+        "{synchronous}", "{', '.join(columns)}", "{', '.join(values)}", "{', '.join('?'",
+        "{', '.join(_ROW_COLUMNS)}",
+        "{'min' if down", "{'DESC' if desc", "{column} = ?",
+    )  # fmt: skip
+    statement = re.compile(
+        r"\b(SELECT|INSERT INTO|UPDATE \S+ SET|DELETE FROM|PRAGMA|WHERE|VALUES|DROP|CREATE)\b"
+    )
+    unreviewed = []
+    for path in sorted((Path(__file__).resolve().parent.parent / "daemon").rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not statement.search(line):
+                continue
+            where = f"{path.relative_to(path.parents[1])}:{number}: {line.strip()}"
+            if ".format(" in line or re.search(r"[\"'] % [(\w]", line):
+                unreviewed.append(where)
+            for literal in re.findall(r"""\bf("[^"]*"|'[^']*')""", line):
+                holes = re.findall(r"\{[^{}]*\}?", literal)
+                if any(not any(r in h for r in reviewed) for h in holes):
+                    unreviewed.append(where)
+    assert not unreviewed, "\n".join(unreviewed)
+
+
+# --- 3. private files whatever the umask -------------------------------------------------------
+def corrupt_middle(path: Path) -> None:
+    data = path.read_bytes()
+    size = int.from_bytes(data[16:18], "big") or 65536
+    pages = len(data) // size
+    with open(path, "r+b") as f:
+        for page in (pages // 2, pages // 2 + 1):
+            f.seek(page * size)
+            f.write(os.urandom(size))
+
+
+def test_every_file_is_0600_in_a_0700_folder_under_umask_022(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    world = make_daemon("p")
+    log_file = world.home / "logs" / "pm-agentd.log"
+    env = {**world.env, "PM_AGENT_LOG_FILE": str(log_file)}
+    state = world.home / ".local" / "state" / "pm-agent"
+
+    def pm(*args: str) -> str:
+        done = subprocess.run([PM, *args], env=env, capture_output=True, text=True,
+                              timeout=60, umask=0o022)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    pm("status")  # starts the daemon: it inherits umask 022
+    assert (state / "pm-agentd.start.log").exists()
+    try:
+        with world.client() as c:
+            for i in range(400):
+                c.call("kv.set", {"namespace": "fill", "key": f"k{i:04d}", "value": "v" * 200})
+            c.call("jobs.record", {"kind": "big", "response": "r" * 100_000})  # kept in a file
+            c.call("db.backup")
+            exported = c.call("db.export", {"format": "json"})["path"]
+            c.call("db.export", {"format": "csv"})
+            shutil.copyfile(exported, tmp_path / "export.json")
+            pm("db", "import", str(tmp_path / "export.json"))  # staged in <data>/imports
+            # Damage the file under the daemon: the next backup fails its check (failed/),
+            # and a repair keeps the damaged file (damaged/) and recovers into a new one.
+            probe = sqlite3.connect(world.db_path)  # everything into the main file first
+            probe.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            probe.close()
+            corrupt_middle(world.db_path)
+            assert error_of(c, "db.backup", {}).kind == "storage"
+            c.call("db.repair")
+            c.call("kv.set", {"namespace": "n", "key": "after", "value": 1})
+            pid = c.call("daemon.status")["pid"]
+    finally:
+        status = world.status()
+        if status is not None:
+            os.kill(status["pid"], signal.SIGTERM)
+    wait_for(lambda: world.status() is None, 30, "the daemon to stop")
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 30, "the daemon to exit")
+    pm("--no-spawn", "backup", "now")  # offline, in the client's own process (umask 022)
+    data = world.data_dir
+    for folder in ("db", "backups", "backups/failed", "damaged", "exports", "imports", "jobs"):
+        assert (data / folder).is_dir(), folder
+    assert list((data / "exports").glob("*.json")) and list((data / "backups").glob("*.db"))
+    assert log_file.exists()
+    loose = []
+    for top in (data, state, log_file.parent):
+        for path in [top, *top.rglob("*")]:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            if (path.is_dir() and mode != 0o700) or (not path.is_dir() and mode & 0o077):
+                loose.append(f"{path} {mode:04o}")
+    assert not loose, loose
+
+
+# --- 4. secrets never stored or logged ---------------------------------------------------------
+TOKENS = ["ghp_SECRET123", "hunter2PASS", "ghp_INSTEAD", "ghp_GLOBAL", "ghp_PUSH", "ghp_QUERY",
+          "ghp_HEADER", "sk-SECRET"]  # fmt: skip
+
+
+def test_credentials_and_secrets_are_never_stored_or_logged(make_daemon: DaemonFactory) -> None:
+    d = make_daemon("c", config={**QUIET, "log_level": "debug"})
+    log_file = d.root / "logs" / "pm-agentd.log"
+    d.env["PM_AGENT_LOG_FILE"] = str(log_file)
+    (d.home / ".gitconfig").write_text(
+        '[url "https://glob:ghp_GLOBAL@gitlab.com/"]\n\tinsteadOf = gl:\n'
+    )
+    repo = make_repo(
+        d.dev_root / "leaky",
+        home=d.home,
+        files={"README.md": "# Leaky\n\nA project with credentials in its config.\n",
+               "pyproject.toml": '[project]\nname = "leaky"\n'},
+        remotes={
+            "origin": "https://user:ghp_SECRET123@github.com/x/y.git",
+            "mirror": "ssh://git:hunter2PASS@example.com:2222/x/mirror.git",
+            "up": "gh:x/z.git",
+            "lab": "gl:x/lab.git",
+            "q": "https://github.com/x/q.git?access_token=ghp_QUERY",
+        },
+    )  # fmt: skip
+    git(repo, "config", "remote.origin.pushurl", "https://u:ghp_PUSH@github.com/x/y.git",
+        home=d.home)  # fmt: skip
+    git(repo, "config", "url.https://tok:ghp_INSTEAD@github.com/.insteadOf", "gh:", home=d.home)
+    git(repo, "config", "http.extraHeader", "Authorization: Bearer ghp_HEADER", home=d.home)
+    (repo / ".env").write_text("API_KEY=sk-SECRET\nTOKEN=ghp_SECRET123\n")
+    d.start()
+    with d.client() as c:
+        c.call("projects.scan")
+        c.call("quality.scan")
+        job = c.call("jobs.run", {"kind": "quality_scan"})
+        assert finished(c, job["id"])["status"] == "completed"
+        project = c.call("projects.get", {"project": str(repo)})
+        seen = json.dumps([
+            project,
+            c.call("quality.get", {"project": project["id"]}),
+            c.call("projects.list", {"include_missing": True}),
+            c.call("events.list", {"limit": 10_000}),
+            c.call("jobs.list", {"limit": 10_000}),
+            c.call("jobs.get", {"id": job["id"]}),
+        ])  # fmt: skip
+        c.call("db.export", {"format": "json"})
+        c.call("db.export", {"format": "csv"})
+        c.call("db.backup")
+    # The remotes were read (so the test means something), without their credentials.
+    assert {r["name"]: r["url"] for r in project["remotes"]} == {
+        "origin": "https://github.com/x/y",
+        "mirror": "https://example.com/x/mirror",
+        "up": "https://github.com/x/z",
+        "lab": "https://gitlab.com/x/lab",
+        "q": "https://github.com/x/q",
+    }
+    assert project["repository_url"] == "https://github.com/x/y"
+    leaks = [t for t in TOKENS if t in seen]
+    assert not leaks, leaks
+    d.stop()
+    assert files_holding(d.data_dir, TOKENS) == {}
+    assert log_file.exists() and '"level": "debug"' in log_file.read_text()
+    assert files_holding(log_file.parent, TOKENS) == {}
+    assert [t for t in TOKENS if t in d.log()] == []
