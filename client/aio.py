@@ -36,6 +36,7 @@ class AsyncClient:
         self._progress: dict[Any, ProgressCallback] = {}
         self._notifications: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._lost: str | None = None  # why the connection ended, once it has
         self.hello: dict[str, Any] | None = None
 
     @classmethod
@@ -83,6 +84,8 @@ class AsyncClient:
         progress: ProgressCallback | None = None,
     ) -> tuple[int, asyncio.Future[Any]]:
         """Send a request now; returns its id (for `cancel`) and the future of its result."""
+        if self._lost is not None:  # nobody would ever answer: say so now
+            raise ProtocolError(self._lost)
         request_id = next(self._ids)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if progress is not None:
@@ -93,7 +96,11 @@ class AsyncClient:
             message["params"] = params
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        self._send(_encoder.encode(message))
+        try:
+            self._send(_encoder.encode(message))
+        except BaseException:
+            self._pending.pop(request_id, None)
+            raise
         return request_id, future
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
@@ -160,6 +167,7 @@ class AsyncClient:
         except msgspec.DecodeError as e:
             error = ProtocolError(f"malformed message from the daemon: {e}")
         finally:
+            self._lost = str(error)
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(error)

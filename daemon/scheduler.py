@@ -42,17 +42,17 @@ import contextlib
 import inspect
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Literal, Protocol
+from typing import Any
 
-import msgspec
 import structlog
 
 from daemon.clock import iso
-from daemon.db.jobs import STOPPED_BEFORE_RUNNING, STOPPED_WHILE_RUNNING
-from daemon.errors import InvalidParams, RpcError, ShuttingDown
+from daemon.db.jobs import STOPPED_BEFORE_RUNNING
+from daemon.errors import InvalidParams, ShuttingDown
+from daemon.scheduler_runs import JobFn, Recorder, Report, Run, Trigger, parse_iso
 from daemon.schedules import (
     Daily,
     Interval,
@@ -67,15 +67,9 @@ from daemon.schedules import (
 )
 from daemon.services.jobs import JobService
 
+__all__ = ["DEFAULT_BACKOFF", "JobFn", "Report", "Scheduler", "Trigger"]
+
 log = structlog.get_logger("pm.scheduler")
-
-
-class Report(Protocol):
-    def __call__(self, message: str, percentage: int | None = None) -> None: ...
-
-
-JobFn = Callable[..., Awaitable[Any]]  # fn(report, **args)
-Trigger = Literal["schedule", "manual", "deferred"]
 
 DEFAULT_BACKOFF: tuple[float, ...] = (60.0, 300.0)
 _MAX_ERROR = 2000
@@ -92,50 +86,6 @@ class _Kind:
     due: float | None = None  # Interval: on the scheduler's clock
     next_wall: datetime | None = None  # Daily: the next slot
     seeded: bool = False
-
-
-@dataclass(eq=False)
-class _Run:
-    kind: str
-    args: dict[str, Any]
-    trigger: Trigger
-    due: float
-    priority: int
-    seq: int
-    key: str | None = None
-    job_id: int | None = None
-    attempt: int = 0
-    task: asyncio.Task[None] | None = None
-    cancel_requested: bool = False
-    progress: Progress | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def deferred(self) -> bool:
-        return self.trigger == "deferred"
-
-
-def _describe(error: BaseException) -> str:
-    text = error.message if isinstance(error, RpcError) else f"{type(error).__name__}: {error}"
-    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
-
-
-def _encode_result(result: Any) -> str | None:
-    if result is None or isinstance(result, str):
-        return result
-    try:
-        return msgspec.json.encode(result).decode()
-    except (TypeError, msgspec.EncodeError):
-        return repr(result)
-
-
-def _parse_iso(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class Scheduler:
@@ -171,14 +121,15 @@ class Scheduler:
         self._sleep_threshold_s = sleep_threshold_s
         self._cancel_wait_s = cancel_wait_s
         self._kinds: dict[str, _Kind] = {}
-        self._pending: list[_Run] = []
-        self._running: set[_Run] = set()
+        self._pending: list[Run] = []
+        self._running: set[Run] = set()
         self._seq = itertools.count()
         self._slept = 0.0
         self._last_clock: tuple[float, datetime] | None = None
         self._kicked = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._recorder = Recorder(jobs, retries=retries, backoff=self._backoff, wall=wall)
         jobs.attach_scheduler(self)
 
     # --- registration -------------------------------------------------------------------
@@ -250,7 +201,7 @@ class Scheduler:
                 k.seeded = True
                 continue
             try:
-                last = _parse_iso(await self._jobs.last_scheduled_start(k.name))
+                last = parse_iso(await self._jobs.last_scheduled_start(k.name))
             except Exception:
                 log.exception("could not read when a job last ran", kind=k.name)
                 last = None
@@ -308,15 +259,15 @@ class Scheduler:
                      kind=k.name)  # fmt: skip
             return
         self._pending.append(
-            _Run(k.name, {}, "schedule", due=t, priority=k.priority, seq=next(self._seq))
+            Run(k.name, {}, "schedule", due=t, priority=k.priority, seq=next(self._seq))
         )
 
-    def _dispatch(self, t: float) -> list[_Run]:
+    def _dispatch(self, t: float) -> list[Run]:
         ready = sorted(
             (r for r in self._pending if r.due <= t),
             key=lambda r: (r.deferred, -r.priority, r.due, r.seq),
         )
-        started: list[_Run] = []
+        started: list[Run] = []
         for run in ready:
             if len(self._running) >= self._concurrency:
                 break
@@ -382,7 +333,7 @@ class Scheduler:
         job = await self._jobs.create_daemon_job(kind, {"status": "queued", "metadata": meta})
         t = self._clock()
         self._pending.append(
-            _Run(kind, dict(args), "manual", due=t, priority=k.priority, seq=next(self._seq),
+            Run(kind, dict(args), "manual", due=t, priority=k.priority, seq=next(self._seq),
                  job_id=job.id)
         )  # fmt: skip
         self._kicked.set()
@@ -403,7 +354,7 @@ class Scheduler:
                 break
         else:
             self._pending.append(
-                _Run(kind, dict(args), "deferred", due=t + delay_s, priority=k.priority,
+                Run(kind, dict(args), "deferred", due=t + delay_s, priority=k.priority,
                      seq=next(self._seq), key=key)
             )  # fmt: skip
         self._kicked.set()
@@ -461,6 +412,7 @@ class Scheduler:
         """Stop: no new runs; running ones are cancelled and recorded failed ("the daemon
         stopped while it ran"); queued ones canceled. Call before the database closes."""
         self._closing = True
+        self._recorder.closing = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -483,12 +435,13 @@ class Scheduler:
                 )
             except Exception:  # the next start-up closes it instead
                 log.warning("could not record a queued job as canceled", job=run.job_id)
+        await self._recorder.close()
 
     # --- one run --------------------------------------------------------------------------
-    async def _execute(self, run: _Run) -> None:
+    async def _execute(self, run: Run) -> None:
         retry_in: float | None = None
         try:
-            retry_in = await self._attempt(run)
+            retry_in = await self._recorder.attempt(run, self._kinds[run.kind].fn)
         except Exception:
             log.exception("job bookkeeping failed", kind=run.kind, job=run.job_id)
         finally:
@@ -498,91 +451,3 @@ class Scheduler:
                 run.due = self._clock() + retry_in
                 self._pending.append(run)
             self._kicked.set()
-
-    def _metadata(self, run: _Run) -> dict[str, Any]:
-        meta: dict[str, Any] = {"trigger": run.trigger}
-        if run.args:
-            meta["args"] = run.args
-        if run.key is not None:
-            meta["key"] = run.key
-        return meta
-
-    def _reporter(self, run: _Run) -> Report:
-        def report(message: str, percentage: int | None = None) -> None:
-            pct = None if percentage is None else max(0, min(100, int(percentage)))
-            run.progress = Progress(message=message, percentage=pct, at=iso(self._wall()))
-
-        return report
-
-    async def _attempt(self, run: _Run) -> float | None:
-        """One attempt, recorded; returns the delay before a retry, or None."""
-        run.attempt += 1
-        run.progress = None
-        try:
-            if run.job_id is None:
-                job = await self._jobs.create_daemon_job(
-                    run.kind, {"status": "running", "metadata": self._metadata(run)}
-                )
-                run.job_id = job.id
-            else:
-                await self._jobs.update(run.job_id, {"status": "running"})
-        except asyncio.CancelledError:
-            _uncancel()
-            if run.job_id is not None:
-                await self._record_stop(run)
-            return None
-        except Exception:
-            log.exception("could not record the start of a run; it was skipped", kind=run.kind)
-            return None
-        assert run.job_id is not None
-        try:
-            if run.cancel_requested:
-                raise asyncio.CancelledError
-            result = await self._kinds[run.kind].fn(self._reporter(run), **run.args)
-        except asyncio.CancelledError:
-            _uncancel()
-            await self._record_stop(run)
-            return None
-        except Exception as e:
-            return await self._record_failure(run, e)
-        await self._jobs.update(
-            run.job_id,
-            {"status": "completed", "error": None, "response": _encode_result(result),
-             "metadata": {"retry_at": None}},
-        )  # fmt: skip
-        return None
-
-    async def _record_stop(self, run: _Run) -> None:
-        assert run.job_id is not None
-        if self._closing:
-            await self._jobs.update(
-                run.job_id, {"status": "failed", "error": STOPPED_WHILE_RUNNING}
-            )
-        else:
-            await self._jobs.update(run.job_id, {"status": "canceled"})
-
-    async def _record_failure(self, run: _Run, error: Exception) -> float | None:
-        assert run.job_id is not None
-        text = _describe(error)
-        retry = run.attempt <= self._retries and not self._closing
-        log.warning("job failed", kind=run.kind, job=run.job_id, attempt=run.attempt,
-                    error=text, retry=retry)  # fmt: skip
-        if not retry:
-            await self._jobs.update(
-                run.job_id, {"status": "failed", "error": text, "metadata": {"retry_at": None}}
-            )
-            return None
-        delay = self._backoff[min(run.attempt - 1, len(self._backoff) - 1)]
-        await self._jobs.update(
-            run.job_id,
-            {"status": "queued", "error": text,
-             "metadata": {"retry_at": iso(self._wall() + timedelta(seconds=delay))}},
-        )  # fmt: skip
-        return delay
-
-
-def _uncancel() -> None:
-    """We handled the cancellation of the current task ourselves (recorded it)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        task.uncancel()

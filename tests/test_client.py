@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from client.aio import AsyncClient
-from client.errors import IncompatibleDaemon, RemoteError, Unreachable
+from client.errors import IncompatibleDaemon, ProtocolError, RemoteError, Unreachable
 from client.sync import Client, check_protocol
 from tests.helpers import DaemonProcess, short_socket_dir
 
@@ -66,3 +66,16 @@ def test_busy_and_starting_map_to_exit_75() -> None:
     assert RemoteError(-32003, "busy", {"kind": "busy"}).exit_code == 75
     assert RemoteError(-32005, "starting", {"kind": "starting"}).exit_code == 75
     assert RemoteError(-32001, "missing", {"kind": "not_found"}).exit_code == 1
+
+
+def test_async_call_after_the_daemon_closed_fails_at_once(daemon: DaemonProcess) -> None:
+    async def scenario() -> None:
+        client = await AsyncClient.connect(daemon.socket_path)
+        daemon.stop()
+        with pytest.raises(ProtocolError):
+            await asyncio.wait_for(client.call("daemon.status"), 5)  # the read loop sees EOF
+        with pytest.raises(ProtocolError, match="closed the connection"):
+            await asyncio.wait_for(client.call("daemon.status"), 5)  # and never waits again
+        await client.close()
+
+    asyncio.run(scenario())

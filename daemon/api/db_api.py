@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -23,6 +24,7 @@ from daemon.services.care import CareService, Imported, ResetDone
 from daemon.watcher import WatchStatus
 
 BACKUP_WARN_AFTER_S = 2 * 86400  # a daily backup missed twice
+LOW_DISK_BYTES = 100 * 1024 * 1024
 
 
 class Health(msgspec.Struct, kw_only=True):
@@ -95,6 +97,12 @@ class DbApi:
                 f"file watching is {watcher.mode}: {watcher.problem}; fix: {watcher.fix}"
             )
         warnings += self._runtime.database_warnings()
+        free = _free_bytes(self._db.path)
+        if free is not None and free < LOW_DISK_BYTES:
+            warnings.append(
+                f"only {free // (1024 * 1024)} MiB free where the database is; writes fail "
+                "with disk_full when it runs out: free space on that disk"
+            )
         last = await self._backups.newest_good()
         if last is None:
             warnings.append("there is no backup yet; fix: pm backup now")
@@ -161,3 +169,11 @@ class DbApi:
 def _age_s(iso: str) -> float:
     moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return (datetime.now(UTC) - moment).total_seconds()
+
+
+def _free_bytes(db_path: str) -> int | None:
+    try:
+        st = os.statvfs(os.path.dirname(db_path))
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
