@@ -48,11 +48,6 @@ def test_sigkill_under_load_loses_no_acknowledged_write(make_daemon: DaemonFacto
 
 
 STOP_TIMEOUT_S = 5.0
-SERVER_CLOSES_EARLY = (
-    "daemon/rpc/server.py Connection.stop closes a connection as soon as the requests it has "
-    "read are answered: a request the client sends right then (after a success, never told "
-    "shutting_down) is unread or dropped, and the client hears nothing"
-)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +97,6 @@ def test_sigterm_under_load_keeps_what_it_acknowledged_and_exits_in_time(
         assert r.hung == 0, what
 
 
-@pytest.mark.xfail(strict=False, reason=SERVER_CLOSES_EARLY)
 def test_sigterm_under_load_answers_every_request(
     sigterms: tuple[int, list[rc.TermCycle]],
 ) -> None:
@@ -113,7 +107,6 @@ def test_sigterm_under_load_answers_every_request(
     assert all(n == 0 for n, _ in unanswered), f"seed {seed}: (unanswered, unread) {unanswered}"
 
 
-@pytest.mark.xfail(strict=False, reason=SERVER_CLOSES_EARLY)
 def test_sigterm_a_request_sent_right_after_an_answer_is_answered(
     make_daemon: DaemonFactory,
 ) -> None:

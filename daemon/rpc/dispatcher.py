@@ -39,6 +39,9 @@ AfterReply = Callable[[], None]
 
 
 _TOO_DEEP = ParseError("Parse error: JSON nested too deeply")
+# A batch's requests run at most this many at a time: a batch of 10,000 is not 10,000 tasks
+# (about 1 KB each, and a connection may have `max_inflight` batches in flight).
+BATCH_CONCURRENCY = 256
 
 
 class Session:
@@ -127,6 +130,13 @@ class Dispatcher:
     async def handle(self, frame: bytes, session: Session) -> tuple[bytes | None, list[AfterReply]]:
         """One framed message (a request, a notification or a batch) → the reply, if any."""
         after: list[AfterReply] = []
+        if not frame.isascii():
+            # msgspec checks UTF-8 only where it decodes strings: not in object keys (it
+            # raises UnicodeDecodeError) nor in what it keeps raw for later (params, values).
+            try:
+                frame.decode()
+            except UnicodeDecodeError as e:
+                return wire.error_response(None, ParseError(f"Parse error: not UTF-8: {e}")), after
         if frame[:1] == b"[":
             return await self._batch(frame, session, after), after
         return await self._one(frame, session, after), after
@@ -147,7 +157,14 @@ class Dispatcher:
                     f"Invalid Request: batch of {len(items)} exceeds the limit of {self._max_batch}"
                 ),
             )
-        replies = await asyncio.gather(*(self._one(item, session, after) for item in items))
+        replies: list[bytes | None] = [None] * len(items)
+        todo = iter(range(len(items)))
+
+        async def work() -> None:
+            for i in todo:  # shared by the workers: each takes the next request
+                replies[i] = await self._one(items[i], session, after)
+
+        await asyncio.gather(*(work() for _ in range(min(BATCH_CONCURRENCY, len(items)))))
         answered = [r for r in replies if r is not None]
         if not answered:
             return None  # a batch of notifications gets no bytes at all
@@ -196,11 +213,8 @@ class Dispatcher:
             return wire.error_response(request_id, error) if is_request else None
         except RpcError as e:
             return wire.error_response(request_id, e) if is_request else None
-        except Exception:
-            log.exception("handler failed", method=method.name)
-            error = InternalError(
-                f"internal error in {method.name}; the daemon log has the details"
-            )
+        except Exception as e:
+            error = _unexpected(e, method.name)
             return wire.error_response(request_id, error) if is_request else None
         finally:
             if is_request and session.inflight.get(request_id) is task:
@@ -276,3 +290,11 @@ def _invalid_request(raw: bytes | msgspec.Raw, error: msgspec.ValidationError) -
     else:
         detail = "a request must be a JSON object"
     return wire.error_response(request_id, InvalidRequest(f"Invalid Request: {detail}"))
+
+
+def _unexpected(error: Exception, method: str) -> RpcError:
+    """What a handler raised that is not an RpcError (call it inside the `except`)."""
+    if isinstance(error, OverflowError):  # past SQLite's 64-bit integers, a date past 9999
+        return InvalidParams(f"Invalid params: a value is out of range ({error})")
+    log.exception("handler failed", method=method)
+    return InternalError(f"internal error in {method}; the daemon log has the details")

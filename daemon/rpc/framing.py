@@ -34,6 +34,10 @@ class Framing(Protocol):
 
     def frame(self, body: bytes) -> bytes: ...
 
+    def partial(self) -> bool:
+        """Whether bytes of a message that has not completed yet are buffered."""
+        ...
+
 
 class NdjsonFraming:
     name = "ndjson"
@@ -61,6 +65,9 @@ class NdjsonFraming:
             if message:
                 messages.append(message)
         return messages
+
+    def partial(self) -> bool:
+        return bool(self._buffer)
 
     def frame(self, body: bytes) -> bytes:
         return body + b"\n"
@@ -95,6 +102,9 @@ class LspFraming:
             del self._buffer[: self._body_size]
             self._body_size = None
 
+    def partial(self) -> bool:
+        return bool(self._buffer) or self._body_size is not None
+
     def _check_partial_headers(self) -> None:
         """Refuse at the first complete line that cannot be a header, not after 8 KiB."""
         complete = self._buffer[: self._buffer.rfind(b"\n") + 1]
@@ -115,7 +125,10 @@ class LspFraming:
                 text = value.strip()
                 if not text.isdigit():
                     raise FramingError(f"Content-Length is not a number: {text[:40]!r}")
-                size = int(text)
+                digits = text.lstrip(b"0") or b"0"
+                if len(digits) > 18:  # beyond any limit, and int() refuses > 4300 digits
+                    raise FrameTooLarge(None, self._limit)
+                size = int(digits)
             elif key == b"content-type":
                 charset = value.lower().partition(b"charset=")[2].strip().strip(b'"')
                 if charset and charset not in (b"utf-8", b"utf8"):

@@ -2,13 +2,18 @@
 
 Each connection picks its framing from its first byte, checks its peer's uid, and feeds
 framed messages to the transport-free Dispatcher. A client cannot stall others: a connection
-with too many requests in flight or too much unread output stops being read; one whose
-unread output passes the hard limit is closed; idle ones are closed after `idle_timeout`.
+with too many requests in flight (or `max_message_bytes` of them), or too much unread output,
+stops being read and starts nothing more of what it already sent; one whose
+unread output passes the hard limit is closed; idle ones are closed after `idle_timeout`;
+a message that has begun must be complete within `message_timeout_s` (a client sending a byte
+now and then cannot hold a connection slot for ever), and a connection being closed whose
+peer does not take its last bytes within that time is aborted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import socket
 import time
@@ -32,6 +37,10 @@ from daemon.rpc.peercred import peer_uid
 
 log = structlog.get_logger("pm.server")
 
+MESSAGE_TIMEOUT_S = 30.0  # a message must arrive within this, from its first byte to its last
+STOP_QUIET_S = 0.05  # at shutdown, a connection closes once it has been this quiet …
+STOP_LINGER_MAX_S = 1.0  # … or after this, whatever its client keeps sending
+
 
 class Limits:
     def __init__(
@@ -42,12 +51,17 @@ class Limits:
         max_connections: int,
         max_inflight: int,
         idle_timeout_s: float,
+        message_timeout_s: float = MESSAGE_TIMEOUT_S,
     ) -> None:
         self.max_message_bytes = max_message_bytes
         self.max_output_buffer_bytes = max_output_buffer_bytes
         self.max_connections = max_connections
         self.max_inflight = max_inflight
         self.idle_timeout_s = idle_timeout_s
+        # A message may not take longer to arrive than a whole idle period either.
+        self.message_timeout_s = (
+            min(message_timeout_s, idle_timeout_s) if idle_timeout_s > 0 else message_timeout_s
+        )
 
 
 class Connection(asyncio.Protocol, Session):
@@ -58,10 +72,14 @@ class Connection(asyncio.Protocol, Session):
         self._transport: asyncio.Transport | None = None
         self._framing: framing.Framing | None = None
         self._pending = b""  # blank bytes before the first message decides the framing
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], int] = {}  # in flight, with each message's size
+        self._inflight_bytes = 0
+        self._backlog: collections.deque[bytes] = collections.deque()  # read, not yet started
         self._reading_paused = False
         self._writing_paused = False
-        self.last_active = time.monotonic()
+        self.last_active = time.monotonic()  # a complete message arrived or a reply was sent
+        self._message_started: float | None = None  # when the incomplete buffered message began
+        self._closing_since: float | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -86,12 +104,14 @@ class Connection(asyncio.Protocol, Session):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        self.last_active = time.monotonic()
+        now = time.monotonic()
         if self._framing is None:
             data = self._pending + data
             self._framing = framing.detect(data, self._limits.max_message_bytes)
             if self._framing is None:
                 self._pending = data
+                if self._message_started is None:
+                    self._message_started = now
                 if len(data) > 1024:
                     self._fatal(ParseError("only blank bytes received"))
                 return
@@ -104,11 +124,20 @@ class Connection(asyncio.Protocol, Session):
         except framing.FramingError as e:
             self._fatal(ParseError(f"Parse error: {e}"))
             return
-        for frame in frames:
-            self._start(frame)
+        # Only whole messages count as activity: stray bytes do not keep a connection alive.
+        if frames:
+            self.last_active = now
+        if not self._framing.partial():
+            self._message_started = None
+        elif frames or self._message_started is None:
+            self._message_started = now
+        if frames:
+            self._backlog.extend(frames)
+            self._pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._backlog.clear()
         for task in self._tasks:
             if task not in self.cancel_reasons:
                 task.cancel()
@@ -121,28 +150,44 @@ class Connection(asyncio.Protocol, Session):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        self._update_reading()
+        self._pump()
 
     # --- Session ----------------------------------------------------------------------
     def notify(self, method: str, params: Any) -> None:
         self._send(wire.notification(method, params))
 
     # --- internals --------------------------------------------------------------------
+    def _room(self) -> bool:
+        """Whether one more message may start: the client takes its replies, and what is in
+        flight is under both caps (one message always may, however big)."""
+        if self._writing_paused:
+            return False
+        return not self._tasks or (
+            len(self._tasks) < self._limits.max_inflight
+            and self._inflight_bytes < self._limits.max_message_bytes
+        )
+
+    def _pump(self) -> None:
+        """Start what was read while there is room; stop reading while there is not. A single
+        read may hold thousands of small messages: they wait here, as bytes, not as tasks."""
+        while self._backlog and not self.closed and self._room():
+            self._start(self._backlog.popleft())
+        self._update_reading()
+
     def _start(self, frame: bytes) -> None:
         task = asyncio.get_running_loop().create_task(self._serve(frame))
-        self._tasks.add(task)
+        self._tasks[task] = len(frame)
+        self._inflight_bytes += len(frame)
         task.add_done_callback(self._finished)
-        if len(self._tasks) >= self._limits.max_inflight:
-            self._update_reading()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._inflight_bytes -= self._tasks.pop(task, 0)
         if self.cancel_reasons:
             self.cancel_reasons.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("connection task failed", exc_info=task.exception())
-        if self._reading_paused:
-            self._update_reading()
+        if self._backlog or self._reading_paused:
+            self._pump()
 
     async def _serve(self, frame: bytes) -> None:
         try:
@@ -176,20 +221,23 @@ class Connection(asyncio.Protocol, Session):
         transport = self._transport
         if transport is None or self.closed:
             return
-        should_pause = self._writing_paused or len(self._tasks) >= self._limits.max_inflight
+        should_pause = bool(self._backlog) or not self._room()
         if should_pause and not self._reading_paused:
             transport.pause_reading()
             self._reading_paused = True
         elif not should_pause and self._reading_paused:
             transport.resume_reading()
             self._reading_paused = False
+            if self._message_started is not None:
+                # The time we did not read does not count against the client.
+                self._message_started = time.monotonic()
 
     def _refuse(self, error: RpcError) -> None:
         """Say why in NDJSON (the framing is not known yet), then close."""
         assert self._transport is not None
         self.closed = True
         self._transport.write(wire.error_response(None, error) + b"\n")
-        self._transport.close()
+        self._close_transport()
 
     def _fatal(self, error: RpcError) -> None:
         """The stream cannot continue: answer once in the connection's framing, then close."""
@@ -199,7 +247,7 @@ class Connection(asyncio.Protocol, Session):
         body = wire.error_response(None, error)
         transport.write(self._framing.frame(body) if self._framing else body + b"\n")
         self.closed = True
-        transport.close()
+        self._close_transport()
 
     @property
     def busy(self) -> bool:
@@ -210,11 +258,47 @@ class Connection(asyncio.Protocol, Session):
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
+            self._close_transport()
+
+    def _close_transport(self) -> None:
+        assert self._transport is not None
+        if self._closing_since is None:
+            self._closing_since = time.monotonic()
+        self._transport.close()  # flushes what is buffered first
+
+    def sweep(self, now: float) -> None:
+        """Called now and then: enforce the message deadline, the idle timeout, and the end
+        of a close the peer does not complete by reading."""
+        transport = self._transport
+        if transport is None:
+            return
+        deadline = self._limits.message_timeout_s
+        if transport.is_closing():
+            if self._closing_since is not None and now - self._closing_since > deadline:
+                log.warning(
+                    "aborting a closed connection whose peer does not read",
+                    buffered=transport.get_write_buffer_size(),
+                )
+                transport.abort()
+            return
+        started = self._message_started
+        if started is not None and not self._reading_paused and now - started > deadline:
+            log.warning("closing a connection whose message did not complete", after_s=deadline)
+            self._fatal(
+                ParseError(f"Parse error: message not complete after {deadline:g} s; closing")
+            )
+            return
+        idle = self._limits.idle_timeout_s
+        if idle > 0 and not self.busy and self.idle_for(now) > idle:
+            log.info("closing an idle connection", idle_s=round(self.idle_for(now)))
+            self.close()
 
     async def stop(self, deadline: float) -> None:
         """Let in-flight requests finish until `deadline`, then stop them with shutting_down."""
         loop = asyncio.get_running_loop()
+        # What was read but not started gets its answer too (shutting_down), never silence.
+        while self._backlog and not self.closed:
+            self._start(self._backlog.popleft())
         pending = set(self._tasks)
         if pending:
             await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
@@ -223,7 +307,22 @@ class Connection(asyncio.Protocol, Session):
         leftover = set(self._tasks)
         if leftover:
             await asyncio.wait(leftover, timeout=1.0)
+        await self._drain_quietly(loop.time() + STOP_LINGER_MAX_S)
         self.close()
+
+    async def _drain_quietly(self, until: float) -> None:
+        """A client that just got its answer may have sent its next request already: keep
+        reading until the connection has been quiet for STOP_QUIET_S, so such a request is
+        answered (shutting_down), never dropped by a socket closing under it."""
+        loop = asyncio.get_running_loop()
+        while not self.closed and loop.time() < until:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=max(0.0, until - loop.time()))
+                continue
+            quiet = time.monotonic() - self.last_active
+            if quiet >= STOP_QUIET_S:
+                return
+            await asyncio.sleep(STOP_QUIET_S - quiet)
 
 
 class Server:
@@ -247,18 +346,17 @@ class Server:
     async def serve(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(lambda: Connection(self), sock=sock)
-        if self.limits.idle_timeout_s > 0:
-            self._sweeper = loop.create_task(self._sweep_idle(), name="pm-idle-sweeper")
+        self._sweeper = loop.create_task(self._sweep(), name="pm-connection-sweeper")
 
-    async def _sweep_idle(self) -> None:
-        timeout = self.limits.idle_timeout_s
+    async def _sweep(self) -> None:
+        shortest = self.limits.message_timeout_s
+        if self.limits.idle_timeout_s > 0:
+            shortest = min(shortest, self.limits.idle_timeout_s)
         while True:
-            await asyncio.sleep(min(30.0, max(0.05, timeout / 4)))
+            await asyncio.sleep(min(30.0, max(0.05, shortest / 4)))
             now = time.monotonic()
             for conn in list(self.connections):
-                if not conn.busy and conn.idle_for(now) > timeout:
-                    log.info("closing an idle connection", idle_s=round(conn.idle_for(now)))
-                    conn.close()
+                conn.sweep(now)
 
     def stop_accepting(self) -> None:
         self.closing = True
