@@ -194,9 +194,9 @@ def test_positional_params_are_refused_clearly(conn: RawConnection) -> None:
 @pytest.mark.parametrize("params", ["null", "[]", "[ ]"])
 def test_null_or_empty_params_mean_no_params(conn: RawConnection, params: str) -> None:
     """jsonrpc.el sends nil as null, and some encoders write an empty table as []."""
-    body = '{"jsonrpc":"2.0","id":9,"method":"daemon.status","params":%s}' % params
+    body = f'{{"jsonrpc":"2.0","id":9,"method":"daemon.status","params":{params}}}'
     assert roundtrip(conn, body)["result"]["state"] == "ready"
-    needs_some = '{"jsonrpc":"2.0","id":10,"method":"kv.get","params":%s}' % params
+    needs_some = f'{{"jsonrpc":"2.0","id":10,"method":"kv.get","params":{params}}}'
     error = assert_error(roundtrip(conn, needs_some), -32602, 10)
     assert "namespace" in error["message"]
 
