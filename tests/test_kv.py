@@ -145,7 +145,7 @@ def test_every_change_is_an_event(daemon: DaemonProcess) -> None:
         "value": {"v": 1},
         "expires_at": None,
     }
-    assert events[1]["seq"] == events[0]["seq"] + 1
+    assert events[1]["seq"] > events[0]["seq"]  # other topics (a job at start) may come between
 
 
 def test_clear_reports_progress_and_deletes_in_chunks(make_daemon: DaemonFactory) -> None:
