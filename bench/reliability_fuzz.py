@@ -939,7 +939,7 @@ class Fuzzer:
     ) -> FuzzStats:
         stats = self.stats
         started = time.monotonic()
-        next_report = 10_000
+        next_report = (stats.frames // 10_000 + 1) * 10_000
         warm = not warmup or stats.frames > 0
         while stats.frames < frames:
             if warm:
@@ -972,7 +972,7 @@ class Fuzzer:
             self.drop(framing)
         stats.rss_end = rss_bytes(self.pid)
         stats.rss_max = max(stats.rss_max, stats.rss_end, stats.rss_start)
-        stats.elapsed = time.monotonic() - started
+        stats.elapsed += time.monotonic() - started
         stats.rtts = self.watchdog.rtts
         stats.lost = self.watchdog.lost
         return stats
@@ -1408,6 +1408,7 @@ def abuse_report(runs: dict[str, list[AbuseRun]], seconds: float, idle_timeout: 
             did,
         )
     table.notes += [
+        "What the daemon did is counted over all runs. "
         "Medians across runs; percentiles nearest-rank within a run, over back-to-back round "
         "trips on one connection opened before the abuse. Goal: abused p99 ≤ 2x idle p99.",
         f"Config: defaults (max_output_buffer_bytes 32 MiB, max_connections 512, "
