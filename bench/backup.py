@@ -24,7 +24,6 @@ daemon deletes none: the benchmark deletes them, outside the measured windows.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 import shutil
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common
-from bench.common import Table, fmt_ratio, median, percentile, spread
+from bench.common import PipeChild, Table, fmt_ratio, median, percentile, spread
 from client.sync import Client
 from daemon.clock import utc_now
 from daemon.db import backup as backup_files
@@ -61,7 +60,6 @@ _SET = (
 )
 
 # fork: the parent is single-threaded here, and a forked writer starts in milliseconds.
-_CONTEXT = multiprocessing.get_context("fork")
 
 
 def config_toml() -> str:
@@ -305,45 +303,15 @@ def _writer_main(path: str, run: int, pipe: Connection) -> None:
     pipe.close()
 
 
-class Writer:
-    """The writing client process; a context manager that always ends it."""
+class Writer(PipeChild):
+    """The writer client process; a context manager that always ends it."""
 
     def __init__(self, socket_path: str, run: int) -> None:
-        self._pipe, child = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(
-            target=_writer_main, args=(socket_path, run, child), daemon=True
-        )
-        self._process.start()
-        child.close()
-        if not self._pipe.poll(30.0):
-            self.close()
-            raise TimeoutError("the writer did not connect in time")
-        message = self._pipe.recv()
-        if message != "ready":
-            self.close()
-            raise RuntimeError(f"the writer failed:\n{message}")
+        super().__init__("writer", _writer_main, socket_path, run)
 
-    def __enter__(self) -> Writer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def stop(self) -> Samples:
-        self._pipe.send("stop")
-        if not self._pipe.poll(120.0):
-            raise TimeoutError("the writer did not stop in time")
-        result: Samples | str = self._pipe.recv()
-        if isinstance(result, str):
-            raise RuntimeError(f"the writer failed:\n{result}")
+    def stop(self, timeout_s: float = 120.0) -> Samples:
+        result: Samples = super().stop(timeout_s)
         return result
-
-    def close(self) -> None:
-        self._process.join(5.0)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(5.0)
-        self._pipe.close()
 
 
 @dataclass

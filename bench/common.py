@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import os
 import platform
 import shutil
@@ -23,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from client.errors import ClientError
 from client.sync import Client
@@ -95,7 +96,12 @@ class Daemon:
     def db_path(self) -> Path:
         return self.root / "data" / "db" / "pm-agent.db"
 
-    def __enter__(self) -> Daemon:
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -393,3 +399,48 @@ def code_version() -> str:
 
 def describe_machine() -> str:
     return ", ".join(f"{k}: {v}" for k, v in machine().items())
+
+
+_FORK = multiprocessing.get_context("fork")
+
+
+class PipeChild:
+    """A client in a process of its own, over a pipe: `target(*args, pipe)` sends "ready" once
+    connected, works until it receives "stop", then sends its result (or a traceback, as a
+    string). A context manager that always ends the process."""
+
+    def __init__(self, what: str, target: Callable[..., None], *args: Any) -> None:
+        self._what = what
+        self._pipe, child = _FORK.Pipe()
+        self._process = _FORK.Process(target=target, args=(*args, child), daemon=True)
+        self._process.start()
+        child.close()
+        if not self._pipe.poll(30.0):
+            self.close()
+            raise TimeoutError(f"the {what} did not connect in time")
+        message = self._pipe.recv()
+        if message != "ready":
+            self.close()
+            raise RuntimeError(f"the {what} failed:\n{message}")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stop(self, timeout_s: float) -> Any:
+        self._pipe.send("stop")
+        if not self._pipe.poll(timeout_s):
+            raise TimeoutError(f"the {self._what} did not stop in time")
+        result = self._pipe.recv()
+        if isinstance(result, str):
+            raise RuntimeError(f"the {self._what} failed:\n{result}")
+        return result
+
+    def close(self) -> None:
+        self._process.join(5.0)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5.0)
+        self._pipe.close()

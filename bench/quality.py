@@ -23,7 +23,6 @@ process (no database, no event loop), to tell the pool's cost from the daemon's 
 from __future__ import annotations
 
 import inspect
-import multiprocessing
 import socket
 import sqlite3
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common, devtree
-from bench.common import Table, fmt_ratio, median, percentile, spread
+from bench.common import PipeChild, Table, fmt_ratio, median, percentile, spread
 from client.sync import Client
 from daemon.db.quality import ScanState, scan_states
 from daemon.quality import score
@@ -65,7 +64,6 @@ def config_toml() -> str:
 
 
 # fork: the parent is single-threaded here, and a forked reader starts in milliseconds.
-_CONTEXT = multiprocessing.get_context("fork")
 
 
 class QualityDaemon(common.Daemon):
@@ -77,15 +75,6 @@ class QualityDaemon(common.Daemon):
         config = self.root / "config.toml"
         config.write_text(config_toml())
         self.env["PM_AGENT_CONFIG"] = str(config)
-
-    def __enter__(self) -> QualityDaemon:
-        super().__enter__()
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
 
     def wait_for_projects(self, projects: int) -> dict[str, Any]:
         """The start-up project scan's summary, once the projects are listed."""
@@ -237,45 +226,15 @@ def _reader_main(path: str, pipe: Connection) -> None:
     pipe.close()
 
 
-class Reader:
-    """The reading client process; a context manager that always ends it."""
+class Reader(PipeChild):
+    """The reader client process; a context manager that always ends it."""
 
     def __init__(self, socket_path: str) -> None:
-        self._pipe, child = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(
-            target=_reader_main, args=(socket_path, child), daemon=True
-        )
-        self._process.start()
-        child.close()
-        if not self._pipe.poll(30.0):
-            self.close()
-            raise TimeoutError("the reader did not connect in time")
-        message = self._pipe.recv()
-        if message != "ready":
-            self.close()
-            raise RuntimeError(f"the reader failed:\n{message}")
+        super().__init__("reader", _reader_main, socket_path)
 
-    def __enter__(self) -> Reader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def stop(self) -> Samples:
-        self._pipe.send("stop")
-        if not self._pipe.poll(60.0):
-            raise TimeoutError("the reader did not stop in time")
-        result: Samples | str = self._pipe.recv()
-        if isinstance(result, str):
-            raise RuntimeError(f"the reader failed:\n{result}")
+    def stop(self, timeout_s: float = 60.0) -> Samples:
+        result: Samples = super().stop(timeout_s)
         return result
-
-    def close(self) -> None:
-        self._process.join(5.0)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(5.0)
-        self._pipe.close()
 
 
 # --- one run ---------------------------------------------------------------------------------

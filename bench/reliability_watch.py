@@ -100,15 +100,6 @@ class BenchDaemon(common.Daemon):
             paths = [str(common.REPO), *filter(None, [self.env.get("PYTHONPATH")])]
             self.env["PYTHONPATH"] = os.pathsep.join(paths)
 
-    def __enter__(self) -> BenchDaemon:
-        super().__enter__()
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
     def start(self, timeout: float = 60.0) -> dict[str, Any]:
         if self.limit is None:
             return super().start(timeout)
