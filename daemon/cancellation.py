@@ -9,6 +9,33 @@ for the task of each request.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from contextvars import ContextVar
+from typing import TypeVar
+
+T = TypeVar("T")
 
 outcome_over_cancel: ContextVar[bool] = ContextVar("outcome_over_cancel", default=False)
+
+
+async def settle(work: Awaitable[T]) -> T:
+    """Run `work` to its end even if the caller is cancelled meanwhile.
+
+    For work that must not stop half-way (the database paused, its file being swapped). A
+    cancelled caller then gets the outcome if it is a client's request (see above), or the
+    cancellation once the work is done.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():  # the work itself was cancelled (the loop is closing)
+                raise
+            cancelled = True
+            continue
+        if cancelled and not outcome_over_cancel.get():
+            raise asyncio.CancelledError
+        return result

@@ -22,7 +22,7 @@ import structlog
 
 from daemon.clock import iso
 from daemon.db.jobs import STOPPED_WHILE_RUNNING
-from daemon.errors import Busy, DiskFull, RpcError, StorageError
+from daemon.errors import Busy, DiskFull, NotFound, RpcError, StorageError
 from daemon.schedules import Progress
 from daemon.services.jobs import JobService
 
@@ -117,6 +117,9 @@ class Recorder:
         """A run's outcome; if it cannot be written now, it is written again later."""
         try:
             await self._jobs.update(job_id, fields)
+        except NotFound:
+            # The row went with the database file it was in (a restore, reset or import).
+            log.info("a job's record is gone with the database it was in", job=job_id)
         except _TRANSIENT as e:
             if self.closing:
                 raise
@@ -134,6 +137,9 @@ class Recorder:
                 await self._jobs.update(job_id, fields)
             except _TRANSIENT:
                 continue
+            except NotFound:
+                log.info("a job's record is gone with the database it was in", job=job_id)
+                return
             log.info("recorded a job's outcome at last", job=job_id)
             return
 
@@ -157,13 +163,16 @@ class Recorder:
         run.attempt += 1
         run.progress = None
         try:
+            if run.job_id is not None:
+                try:
+                    await self._jobs.update(run.job_id, {"status": "running"})
+                except NotFound:  # another database file became live since the last attempt
+                    run.job_id = None
             if run.job_id is None:
                 job = await self._jobs.create_daemon_job(
                     run.kind, {"status": "running", "metadata": self._metadata(run)}
                 )
                 run.job_id = job.id
-            else:
-                await self._jobs.update(run.job_id, {"status": "running"})
         except asyncio.CancelledError:
             _uncancel()
             if run.job_id is not None:

@@ -153,6 +153,17 @@ def test_events_list_pages(daemon: DaemonProcess) -> None:
     assert daemon.call("events.list", {"since": kv[-1], "topics": ["kv"]})["items"] == []
 
 
+def test_sequence_numbers_beyond_64_bits_are_refused_up_front(daemon: DaemonProcess) -> None:
+    """A `since` SQLite cannot hold is a params error, not a subscription whose replay
+    fails later where the client cannot see it."""
+    for method, extra in (("events.subscribe", {}), ("events.list", {"limit": 1})):
+        error = daemon.call_error(method, {"since": 2**63, **extra})
+        assert error.code == -32602 and "since" in error.message, (method, error.message)
+    error = daemon.call_error("events.list", {"offset": 2**63})
+    assert error.code == -32602 and "offset" in error.message
+    assert daemon.call("events.list", {"since": 2**63 - 1})["items"] == []
+
+
 def test_event_log_is_append_only(daemon: DaemonProcess) -> None:
     import sqlite3
 

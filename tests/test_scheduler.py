@@ -311,6 +311,38 @@ def test_a_run_that_succeeds_on_retry_completes_without_an_error(tmp_path: Path)
     run(scenario)
 
 
+def test_a_retry_whose_record_went_with_a_replaced_database_gets_a_new_one(
+    tmp_path: Path,
+) -> None:
+    """A restore, reset or import between two attempts takes the job's row with the old
+    file: the retry records itself afresh instead of failing to start."""
+
+    async def scenario() -> None:
+        async with world(tmp_path, retries=1, backoff=(5.0,)) as w:
+            tries: list[int] = []
+
+            async def flaky(report: Report) -> str:
+                tries.append(1)
+                if len(tries) == 1:
+                    raise OSError("disk hiccup")
+                return "fine"
+
+            w.sched.register("flaky", flaky)
+            job_id = await w.sched.run_now("flaky")
+            await w.step()
+
+            def forget(tx: Tx) -> None:  # what the swapped-in file does not have
+                tx.conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+            await w.db.write(forget)
+            await w.step(5)
+            assert len(tries) == 2, "the retry ran"
+            (job,) = await w.all_jobs("flaky")
+            assert (job.status, job.response) == ("completed", "fine")
+
+    run(scenario)
+
+
 # --- concurrency and priority -----------------------------------------------------------------
 def test_the_concurrency_limit_is_honoured(tmp_path: Path) -> None:
     async def scenario() -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from daemon.api.paging import Limit, Offset
+from daemon.api.paging import SQL_INT_MAX, Limit, Offset
 from daemon.db import events as events_db
 from daemon.db.database import Database
 from daemon.db.events import Event
@@ -15,7 +15,9 @@ from daemon.rpc.registry import Params, rpc_method
 from daemon.services.events import EventBus, Peer, start_replay
 
 Topic = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-Seq = Annotated[int, msgspec.Meta(ge=0, description="a sequence number; events after it")]
+Seq = Annotated[
+    int, msgspec.Meta(ge=0, le=SQL_INT_MAX, description="a sequence number; events after it")
+]
 
 
 class SubscribeParams(Params, frozen=True):

@@ -13,11 +13,13 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
+from daemon.cancellation import settle
 from daemon.db import connection, migrations
 from daemon.db.events import Event
 from daemon.db.migrations import Migration
-from daemon.db.workers import ConnectionWorkers
+from daemon.db.workers import ConnectionWorkers, WorkersStopped
 from daemon.db.writer import WriteFn, Writer, WriterClosed, WriterStats
+from daemon.errors import ShuttingDown
 
 T = TypeVar("T")
 
@@ -111,7 +113,8 @@ class Database:
 
     async def _through_writer(self, fn: Any, *, raw: bool) -> Any:
         while True:
-            await self._open.wait()
+            while not self._open.is_set():  # re-checked: see `read`
+                await self._open.wait()
             writer = self.writer
             try:
                 return await (writer.maintain(fn) if raw else writer.submit(fn))
@@ -122,13 +125,29 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(connection, *args)` on a reader; it sees every write acknowledged before."""
-        await self._open.wait()
-        assert self._readers is not None, "Database.start() first"
-        return await self._readers.run(fn, *args)
+        while True:
+            # Re-checked after every wake-up: another `exclusive` may have paused again
+            # between the one that woke this read and the read running.
+            while not self._open.is_set():
+                await self._open.wait()
+            readers = self._readers
+            if readers is None:
+                raise ShuttingDown("the database is closed; the read did not run")
+            try:
+                return await readers.run(fn, *args)
+            except WorkersStopped as stopped:
+                # Stopped for `exclusive` before this read ran: it waits for the next readers.
+                if self._closed:
+                    raise ShuttingDown(
+                        "the daemon is shutting down; the read did not run"
+                    ) from stopped
 
     def file_state(self) -> Literal["ok", "missing", "replaced"]:
         """Is the file the daemon has open still the one at its path? (Someone may delete or
-        replace it under a running daemon; the open connections would go on with the old.)"""
+        replace it under a running daemon; the open connections would go on with the old.)
+        While `exclusive` runs the daemon itself is changing the file: "ok"."""
+        if self._pausing:
+            return "ok"
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -145,6 +164,13 @@ class Database:
         if it fails, `fn` does not run and its error is raised. Whatever happens, a fresh
         writer and readers open the file again (`fn` must leave a usable file behind).
         """
+        # Once begun it runs to its end: a caller cancelled half-way must not leave the
+        # writer closed or the readers stopped under an open gate.
+        return await settle(self._exclusive_run(fn, last))
+
+    async def _exclusive_run(
+        self, fn: Callable[[int], T], last: Callable[[sqlite3.Connection], None] | None
+    ) -> T:
         async with self._exclusive:
             self._pausing = True
             self._open.clear()

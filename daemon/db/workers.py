@@ -21,6 +21,10 @@ _STOP = object()
 _DRAIN_MAX = 32  # jobs one thread takes before handing results back
 
 
+class WorkersStopped(Exception):
+    """The workers stopped before this job ran."""
+
+
 class ConnectionWorkers:
     """`count` threads, each with a connection made by `opener`, all serving one queue."""
 
@@ -37,6 +41,8 @@ class ConnectionWorkers:
         self._loop = loop
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._stopped = False
+        self._gate = threading.Lock()  # a job is queued either before the stops or not at all
 
     def start(self) -> None:
         """Start the threads; raises what the opener raised if a connection cannot be made."""
@@ -56,15 +62,33 @@ class ConnectionWorkers:
     def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run `fn(connection, *args)` on a worker thread."""
         future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put((future, fn, args))
+        with self._gate:
+            if not self._stopped:
+                self._jobs.put((future, fn, args))
+                return future
+        future.set_exception(WorkersStopped(f"{self._name} stopped"))
         return future
 
     def stop(self, timeout: float = 10.0) -> None:
-        for _ in self._threads:
-            self._jobs.put(_STOP)
+        """Stop the threads once the jobs queued before have run; a job queued later fails
+        with WorkersStopped rather than wait for ever."""
+        with self._gate:
+            self._stopped = True
+            for _ in self._threads:
+                self._jobs.put(_STOP)
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+        left = []  # only if a thread outlived the timeout: fail its jobs, do not strand them
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not _STOP:
+                left.append((job[0], False, WorkersStopped(f"{self._name} stopped")))
+        if left:
+            self._hand_back(left)
 
     def _serve(self, ready: threading.Barrier, errors: list[BaseException]) -> None:
         conn: sqlite3.Connection | None = None

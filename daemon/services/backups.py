@@ -213,6 +213,8 @@ class BackupService:
         from the writer's connection, which still holds every committed byte."""
         rescued = self._db.path + ".rescued"
         async with self._lock:
+            if self._db.file_state() != "missing":  # a swap that held the lock put one there
+                return self._db.path
             # A trial copy first, between two batches: if even that cannot be written (no
             # space), nothing is closed and the open file keeps everything for a later try.
             await self._db.maintain(lambda conn: backup.copy_connection(conn, rescued))

@@ -1,0 +1,163 @@
+"""Database.exclusive under the traffic that meets it in the daemon: reads and writes waiting
+at the gate, several pauses back to back, and callers cancelled half-way. Nothing may be
+left waiting for ever, and every write acknowledged must be in the file afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from daemon.db import migrations
+from daemon.db.database import Database
+from daemon.db.workers import ConnectionWorkers, WorkersStopped
+from daemon.db.writer import Tx
+
+DEADLINE_S = 20.0  # far above any honest wait here; a hang fails instead of blocking CI
+
+
+def insert(key: str) -> Callable[[Tx], str]:
+    def op(tx: Tx) -> str:
+        tx.conn.execute(
+            "INSERT INTO kv (namespace, key, value, created_at, updated_at) "
+            "VALUES ('pause', ?, '1', 'now', 'now')",
+            (key,),
+        )
+        return key
+
+    return op
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM kv").fetchone()[0])
+
+
+def slow_count(conn: sqlite3.Connection, seconds: float) -> int:
+    time.sleep(seconds)  # a long query: the readers take this long to stop
+    return count(conn)
+
+
+async def opened(path: Path) -> Database:
+    db = Database(str(path), readers=2)
+    db.migrate(migrations.load())
+    await db.start()
+    return db
+
+
+def keys_in(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {k for (k,) in conn.execute("SELECT key FROM kv WHERE namespace = 'pause'")}
+    finally:
+        conn.close()
+
+
+def test_back_to_back_pauses_leave_no_read_or_write_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+
+    async def scenario() -> set[str]:
+        db = await opened(path)
+        acknowledged: set[str] = set()
+        for round_ in range(20):
+            pauses = [
+                asyncio.ensure_future(db.exclusive(lambda seen: time.sleep(0.001)))
+                for _ in range(3)
+            ]
+            await asyncio.sleep(0)  # the first pause has closed the gate
+            reads = [asyncio.ensure_future(db.read(count)) for _ in range(30)]
+            writes = [asyncio.ensure_future(db.write(insert(f"{round_}-{i}"))) for i in range(30)]
+            everything = asyncio.gather(*pauses, *reads, *writes)
+            await asyncio.wait_for(everything, DEADLINE_S)
+            acknowledged.update(w.result() for w in writes)
+        await db.close()
+        return acknowledged
+
+    acknowledged = asyncio.run(scenario())
+    assert len(acknowledged) == 20 * 30
+    assert keys_in(path) == acknowledged
+
+
+@pytest.mark.parametrize("cancel_after_s", [0.0, 0.05, 0.3])
+def test_a_pause_cancelled_half_way_still_reopens_the_database(
+    tmp_path: Path, cancel_after_s: float
+) -> None:
+    """The caller goes away while the writer closes, while the readers stop (a slow read
+    keeps them busy 0.2 s), or while the file work runs (0.2 s): the pause finishes anyway
+    and reads and writes go on."""
+    path = tmp_path / "c.db"
+    file_work_ran = threading.Event()
+
+    def file_work(seen: int) -> None:
+        time.sleep(0.2)
+        file_work_ran.set()
+
+    async def scenario() -> tuple[int, list[str]]:
+        db = await opened(path)
+        await db.write(insert("before"))
+        slow = asyncio.ensure_future(db.read(slow_count, 0.2))
+        await asyncio.sleep(0.01)  # the slow read is on a reader thread
+        pause = asyncio.ensure_future(db.exclusive(file_work))
+        await asyncio.sleep(cancel_after_s)
+        pause.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pause
+        after = [db.write(insert(f"after-{i}")) for i in range(5)]
+        written = await asyncio.wait_for(asyncio.gather(*after), DEADLINE_S)
+        seen = await asyncio.wait_for(db.read(count), DEADLINE_S)
+        assert await slow == 1
+        await db.close()
+        return seen, written
+
+    seen, written = asyncio.run(scenario())
+    assert file_work_ran.is_set(), "the file work of a begun pause runs to its end"
+    assert seen == 6
+    assert keys_in(path) == {"before", *written}
+
+
+def test_workers_fail_a_job_queued_after_they_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    sqlite3.connect(path).close()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        workers = ConnectionWorkers("test-reader", 2, lambda: sqlite3.connect(path), loop)
+        workers.start()
+        first = workers.run(lambda conn: conn.execute("SELECT 1").fetchone()[0])
+        await asyncio.to_thread(workers.stop)
+        assert await first == 1, "a job queued before the stop still runs"
+        with pytest.raises(WorkersStopped):
+            await asyncio.wait_for(workers.run(lambda conn: 1), DEADLINE_S)
+
+    asyncio.run(scenario())
+
+
+def test_a_pause_is_not_mistaken_for_a_replaced_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    states: list[str] = []
+
+    async def scenario() -> None:
+        db = await opened(path)
+        loop = asyncio.get_running_loop()
+
+        def swap(seen: int) -> None:
+            other = tmp_path / "other.db"
+            conn = sqlite3.connect(path)
+            conn.execute(f"VACUUM INTO '{other}'")
+            conn.close()
+            other.replace(path)  # a new inode at the path, as a restore makes
+            states.append(asyncio.run_coroutine_threadsafe(state(), loop).result())
+
+        async def state() -> str:
+            return db.file_state()
+
+        await db.exclusive(swap)
+        states.append(db.file_state())
+        await db.close()
+
+    asyncio.run(scenario())
+    assert states == ["ok", "ok"]
