@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -18,7 +19,7 @@ from daemon.db import backup
 from daemon.db.database import Database
 from daemon.services.backups import BackupService
 from tests.conftest import DaemonFactory
-from tests.helpers import DaemonProcess, wait_for
+from tests.helpers import DaemonProcess, RawConnection, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 WRITERS = 8
@@ -155,6 +156,36 @@ def test_retention_keeps_the_last_seven_and_one_a_week(tmp_path: Path) -> None:
         Database(paths.db_path), paths, list, clock=lambda: now + timedelta(weeks=1)
     )
     assert later.prune() == [made[49]]
+
+
+def test_a_burst_of_backups_keeps_true_times_and_the_newest(daemon: DaemonProcess) -> None:
+    """Twenty backups asked for in one batch (most within one second): their names say when
+    each was made (-1, -2… within a second, never a later second), each answer names a
+    file that retention kept, and the seven kept are the seven newest."""
+    started = datetime.now(UTC).replace(microsecond=0)
+    conn = RawConnection(daemon.socket_path, timeout=60)
+    try:
+        conn.send(
+            json.dumps(
+                [{"jsonrpc": "2.0", "id": i, "method": "db.backup"} for i in range(20)]
+            ).encode()
+        )
+        reply = conn.read_frame()
+    finally:
+        conn.close()
+    assert reply is not None
+    made = [r["result"] for r in sorted(json.loads(reply), key=lambda r: r["id"])]
+    finished = datetime.now(UTC)
+    names = [m["name"] for m in made]
+    assert len(set(names)) == 20
+    for name in names:
+        moment, _ = backup.parse_name(name) or (None, None)
+        assert moment is not None and started <= moment <= finished, name
+    listed = [b["name"] for b in daemon.call("db.backups")["items"]]
+    assert listed == names[::-1][:7], "newest first, and the newest seven kept"
+    removed = [name for m in made for name in m["removed"]]
+    assert sorted(removed) == sorted(names[:13]), "each of the others removed once, later"
+    assert not any(m["name"] in m["removed"] for m in made), "none removed by its own pruning"
 
 
 def test_restore_round_trip_while_writing(daemon: DaemonProcess) -> None:

@@ -110,6 +110,35 @@ def test_list_pages_filters_and_counts(daemon: DaemonProcess) -> None:
     assert daemon.call_error("kv.list", {"limit": 0}).data["field"] == "limit"
 
 
+def test_a_page_of_big_values_stops_at_its_byte_budget(daemon: DaemonProcess) -> None:
+    """Twelve values of 1 MiB: a page ends after the one passing 8 MiB (a reply of
+    `limit` such values could be gigabytes), `total` still counts all, and paging on with
+    offset + len(items) gets the rest; the event log and a replay page the same way."""
+    big = "x" * (1024 * 1024 - 2)  # 1 MiB of JSON with its quotes
+    for i in range(12):
+        kv_set(daemon, "big", f"v{i:02d}", big)
+    first = daemon.call("kv.list", {"namespace": "big", "limit": 100})
+    assert len(first["items"]) == 8 and first["total"] == 12
+    rest = daemon.call("kv.list", {"namespace": "big", "limit": 100, "offset": 8})
+    assert [e["key"] for e in first["items"] + rest["items"]] == [f"v{i:02d}" for i in range(12)]
+    events = daemon.call("events.list", {"topics": ["kv.set"], "limit": 100})
+    assert len(events["items"]) == 8 and events["total"] == 12
+
+    async def replayed() -> list[str]:
+        client = await AsyncClient.connect(daemon.socket_path)
+        try:
+            await client.call("events.subscribe", {"topics": ["kv.set"], "since": 0})
+            got = []
+            for _ in range(12):
+                message = await client.next_notification(30)
+                got.append(message["params"]["event"]["data"]["key"])
+            return got
+        finally:
+            await client.close()
+
+    assert asyncio.run(replayed()) == [f"v{i:02d}" for i in range(12)]
+
+
 def test_prefix_matches_exactly_with_awkward_characters(daemon: DaemonProcess) -> None:
     keys = ["a%b", "a%c", "a_b", "ab", "a\U0010ffffz", "a\U0010ffff", "b"]
     for key in keys:

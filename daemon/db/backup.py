@@ -31,7 +31,8 @@ from daemon.db import connection
 
 PREFIX = "pm-agent_"
 FAILED_DIR = "failed"
-_NAME = re.compile(r"^pm-agent_(\d{8})_(\d{6})(?:_([a-z0-9-]+))?\.db$")
+# pm-agent_YYYYmmdd_HHMMSS[-N][_label].db: -N tells apart backups made within one second.
+_NAME = re.compile(r"^pm-agent_(\d{8})_(\d{6})(?:-(\d{1,6}))?(?:_([a-z0-9-]+))?\.db$")
 
 
 class BackupError(Exception):
@@ -58,9 +59,15 @@ class Copied(msgspec.Struct, kw_only=True):
 
 
 # --- names --------------------------------------------------------------------------------
-def make_name(moment: datetime, label: str = "") -> str:
+def make_name(moment: datetime, label: str = "", sequence: int = 0) -> str:
     stamp = moment.astimezone(UTC).strftime("%Y%m%d_%H%M%S")
-    return f"{PREFIX}{stamp}{'_' + label if label else ''}.db"
+    return f"{PREFIX}{stamp}{f'-{sequence}' if sequence else ''}{'_' + label if label else ''}.db"
+
+
+def sequence_of(name: str) -> int:
+    """The -N of a name (0 without): the order of backups made within one second."""
+    match = _NAME.match(name)
+    return int(match[3]) if match and match[3] else 0
 
 
 def parse_name(name: str) -> tuple[datetime, str] | None:
@@ -72,7 +79,7 @@ def parse_name(name: str) -> tuple[datetime, str] | None:
         moment = datetime.strptime(match[1] + match[2], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return None
-    return moment, match[3] or ""
+    return moment, match[4] or ""
 
 
 def check_name(name: str) -> str:
@@ -86,12 +93,17 @@ def check_name(name: str) -> str:
 
 
 def free_name(folder: str, moment: datetime, label: str = "") -> str:
-    """A name not yet taken in `folder` (two backups within one second: the next second)."""
-    while True:
-        name = make_name(moment, label)
-        if not os.path.exists(os.path.join(folder, name)):
-            return name
-        moment += timedelta(seconds=1)
+    """A name not yet taken in `folder`; a second backup within one second gets -1, -2…
+    (its name still says when it was made, and sorts after the first)."""
+    stamp = make_name(moment).removesuffix(".db")
+    same_second = [
+        sequence_of(name.removesuffix(".partial"))
+        for name in (os.listdir(folder) if os.path.isdir(folder) else [])
+        if name.startswith(stamp)
+    ]
+    # Above every one kept from that second, never a gap retention left: a reused name
+    # would sort before the newer ones and be the first to go.
+    return make_name(moment, label, max(same_second) + 1 if same_second else 0)
 
 
 # --- files --------------------------------------------------------------------------------
@@ -294,7 +306,7 @@ def listing(folder: str, *, with_versions: bool = True) -> list[BackupFile]:
                     schema_version=schema_version_of(path) if with_versions else None,
                 )
             )
-    found.sort(key=lambda b: (b.created_at, b.name), reverse=True)
+    found.sort(key=lambda b: (b.created_at, sequence_of(b.name), b.name), reverse=True)
     return found
 
 
@@ -321,7 +333,7 @@ def expired(
     """Which backups retention removes: all but the newest `keep_last`, and the newest of
     each of the last `keep_weeks` weeks (counted back from `now`). The newest backup taken
     before a migration is always kept: `pm db rollback` needs it."""
-    ordered = sorted(backups, key=lambda b: b[1], reverse=True)
+    ordered = sorted(backups, key=lambda b: (b[1], sequence_of(b[0])), reverse=True)
     keep = {name for name, _ in ordered[:keep_last]}
     weeks_seen: set[int] = set()
     for name, moment in ordered:

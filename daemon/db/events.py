@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from daemon.db.paging import fetch_page
+
 
 class Event(msgspec.Struct, frozen=True):
     """One committed change. `data` is the JSON the operation recorded, kept encoded."""
@@ -56,11 +58,13 @@ def list_since(
     conn: sqlite3.Connection, since: int, topics: Sequence[str], limit: int, offset: int = 0
 ) -> list[Event]:
     where, args = _topic_filter(topics)
-    rows = conn.execute(
-        f"SELECT seq, ts, type, topic, data FROM events WHERE seq > ?{where} "
-        "ORDER BY seq LIMIT ? OFFSET ?",
-        (since, *args, limit, offset),
-    ).fetchall()
+    rows = fetch_page(
+        conn.execute(
+            f"SELECT seq, ts, type, topic, data FROM events WHERE seq > ?{where} "
+            "ORDER BY seq LIMIT ? OFFSET ?",
+            (since, *args, limit, offset),
+        )
+    )
     return [
         Event(seq, ts, type_, topic, msgspec.Raw(data.encode()))
         for seq, ts, type_, topic, data in rows

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from daemon.db import rows
+from daemon.db.paging import fetch_page
 
 Status = Literal["queued", "running", "completed", "failed", "canceled"]
 Source = Literal["daemon", "client"]
@@ -112,9 +113,9 @@ def list_jobs(
 ) -> list[Job]:
     """Newest first."""
     where, args = _filters(status, kind, source, project_id, session_id)
-    rows = conn.execute(
-        f"{_SELECT}{where} ORDER BY id DESC LIMIT ? OFFSET ?", (*args, limit, offset)
-    ).fetchall()
+    rows = fetch_page(
+        conn.execute(f"{_SELECT}{where} ORDER BY id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+    )
     return [_job(r) for r in rows]
 
 

@@ -6,6 +6,8 @@ import sqlite3
 
 import msgspec
 
+from daemon.db.paging import fetch_page
+
 
 class KvEntry(msgspec.Struct, frozen=True, kw_only=True):
     namespace: str
@@ -114,11 +116,13 @@ def list_entries(
     offset: int,
 ) -> list[KvEntry]:
     where, args = _scope(namespace, prefix)
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM kv WHERE {where} AND {_LIVE} "
-        "ORDER BY namespace, key LIMIT ? OFFSET ?",
-        (*args, now, limit, offset),
-    ).fetchall()
+    rows = fetch_page(
+        conn.execute(
+            f"SELECT {_COLUMNS} FROM kv WHERE {where} AND {_LIVE} "
+            "ORDER BY namespace, key LIMIT ? OFFSET ?",
+            (*args, now, limit, offset),
+        )
+    )
     return [_entry(row) for row in rows]
 
 

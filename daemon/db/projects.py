@@ -9,6 +9,7 @@ from typing import Any, Literal
 import msgspec
 
 from daemon.db import rows
+from daemon.db.paging import fetch_page
 
 Order = Literal["last_worked_on", "name", "quality"]
 
@@ -160,9 +161,11 @@ def list_projects(
         "name": "p.name COLLATE NOCASE, p.path",
         "quality": "q.quality_score DESC NULLS LAST, p.name COLLATE NOCASE",
     }[order]
-    rows = conn.execute(
-        f"{_SELECT}{where} ORDER BY {order_by} LIMIT ? OFFSET ?", (*args, limit, offset)
-    ).fetchall()
+    rows = fetch_page(
+        conn.execute(
+            f"{_SELECT}{where} ORDER BY {order_by} LIMIT ? OFFSET ?", (*args, limit, offset)
+        )
+    )
     return [_project(r) for r in rows]
 
 

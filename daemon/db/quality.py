@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from daemon.db.paging import fetch_page
 from daemon.quality.model import Assessment, Detected, Gain
 
 _ROW_COLUMNS = (
@@ -106,10 +107,12 @@ def latest(conn: sqlite3.Connection, project_id: int) -> QualityRow | None:
 def history(
     conn: sqlite3.Connection, project_id: int, limit: int, offset: int
 ) -> tuple[list[QualityRow], int]:
-    rows = conn.execute(
-        f"{_SELECT} quality_metrics WHERE project_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-        (project_id, limit, offset),
-    ).fetchall()
+    rows = fetch_page(
+        conn.execute(
+            f"{_SELECT} quality_metrics WHERE project_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+            (project_id, limit, offset),
+        )
+    )
     total = conn.execute(
         "SELECT count(*) FROM quality_metrics WHERE project_id = ?", (project_id,)
     ).fetchone()[0]

@@ -100,10 +100,10 @@ class EventBus:
         try:
             while sub.id in self._subs and not sub.peer.closed:
                 page = await self._db.read(events_db.list_since, cursor, topics, _REPLAY_PAGE)
+                if not page:  # (a page may stop short at its byte budget: only none is the end)
+                    break
                 for event in page:
                     sub.send(event)
-                if len(page) < _REPLAY_PAGE:
-                    break
                 cursor = page[-1].seq
         except Exception:
             log.exception("event replay failed", subscription=sub.id)

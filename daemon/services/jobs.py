@@ -182,8 +182,7 @@ class JobService:
                 conn, status=status, kind=kind, source=source, project_id=project_id,
                 session_id=session_id, limit=limit, offset=offset,
             )  # fmt: skip
-            if offset == 0 and len(items) < limit:
-                return Page(items=items, total=len(items))
+            # (always counted: a page may stop short of `limit` at its byte budget)
             total = jobs_db.count_jobs(
                 conn, status=status, kind=kind, source=source, project_id=project_id,
                 session_id=session_id,

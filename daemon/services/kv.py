@@ -6,6 +6,7 @@ Every change is one write operation through the writer and emits an event (`kv.s
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -99,12 +100,14 @@ class KvService:
         self, namespace: str | None, prefix: str | None, limit: int, offset: int
     ) -> Page:
         now = utc_now()
-        items = await self._db.read(kv_db.list_entries, namespace, prefix, now, limit, offset)
-        if offset == 0 and len(items) < limit:
-            total = len(items)  # the page holds everything: no second query
-        else:
-            total = await self._db.read(kv_db.count, namespace, prefix, now)
-        return Page(items=items, total=total)
+
+        def page(conn: sqlite3.Connection) -> Page:
+            # One reader call; always counted: a page may stop short of `limit` at its byte
+            # budget, so a short page is not proof it holds everything.
+            items = kv_db.list_entries(conn, namespace, prefix, now, limit, offset)
+            return Page(items=items, total=kv_db.count(conn, namespace, prefix, now))
+
+        return await self._db.read(page)
 
     async def clear(
         self,

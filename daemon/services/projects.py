@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -93,21 +94,17 @@ class ProjectService:
         limit: int,
         offset: int,
     ) -> Page:
-        items = await self._db.read(
-            lambda c: projects_db.list_projects(
+        def page(c: sqlite3.Connection) -> Page:  # always counted: see KvService.list
+            items = projects_db.list_projects(
                 c, status=status, query=query, order=order, include_missing=include_missing,
                 limit=limit, offset=offset,
+            )  # fmt: skip
+            total = projects_db.count_projects(
+                c, status=status, query=query, include_missing=include_missing
             )
-        )  # fmt: skip
-        if offset == 0 and len(items) < limit:
-            total = len(items)
-        else:
-            total = await self._db.read(
-                lambda c: projects_db.count_projects(
-                    c, status=status, query=query, include_missing=include_missing
-                )
-            )
-        return Page(items=items, total=total)
+            return Page(items=items, total=total)
+
+        return await self._db.read(page)
 
     async def update(
         self, ref: ProjectRef, values: Mapping[str, Any], reset: Sequence[str]
