@@ -161,3 +161,32 @@ def test_a_pause_is_not_mistaken_for_a_replaced_file(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert states == ["ok", "ok"]
+
+
+def test_a_read_whose_caller_stopped_waiting_is_not_run(tmp_path: Path) -> None:
+    """A client that hangs up leaves its reads queued behind a slow one: they are skipped,
+    not run for nobody (a non-reader asking for big values would otherwise keep the reader
+    threads busy long after it was cut off)."""
+    path = tmp_path / "s.db"
+    ran: list[int] = []
+
+    def noted(conn: sqlite3.Connection, i: int) -> int:
+        ran.append(i)
+        return count(conn)
+
+    async def scenario() -> None:
+        db = Database(str(path), readers=1)
+        db.migrate(migrations.load())
+        await db.start()
+        slow = asyncio.ensure_future(db.read(slow_count, 0.2))
+        await asyncio.sleep(0.01)  # on the one reader thread
+        abandoned = [asyncio.ensure_future(db.read(noted, i)) for i in range(20)]
+        await asyncio.sleep(0.01)
+        for task in abandoned:
+            task.cancel()
+        kept = await asyncio.wait_for(db.read(noted, 99), DEADLINE_S)
+        assert kept == 0 and await slow == 0
+        await db.close()
+
+    asyncio.run(scenario())
+    assert ran == [99]

@@ -164,6 +164,21 @@ def test_sequence_numbers_beyond_64_bits_are_refused_up_front(daemon: DaemonProc
     assert daemon.call("events.list", {"since": 2**63 - 1})["items"] == []
 
 
+def test_filter_lists_are_bounded(daemon: DaemonProcess) -> None:
+    """Each becomes an SQL `IN (…)` that SQLite keeps compiled in its statement cache: a list
+    of 100,000 topics held megabytes of the daemon's memory."""
+    many = [f"t{i}" for i in range(65)]
+    for method, params in (
+        ("events.list", {"topics": many}),
+        ("events.subscribe", {"topics": many}),
+        ("jobs.list", {"status": ["queued"] * 17}),
+        ("projects.list", {"status": ["active"] * 17}),
+    ):
+        error = daemon.call_error(method, params)
+        assert error.code == -32602 and "length" in error.message, (method, error.message)
+    assert daemon.call("jobs.list", {"status": ["queued"] * 16})["items"] == []
+
+
 def test_event_log_is_append_only(daemon: DaemonProcess) -> None:
     import sqlite3
 

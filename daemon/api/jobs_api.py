@@ -31,7 +31,9 @@ Error = Annotated[str, msgspec.Meta(max_length=100_000)]
 
 
 class JobsListParams(Params, frozen=True):
-    status: list[Status] = msgspec.field(default_factory=list)
+    status: Annotated[list[Status], msgspec.Meta(max_length=16)] = msgspec.field(
+        default_factory=list
+    )  # bounded: see events_api.Topics
     kind: Kind | None = None
     source: Source | None = None
     project: Project | None = None

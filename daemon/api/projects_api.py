@@ -27,7 +27,9 @@ Field = Literal[
 
 
 class ProjectsListParams(Params, frozen=True):
-    status: list[Status] = msgspec.field(default_factory=list)
+    status: Annotated[list[Status], msgspec.Meta(max_length=16)] = msgspec.field(
+        default_factory=list
+    )  # bounded: see events_api.Topics
     query: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     order: Literal["last_worked_on", "name", "quality"] = "last_worked_on"
     include_missing: bool = False
@@ -48,7 +50,7 @@ class ProjectsUpdateParams(Params, frozen=True, kw_only=True):
     ownership: Literal["mine", "customized-fork", "exploring"] | UnsetType = UNSET
     repository_url: Url | UnsetType | None = UNSET
     deployed_url: Url | UnsetType | None = UNSET
-    reset: list[Field] = msgspec.field(default_factory=list)
+    reset: Annotated[list[Field], msgspec.Meta(max_length=16)] = msgspec.field(default_factory=list)
 
 
 class RegisterParams(Params, frozen=True):

@@ -27,7 +27,12 @@ def last_seq(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-_INSERT_CHUNK = 200  # rows per statement: 1000 parameters, far below SQLite's limit
+# SQLite keeps a cached statement's last bound values until it runs again, so no statement
+# may be left holding many big ones (200 shapes of up to 200 rows of 1 MiB events each held
+# ~70 MiB under the fuzzer). Events with big data go alone; the rest in chunks of a few
+# power-of-two sizes: few statement shapes, each holding at most 128 small rows.
+_BIG_DATA = 4096
+_CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)
 
 
 @functools.cache
@@ -39,12 +44,19 @@ def _insert_sql(rows: int) -> str:
 def insert_many(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
     """All of a batch's events in a few statements: each statement is one trip into SQLite,
     and every trip hands the GIL to the event loop and back."""
-    for start in range(0, len(events), _INSERT_CHUNK):
-        chunk = events[start : start + _INSERT_CHUNK]
-        args: list[object] = []
-        for e in chunk:
-            args += (e.seq, e.ts, e.topic, e.type, bytes(e.data).decode("utf-8"))
-        conn.execute(_insert_sql(len(chunk)), args)
+    small: list[tuple[object, ...]] = []
+    for e in events:
+        row = (e.seq, e.ts, e.topic, e.type, bytes(e.data).decode("utf-8"))
+        if len(e.data) > _BIG_DATA:
+            conn.execute(_insert_sql(1), row)
+        else:
+            small.append(row)
+    start = 0
+    for size in _CHUNKS:
+        while len(small) - start >= size:
+            args = [value for row in small[start : start + size] for value in row]
+            conn.execute(_insert_sql(size), args)
+            start += size
 
 
 def _topic_filter(topics: Sequence[str]) -> tuple[str, list[str]]:

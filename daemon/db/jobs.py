@@ -86,8 +86,9 @@ def _filters(
     clauses: list[str] = []
     args: list[Any] = []
     if status:
+        status = sorted(set(status))  # one statement shape per set of statuses, not per list
         clauses.append(f"status IN ({', '.join('?' for _ in status)})")
-        args += list(status)
+        args += status
     for column, value in (
         ("kind", kind),
         ("source", source),

@@ -132,8 +132,9 @@ def _filters(
     clauses: list[str] = []
     args: list[Any] = []
     if status:
+        status = sorted(set(status))  # one statement shape per set of statuses, not per list
         clauses.append(f"p.status IN ({', '.join('?' for _ in status)})")
-        args += list(status)
+        args += status
     if query:
         clauses.append(
             "(p.name LIKE ? ESCAPE '\\' OR p.path LIKE ? ESCAPE '\\' "

@@ -114,10 +114,13 @@ class ConnectionWorkers:
             stop = False
             while True:
                 future, fn, args = job
-                try:
-                    done.append((future, True, fn(conn, *args)))
-                except BaseException as e:
-                    done.append((future, False, e))
+                # A caller that stopped waiting (its client hung up) gets no work done for it.
+                # (Reading `done()` from this thread is a benign race: at worst one job runs.)
+                if not future.done():
+                    try:
+                        done.append((future, True, fn(conn, *args)))
+                    except BaseException as e:
+                        done.append((future, False, e))
                 if len(done) >= _DRAIN_MAX:
                     break
                 try:
@@ -127,7 +130,8 @@ class ConnectionWorkers:
                 if job is _STOP:
                     stop = True
                     break
-            self._hand_back(done)
+            if done:
+                self._hand_back(done)
             if stop:
                 return
 
