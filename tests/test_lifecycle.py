@@ -193,6 +193,40 @@ def test_sigterm_stops_cleanly(daemon: DaemonProcess) -> None:
     assert '"stopped"' in daemon.log()
 
 
+@pytest.mark.parametrize("max_connections", [None, 1])
+def test_sigterm_stops_even_with_peers_that_never_read(
+    make_daemon: DaemonFactory, max_connections: int | None
+) -> None:
+    """A client holding megabytes of unread replies, or (with one connection allowed) a
+    refused one that never reads the refusal: a closing socket whose peer does not take its
+    last bytes must not keep the daemon from exiting."""
+    config = {"max_connections": max_connections} if max_connections else {}
+    daemon = make_daemon(config=config).start()
+    daemon.call("kv.set", {"namespace": "n", "key": "big", "value": "x" * (1024 * 1024 - 2)})
+    hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.connect(daemon.socket_path)
+    request = {"jsonrpc": "2.0", "id": 1, "method": "kv.get",
+               "params": {"namespace": "n", "key": "big"}}  # fmt: skip
+    hog.sendall(b"".join(json.dumps({**request, "id": i}).encode() + b"\n" for i in range(6)))
+    refused = []
+    if max_connections:
+        for _ in range(3):  # each is told "busy" and never reads it
+            peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            peer.connect(daemon.socket_path)
+            refused.append(peer)
+    time.sleep(1.0)  # the replies are written: megabytes wait in the daemon's buffer
+    started = time.monotonic()
+    try:
+        assert daemon.stop(timeout=20) == 0
+    finally:
+        hog.close()
+        for peer in refused:
+            peer.close()
+    assert time.monotonic() - started < 10
+
+
 def test_daemon_shutdown_method(daemon: DaemonProcess) -> None:
     assert daemon.call("daemon.shutdown") == {"stopping": True}
     assert daemon.wait() == 0

@@ -236,6 +236,7 @@ class Connection(asyncio.Protocol, Session):
         """Say why in NDJSON (the framing is not known yet), then close."""
         assert self._transport is not None
         self.closed = True
+        self._server.refused.add(self)  # swept until closed: its peer may never read
         self._transport.write(wire.error_response(None, error) + b"\n")
         self._close_transport()
 
@@ -259,6 +260,11 @@ class Connection(asyncio.Protocol, Session):
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._close_transport()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
 
     def _close_transport(self) -> None:
         assert self._transport is not None
@@ -330,6 +336,7 @@ class Server:
         self.dispatcher = dispatcher
         self.limits = limits
         self.connections: set[Connection] = set()
+        self.refused: set[Connection] = set()  # told why, closing, not yet closed
         self.closing = False
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -342,6 +349,7 @@ class Server:
 
     def discard(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        self.refused.discard(conn)
 
     async def serve(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -355,7 +363,7 @@ class Server:
         while True:
             await asyncio.sleep(min(30.0, max(0.05, shortest / 4)))
             now = time.monotonic()
-            for conn in list(self.connections):
+            for conn in [*self.connections, *self.refused]:
                 conn.sweep(now)
 
     def stop_accepting(self) -> None:
@@ -370,5 +378,18 @@ class Server:
             self._sweeper.cancel()
         deadline = asyncio.get_running_loop().time() + grace_s
         await asyncio.gather(*(conn.stop(deadline) for conn in list(self.connections)))
-        if self._server is not None:
-            await self._server.wait_closed()
+        if self._server is None:
+            return
+        # The server is closed once every connection is; one whose peer does not read its
+        # last bytes would hold that for ever (the sweeper that aborts such closes is gone).
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), STOP_LINGER_MAX_S)
+        except TimeoutError:
+            left = [*self.connections, *self.refused]
+            log.warning("aborting connections whose peers do not read", count=len(left))
+            for conn in left:
+                conn.abort()
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), STOP_LINGER_MAX_S)
+            except TimeoutError:
+                log.error("the socket server did not close; stopping anyway")
