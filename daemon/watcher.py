@@ -223,7 +223,7 @@ class Watcher:
         rows = await self._db.read(
             lambda c: projects_db.list_projects(
                 c, status=[], query=None, order="name", include_missing=False, limit=1_000_000,
-                offset=0,
+                offset=0, max_bytes=None,  # every project, however long their descriptions
             )
         )  # fmt: skip
         groups = list(self._scanner.groups or self._scanner.roots)

@@ -9,9 +9,14 @@ from typing import Any
 PAGE_BYTES = 8 * 1024 * 1024  # text and blobs in one page; the page ends after the row passing it
 
 
-def fetch_page(cursor: sqlite3.Cursor, max_bytes: int = PAGE_BYTES) -> list[Any]:
-    """The cursor's rows until their text and blobs pass `max_bytes` (at least one row).
-    A short page is not the end: callers page on with `offset + len(items)` up to `total`."""
+def fetch_page(cursor: sqlite3.Cursor, max_bytes: int | None = PAGE_BYTES) -> list[Any]:
+    """The cursor's rows until their text and blobs pass `max_bytes` (at least one row; None:
+    all). A short page is not the end: callers page on with `offset + len(items)` to `total`."""
+    if max_bytes is None:
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
     rows: list[Any] = []
     size = 0
     try:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import msgspec
 
 from daemon.db import rows
-from daemon.db.paging import fetch_page
+from daemon.db.paging import PAGE_BYTES, fetch_page
 
 Order = Literal["last_worked_on", "name", "quality"]
 
@@ -155,6 +155,7 @@ def list_projects(
     include_missing: bool,
     limit: int,
     offset: int,
+    max_bytes: int | None = PAGE_BYTES,
 ) -> list[Project]:
     where, args = _filters(status, query, include_missing)
     order_by = {
