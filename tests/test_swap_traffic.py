@@ -10,7 +10,7 @@ import random
 import threading
 import time
 
-from bench.reliability_fuzz import crashes, handler_failures
+from bench.fuzz_run import crashes, handler_failures
 from tests.helpers import DaemonProcess, RawConnection
 
 SECONDS = 4.0
