@@ -258,6 +258,11 @@ def main(runs: int, quick: bool) -> int:
         return 1
     print()
     print(fuzz_report(run))
+    return abuse(runs, seconds, idle_timeout)
+
+
+def abuse(runs: int, seconds: float = 9.0, idle_timeout: float = 3.0) -> int:
+    """The abuse part alone: `runs` rounds of every scenario on one daemon."""
     results: dict[str, list[AbuseRun]] = {s: [] for s in ABUSE_SCENARIOS}
     with common.Daemon({"idle_timeout_s": str(idle_timeout)}) as daemon:
         big = {"blob": "x" * (1024 * 1024 - 64)}

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from daemon import __version__, launchd
+from daemon import __version__, launchd, memory
 from daemon.api.backup_api import BackupApi
 from daemon.api.daemon_api import DaemonApi
 from daemon.api.db_api import DbApi
@@ -265,10 +265,11 @@ class Daemon:
                 loop = asyncio.get_running_loop()
                 watchdog = loop.create_task(self._watchdog())
                 guard = loop.create_task(self._guard_database_file(), name="pm-file-guard")
+                trimmer = loop.create_task(memory.keep_trimmed(), name="pm-malloc-trim")
                 self._background = loop.create_task(self._keep_projects(), name="pm-projects")
                 await self._stop.wait()
-                watchdog.cancel()
-                guard.cancel()
+                for task in (watchdog, guard, trimmer):
+                    task.cancel()
         finally:
             await self._shut_down()
         return 0

@@ -66,6 +66,10 @@ def main(argv: Sequence[str] | None = None, *, migrations: list[Migration] | Non
     paths = resolve_paths(config, env)
     os.umask(0o077)  # every file and folder we create is ours alone
 
+    from daemon import memory
+
+    memory.tune_allocator()  # before any thread or big allocation (see daemon/memory.py)
+
     from daemon import logs
     from daemon.db.migrations import MigrationError
     from daemon.lifecycle import Daemon
