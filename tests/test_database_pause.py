@@ -17,6 +17,7 @@ from daemon.db import migrations
 from daemon.db.database import Database
 from daemon.db.workers import ConnectionWorkers, WorkersStopped
 from daemon.db.writer import Tx
+from daemon.fairness import ReadShare, read_share
 
 DEADLINE_S = 20.0  # far above any honest wait here; a hang fails instead of blocking CI
 
@@ -190,3 +191,47 @@ def test_a_read_whose_caller_stopped_waiting_is_not_run(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert ran == [99]
+
+
+def test_a_clients_reads_take_its_share_and_wait_while_it_does_not_read(
+    tmp_path: Path,
+) -> None:
+    """daemon.fairness.ReadShare as Database.read uses it: at most `slots` of one client's
+    reads at a time on the shared readers, and none started while its replies go unread."""
+    path = tmp_path / "f.db"
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def counted(conn: sqlite3.Connection) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return count(conn)
+
+    async def scenario() -> None:
+        db = Database(str(path), readers=4)
+        db.migrate(migrations.load())
+        await db.start()
+        share = ReadShare(slots=2)
+
+        async def as_client() -> list[int]:
+            read_share.set(share)  # what the dispatcher does for a request's task
+            return list(await asyncio.gather(*(db.read(counted) for _ in range(8))))
+
+        assert await asyncio.wait_for(asyncio.create_task(as_client()), DEADLINE_S) == [0] * 8
+        share.pause()
+        held = asyncio.create_task(as_client())
+        await asyncio.sleep(0.3)
+        assert not held.done(), "no read starts while the client takes no replies"
+        assert await db.read(count) == 0, "the daemon's own reads are not held"
+        share.resume()
+        assert await asyncio.wait_for(held, DEADLINE_S) == [0] * 8
+        await db.close()
+
+    asyncio.run(scenario())
+    assert most == 2

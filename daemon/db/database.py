@@ -20,6 +20,7 @@ from daemon.db.migrations import Migration
 from daemon.db.workers import ConnectionWorkers, WorkersStopped
 from daemon.db.writer import WriteFn, Writer, WriterClosed, WriterStats
 from daemon.errors import ShuttingDown
+from daemon.fairness import read_share
 
 T = TypeVar("T")
 
@@ -124,7 +125,15 @@ class Database:
                     raise
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(connection, *args)` on a reader; it sees every write acknowledged before."""
+        """Run `fn(connection, *args)` on a reader; it sees every write acknowledged before.
+        A client's read waits for its connection's share of the readers (daemon.fairness)."""
+        share = read_share.get()
+        if share is None:
+            return await self._read(fn, *args)
+        async with share:
+            return await self._read(fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         while True:
             # Re-checked after every wake-up: another `exclusive` may have paused again
             # between the one that woke this read and the read running.

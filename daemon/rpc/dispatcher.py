@@ -28,6 +28,7 @@ from daemon.errors import (
     ShuttingDown,
     Starting,
 )
+from daemon.fairness import ReadShare, read_share
 from daemon.rpc import wire
 from daemon.rpc.registry import Method, ProgressParams, Registry
 
@@ -53,6 +54,7 @@ class Session:
         self.inflight: dict[Any, asyncio.Task[Any]] = {}
         self.cancel_reasons: dict[asyncio.Task[Any], CancelReason] = {}
         self._close_callbacks: list[Callable[[], None]] = []
+        self.read_share = ReadShare()
 
     def notify(self, method: str, params: Any) -> None:
         raise NotImplementedError
@@ -192,6 +194,7 @@ class Dispatcher:
         token = params.workDoneToken if isinstance(params, ProgressParams) else UNSET
         call = Call(session, request_id, method.name, None if token is UNSET else token)
         outcome_over_cancel.set(True)  # this task's own context: it is a client's request
+        read_share.set(session.read_share)
         task = asyncio.current_task()
         assert task is not None
         if is_request:

@@ -3,8 +3,9 @@
 Each connection picks its framing from its first byte, checks its peer's uid, and feeds
 framed messages to the transport-free Dispatcher. A client cannot stall others: a connection
 with too many requests in flight (or `max_message_bytes` of them), or too much unread output,
-stops being read and starts nothing more of what it already sent; one whose
-unread output passes the hard limit is closed; idle ones are closed after `idle_timeout`;
+stops being read and starts nothing more of what it already sent (nor any read of what it
+started: daemon.fairness); one whose unread output passes the hard limit, or whose replies
+have gone unread for `message_timeout_s`, is closed; idle ones are closed after `idle_timeout`;
 a message that has begun must be complete within `message_timeout_s` (a client sending a byte
 now and then cannot hold a connection slot for ever), and a connection being closed whose
 peer does not take its last bytes within that time is aborted.
@@ -80,6 +81,7 @@ class Connection(asyncio.Protocol, Session):
         self.last_active = time.monotonic()  # a complete message arrived or a reply was sent
         self._message_started: float | None = None  # when the incomplete buffered message began
         self._closing_since: float | None = None
+        self._writing_paused_since = 0.0
 
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -146,10 +148,13 @@ class Connection(asyncio.Protocol, Session):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self._writing_paused_since = time.monotonic()
+        self.read_share.pause()
         self._update_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self.read_share.resume()
         self._pump()
 
     # --- Session ----------------------------------------------------------------------
@@ -286,6 +291,15 @@ class Connection(asyncio.Protocol, Session):
                     buffered=transport.get_write_buffer_size(),
                 )
                 transport.abort()
+            return
+        if self._writing_paused and now - self._writing_paused_since > deadline:
+            # Its replies have waited unread that long: it holds requests it will never read.
+            log.warning(
+                "closing a connection that does not read its replies",
+                buffered=transport.get_write_buffer_size(),
+                after_s=deadline,
+            )
+            self.abort()
             return
         started = self._message_started
         if started is not None and not self._reading_paused and now - started > deadline:
