@@ -128,28 +128,28 @@ class Database:
         """Run `fn(connection, *args)` on a reader; it sees every write acknowledged before.
         A client's read waits for its connection's share of the readers (daemon.fairness)."""
         share = read_share.get()
-        if share is None:
-            return await self._read(fn, *args)
-        async with share:
-            return await self._read(fn, *args)
-
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        while True:
-            # Re-checked after every wake-up: another `exclusive` may have paused again
-            # between the one that woke this read and the read running.
-            while not self._open.is_set():
-                await self._open.wait()
-            readers = self._readers
-            if readers is None:
-                raise ShuttingDown("the database is closed; the read did not run")
-            try:
-                return await readers.run(fn, *args)
-            except WorkersStopped as stopped:
-                # Stopped for `exclusive` before this read ran: it waits for the next readers.
-                if self._closed:
-                    raise ShuttingDown(
-                        "the daemon is shutting down; the read did not run"
-                    ) from stopped
+        if share is not None and not share.take():
+            await share.wait_turn()
+        try:  # (one coroutine, no helper: this is every read's path)
+            while True:
+                # Re-checked after every wake-up: another `exclusive` may have paused again
+                # between the one that woke this read and the read running.
+                while not self._open.is_set():
+                    await self._open.wait()
+                readers = self._readers
+                if readers is None:
+                    raise ShuttingDown("the database is closed; the read did not run")
+                try:
+                    return await readers.run(fn, *args)
+                except WorkersStopped as stopped:
+                    # Stopped for `exclusive` before this read ran: it waits for new readers.
+                    if self._closed:
+                        raise ShuttingDown(
+                            "the daemon is shutting down; the read did not run"
+                        ) from stopped
+        finally:
+            if share is not None:
+                share.give_back()
 
     def file_state(self) -> Literal["ok", "missing", "replaced"]:
         """Is the file the daemon has open still the one at its path? (Someone may delete or
