@@ -16,9 +16,10 @@ from bench.fuzz_wire import frame
 EXCLUDED = frozenset({"daemon.shutdown"})  # the one method that stops the daemon on purpose
 # Methods that replace the whole database: the watchdog's value may vanish after one.
 REPLACES_DATABASE = frozenset({"db.reset", "db.restore", "db.import"})
-# Swapping the file under the paused writer, many times a second, finds bugs outside the RPC
-# layer (one makes the daemon stop answering: see the report), so by default these are sent
-# with wrong params only; `valid_swaps=True` sends them valid too.
+# Swapping the file under the paused writer, many times a second, wipes what the rest of the
+# fuzz builds up, so by default these are sent with wrong params only; `valid_swaps=True` sends
+# them valid too (that is how a cancelled swap leaving reads waiting for ever was found: see
+# bench/RESULTS.md; tests/test_swap_traffic.py keeps it fixed).
 SWAPS = REPLACES_DATABASE | {"db.repair"}
 # Too slow to put hundreds of in one batch (each copies or walks something).
 HEAVY = frozenset({"db.backup", "db.repair", "db.reset", "db.restore", "db.import", "db.export",
