@@ -394,8 +394,9 @@ class Server:
         await asyncio.gather(*(conn.stop(deadline) for conn in list(self.connections)))
         if self._server is None:
             return
-        # The server is closed once every connection is; one whose peer does not read its
-        # last bytes would hold that for ever (the sweeper that aborts such closes is gone).
+        # With asyncio on Python 3.12+ this waits for every connection to close (uvloop and
+        # 3.11 return at once); one whose peer does not read its last bytes would hold it for
+        # ever, and the sweeper that aborts such closes is gone: bounded, then aborted.
         try:
             await asyncio.wait_for(self._server.wait_closed(), STOP_LINGER_MAX_S)
         except TimeoutError:
