@@ -127,6 +127,19 @@ class Recorder:
         return self.result
 
 
+class FailsOnce:
+    """A job function whose first run fails (a disk hiccup) and every later one succeeds."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    async def __call__(self, report: Report) -> str:
+        self.tries += 1
+        if self.tries == 1:
+            raise OSError("disk hiccup")
+        return "fine"
+
+
 class Gate:
     """A job function that holds until released, counting how many hold at once."""
 
@@ -290,14 +303,7 @@ def test_a_failing_run_is_retried_with_backoff_then_recorded_failed(tmp_path: Pa
 def test_a_run_that_succeeds_on_retry_completes_without_an_error(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with world(tmp_path, retries=1, backoff=(5.0,)) as w:
-            tries: list[int] = []
-
-            async def flaky(report: Report) -> str:
-                tries.append(1)
-                if len(tries) == 1:
-                    raise OSError("disk hiccup")
-                return "fine"
-
+            flaky = FailsOnce()
             w.sched.register("flaky", flaky)
             job_id = await w.sched.run_now("flaky")
             await w.step()
@@ -319,14 +325,7 @@ def test_a_retry_whose_record_went_with_a_replaced_database_gets_a_new_one(
 
     async def scenario() -> None:
         async with world(tmp_path, retries=1, backoff=(5.0,)) as w:
-            tries: list[int] = []
-
-            async def flaky(report: Report) -> str:
-                tries.append(1)
-                if len(tries) == 1:
-                    raise OSError("disk hiccup")
-                return "fine"
-
+            flaky = FailsOnce()
             w.sched.register("flaky", flaky)
             job_id = await w.sched.run_now("flaky")
             await w.step()
@@ -336,7 +335,7 @@ def test_a_retry_whose_record_went_with_a_replaced_database_gets_a_new_one(
 
             await w.db.write(forget)
             await w.step(5)
-            assert len(tries) == 2, "the retry ran"
+            assert flaky.tries == 2, "the retry ran"
             (job,) = await w.all_jobs("flaky")
             assert (job.status, job.response) == ("completed", "fine")
 
