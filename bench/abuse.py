@@ -64,15 +64,21 @@ def non_reader(path: str, request: bytes, until: float) -> Abuse:
     return out
 
 
-def connection_hog(path: str, count: int, until: float) -> Abuse:
-    """Open `count` connections at once and hold them; note how each is refused or closed."""
-    out = Abuse()
-    socks: list[tuple[socket.socket, float]] = []
+def open_many(path: str, count: int) -> list[tuple[socket.socket, float]]:
+    """`count` non-blocking connections, each with when it was opened."""
+    socks = []
     for _ in range(count):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
         sock.setblocking(False)
         socks.append((sock, time.monotonic()))
+    return socks
+
+
+def connection_hog(path: str, count: int, until: float) -> Abuse:
+    """Open `count` connections at once and hold them; note how each is refused or closed."""
+    out = Abuse()
+    socks = open_many(path, count)
     seen: dict[int, bytes] = {}
     closed: set[int] = set()
     refused_at: set[int] = set()
@@ -117,12 +123,7 @@ def slow_sender(path: str, count: int, interval: float, body: bytes, until: floa
     """`count` connections, each sending `body` one byte every `interval` seconds, round and
     round; note when and how each is closed (looking every 20 ms)."""
     out = Abuse(admitted=count)
-    socks: list[tuple[socket.socket, float]] = []
-    for _ in range(count):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(path)
-        sock.setblocking(False)
-        socks.append((sock, time.monotonic()))
+    socks = open_many(path, count)
     alive = set(range(count))
     received: dict[int, bytes] = collections.defaultdict(bytes)
     position, next_byte = 0, time.monotonic()

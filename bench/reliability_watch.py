@@ -36,7 +36,6 @@ removing ~700,000 files would take most of the time budget.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import subprocess
@@ -51,8 +50,7 @@ from bench import common, devtree
 from bench.common import Table, median, percentile, spread
 from bench.quality import config_toml
 from bench.rpc import VALUE, Placer, round_trips
-from bench.watch import GOAL_P95_S, Inbox
-from client.aio import AsyncClient
+from bench.watch import GOAL_P95_S, project_events
 from daemon.config import Config
 from daemon.watcher import count_inotify_watches
 
@@ -261,18 +259,8 @@ async def drive(
 ) -> list[float | None]:
     """Each commit's latency to its event (None: none within MATCH_TIMEOUT_S), in order;
     `pause`: wait each commit's pause_s before it (only the poller's phase makes it matter)."""
-    client = await AsyncClient.connect(socket_path, name="bench-reliability-watch")
-    inbox = Inbox()
-
-    async def consume() -> None:
-        async for message in client.notifications():
-            if message.get("method") == "events.event":
-                inbox.put(message)
-
-    task = asyncio.get_running_loop().create_task(consume())
     latencies: list[float | None] = []
-    try:
-        await client.call("events.subscribe", {"topics": ["project"]})
+    async with project_events(socket_path, "bench-reliability-watch") as inbox:
         for i, commit in enumerate(commits):
             if pause:
                 await asyncio.sleep(commit.pause_s)
@@ -281,11 +269,6 @@ async def drive(
             arrived = await inbox.wait(_updated(str(commit.repo), sha), start, MATCH_TIMEOUT_S)
             latencies.append(None if arrived is None else arrived - done)
             await asyncio.sleep(GAP_S)
-    finally:
-        await client.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     return latencies
 
 

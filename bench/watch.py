@@ -23,7 +23,7 @@ import random
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -352,7 +352,14 @@ def _after_settling(daemon: common.Daemon) -> dict[str, Any]:
 
 
 async def _drive_daemon(socket_path: str, changer: Changer, count: int) -> Side:
-    client = await AsyncClient.connect(socket_path, name="bench-watch")
+    async with project_events(socket_path, "bench-watch") as inbox:
+        return await drive(changer, inbox, count, lambda c: c.event)
+
+
+@contextlib.asynccontextmanager
+async def project_events(socket_path: str, name: str) -> AsyncIterator[Inbox]:
+    """A client subscribed to the daemon's project events, each put in the inbox on arrival."""
+    client = await AsyncClient.connect(socket_path, name=name)
     inbox = Inbox()
 
     async def consume() -> None:
@@ -363,7 +370,7 @@ async def _drive_daemon(socket_path: str, changer: Changer, count: int) -> Side:
     task = asyncio.get_running_loop().create_task(consume())
     try:
         await client.call("events.subscribe", {"topics": ["project"]})
-        return await drive(changer, inbox, count, lambda c: c.event)
+        yield inbox
     finally:
         await client.close()
         task.cancel()

@@ -56,19 +56,9 @@ def _gone(pid: int, data_dir: Any) -> bool:
         pass
     if not isinstance(data_dir, str):
         return False
-    import fcntl
+    from client.spawn import instance_lock_free
 
-    try:
-        fd = os.open(os.path.join(data_dir, "pm-agentd.lock"), os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
+    return instance_lock_free(os.path.join(data_dir, "pm-agentd.lock"))
 
 
 def stop_daemon_on(socket_path: str, *, only_on_demand: bool = False) -> int | None:

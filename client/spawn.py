@@ -95,3 +95,19 @@ def _spawn(socket_path: str, env: Mapping[str, str], announce: bool, timeout_s: 
         f"pm-agentd (pid {process.pid}) did not answer on {socket_path} within {timeout_s:g} s; "
         f"see {early_log} and the daemon log in {state}"
     )
+
+
+def instance_lock_free(lock_path: str) -> bool:
+    """No daemon holds its instance lock (`pm-agentd.lock` in the data folder): it has gone,
+    even if its pid lingers as a zombie."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the lock we may have taken
+    return True

@@ -9,7 +9,6 @@ error (IncompatibleDaemon), never a hang.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import time
@@ -83,7 +82,7 @@ def _wait_until_stopped(socket_path: str, data_dir: Any) -> None:
     deadline = time.monotonic() + STOP_WAIT_S
     lock = os.path.join(data_dir, "pm-agentd.lock") if isinstance(data_dir, str) else None
     while time.monotonic() < deadline:
-        if not _answers(socket_path) and (lock is None or _free(lock)):
+        if not _answers(socket_path) and (lock is None or spawn.instance_lock_free(lock)):
             return
         time.sleep(0.05)
     raise errors.ClientError(
@@ -97,18 +96,4 @@ def _answers(path: str) -> bool:
         Client(path, timeout=2.0).connect().close()
     except errors.Unreachable:
         return False
-    return True
-
-
-def _free(lock_path: str) -> bool:
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)  # closing drops the lock we may have taken
     return True

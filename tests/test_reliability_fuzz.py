@@ -41,17 +41,22 @@ SETTINGS = settings(
 )
 
 
+def stop_alive_and_sound(daemon: DaemonProcess) -> None:
+    """After a module's abuse: the daemon never died, stops cleanly, and logged no crash."""
+    assert daemon.process is not None and daemon.process.poll() is None, "the daemon died"
+    log = daemon.log()
+    assert daemon.stop() == 0
+    daemon.cleanup()
+    assert not crashes(log), crashes(log)[:3]
+
+
 @pytest.fixture(scope="module")
 def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     """A daemon whose world holds nothing precious: the fuzz may reset, restore, register…"""
     daemon = DaemonProcess(Path(tmp_path_factory.mktemp("fuzz")), config=FUZZ_CONFIG)
     daemon.start()
     yield daemon
-    assert daemon.process is not None and daemon.process.poll() is None, "the daemon died"
-    log = daemon.log()
-    assert daemon.stop() == 0
-    daemon.cleanup()
-    assert not crashes(log), crashes(log)[:3]
+    stop_alive_and_sound(daemon)
 
 
 @pytest.fixture(scope="module")
@@ -257,11 +262,7 @@ def abused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     daemon.start()
     daemon.call("kv.set", {"namespace": "big", "key": "v", "value": BIG_VALUE})
     yield daemon
-    assert daemon.process is not None and daemon.process.poll() is None, "the daemon died"
-    log = daemon.log()
-    assert daemon.stop() == 0
-    daemon.cleanup()
-    assert not crashes(log), crashes(log)[:3]
+    stop_alive_and_sound(daemon)
 
 
 @pytest.fixture
