@@ -15,6 +15,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.fuzz_wire import Watchdog
+from bench.load import end_children
 
 # --- abusers --------------------------------------------------------------------------------
 
@@ -187,12 +188,7 @@ def abusers(jobs: list[tuple[Callable[..., Abuse], tuple[Any, ...]]]) -> Iterato
                 raise RuntimeError(f"an abuser failed: {result.failure}")
             results.append(result)
     finally:
-        for process, pipe in started:
-            pipe.close()
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-                process.join(10)
+        end_children(started)
 
 
 def round_trips_for(watchdog: Watchdog, seconds: float, pause: float = 0.0) -> list[float]:

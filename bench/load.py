@@ -157,12 +157,7 @@ def run(
             results.append(result)
         return Totals(duration=duration, results=results)
     finally:
-        for process, pipe in processes:
-            pipe.close()
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-                process.join(10)
+        end_children(processes)
 
 
 # --- NDJSON over a Unix socket, many connections per process, on uvloop ----------------------
@@ -276,3 +271,13 @@ def socket_load(
         raise ValueError("connections must split evenly over the processes")
     specs = [SocketLoad(path, w, connections // processes, make) for w in range(processes)]
     return run(socket_worker, specs, warmup=warmup, duration=duration, probe=probe)
+
+
+def end_children(children: Sequence[tuple[Any, Connection]]) -> None:
+    """Close each child's pipe and wait for it; one that will not end is killed."""
+    for process, pipe in children:
+        pipe.close()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join(10)

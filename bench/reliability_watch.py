@@ -50,7 +50,7 @@ from bench import common, devtree
 from bench.common import Table, median, percentile, spread
 from bench.quality import config_toml
 from bench.rpc import VALUE, Placer, round_trips
-from bench.watch import GOAL_P95_S, project_events
+from bench.watch import GOAL_P95_S, commit_empty, project_events
 from daemon.config import Config
 from daemon.watcher import count_inotify_watches
 
@@ -241,19 +241,6 @@ def _updated(path: str, sha: str) -> Predicate:
     return match
 
 
-async def _commit(tree: devtree.DevTree, repo: Path, tag: str) -> tuple[float, str]:
-    proc = await asyncio.create_subprocess_exec(
-        "git", "commit", "-q", "--allow-empty", "-m", f"reliability_watch {tag}",
-        cwd=repo, env=devtree.git_env(tree.home),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await proc.communicate()
-    done = time.monotonic()
-    if proc.returncode != 0:
-        raise RuntimeError(f"git commit failed in {repo}: {err.decode()}")
-    return done, (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
-
-
 async def drive(
     tree: devtree.DevTree, socket_path: str, commits: Sequence[Commit], tag: str, pause: bool
 ) -> list[float | None]:
@@ -265,7 +252,7 @@ async def drive(
             if pause:
                 await asyncio.sleep(commit.pause_s)
             start = len(inbox.items)
-            done, sha = await _commit(tree, commit.repo, f"{tag} {i}")
+            done, sha = await commit_empty(tree, commit.repo, f"reliability_watch {tag} {i}")
             arrived = await inbox.wait(_updated(str(commit.repo), sha), start, MATCH_TIMEOUT_S)
             latencies.append(None if arrived is None else arrived - done)
             await asyncio.sleep(GAP_S)

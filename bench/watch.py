@@ -134,16 +134,7 @@ class Changer:
         return self._rename()
 
     async def _commit(self, repo: Path, i: int) -> Change:
-        proc = await asyncio.create_subprocess_exec(
-            "git", "commit", "-q", "--allow-empty", "-m", f"{self.tag} change {i}",
-            cwd=repo, env=devtree.git_env(self.tree.home),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await proc.communicate()
-        done = time.monotonic()
-        if proc.returncode != 0:
-            raise RuntimeError(f"git commit failed in {repo}: {err.decode()}")
-        sha = (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
+        done, sha = await commit_empty(self.tree, repo, f"{self.tag} change {i}")
         return Change(
             "commit",
             done,
@@ -354,6 +345,20 @@ def _after_settling(daemon: common.Daemon) -> dict[str, Any]:
 async def _drive_daemon(socket_path: str, changer: Changer, count: int) -> Side:
     async with project_events(socket_path, "bench-watch") as inbox:
         return await drive(changer, inbox, count, lambda c: c.event)
+
+
+async def commit_empty(tree: devtree.DevTree, repo: Path, message: str) -> tuple[float, str]:
+    """`git commit --allow-empty` in `repo`: when git exited, and the new head's sha."""
+    proc = await asyncio.create_subprocess_exec(
+        "git", "commit", "-q", "--allow-empty", "-m", message,
+        cwd=repo, env=devtree.git_env(tree.home),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    done = time.monotonic()
+    if proc.returncode != 0:
+        raise RuntimeError(f"git commit failed in {repo}: {err.decode()}")
+    return done, (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
 
 
 @contextlib.asynccontextmanager
