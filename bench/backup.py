@@ -496,10 +496,6 @@ def _mb(value: float) -> str:
     return f"{value / MB:,.1f} MB"
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def report(
     built: Built,
     version: str,
@@ -540,14 +536,14 @@ def report(
         shell,
         copy,
         _ms,
-        f"<= {GOAL_COPY_RATIO:g}x: {_met(copy_ratio <= GOAL_COPY_RATIO)}",
+        f"<= {GOAL_COPY_RATIO:g}x: {common.met(copy_ratio <= GOAL_COPY_RATIO)}",
     )
     table.add(
         "backup copy + fsync: p99 over runs",
         _ms(percentile(shell, 99)),
         _ms(percentile(copy, 99)),
         f"{copy_p99_ratio:.2f}x",
-        f"<= {GOAL_COPY_RATIO:g}x: {_met(copy_p99_ratio <= GOAL_COPY_RATIO)}",
+        f"<= {GOAL_COPY_RATIO:g}x: {common.met(copy_p99_ratio <= GOAL_COPY_RATIO)}",
     )
     table.add(
         "verify: integrity_check of the copy (db.backup verify_ms)",
@@ -585,14 +581,14 @@ def report(
         idle_p99,
         during_p99,
         _ms,
-        f"<= {GOAL_P99_RATIO:g}x: {_met(p99_ratio <= GOAL_P99_RATIO)}",
+        f"<= {GOAL_P99_RATIO:g}x: {common.met(p99_ratio <= GOAL_P99_RATIO)}",
     )
     table.add(
         "durable kv.set p99: the worst run (the highest p99 during backups), its idle p99 beside",
         _ms(worst_idle),
         _ms(worst_during),
         f"{worst_ratio:.2f}x",
-        f"(<= {GOAL_P99_RATIO:g}x: {_met(worst_ratio <= GOAL_P99_RATIO)})",
+        f"(<= {GOAL_P99_RATIO:g}x: {common.met(worst_ratio <= GOAL_P99_RATIO)})",
     )
     add(
         "diagnostic: kv.set p99 idle vs. while a copy (and its fsync) ran",
@@ -659,9 +655,9 @@ def report(
         f"backups: {common.fmt_cpu([r.cpu for r in latencies])}. commit_ms_p99 is the "
         "daemon's writer COMMIT alone, read from db.health at the end of each window. "
         f"fsync after a 4 KiB append on this filesystem: p50 {_ms(fsync[0])}, p99 {_ms(fsync[1])}.",
-        f"Goal copy <= {GOAL_COPY_RATIO:g}x the shell: {_met(copy_ratio <= GOAL_COPY_RATIO)} "
+        f"Goal copy <= {GOAL_COPY_RATIO:g}x the shell: {common.met(copy_ratio <= GOAL_COPY_RATIO)} "
         f"(median {copy_ratio:.2f}x, p99 {copy_p99_ratio:.2f}x). Goal kv.set p99 during "
-        f"backups <= {GOAL_P99_RATIO:g}x idle: {_met(p99_ratio <= GOAL_P99_RATIO)} (median "
+        f"backups <= {GOAL_P99_RATIO:g}x idle: {common.met(p99_ratio <= GOAL_P99_RATIO)} (median "
         f"of the per-run p99s {_ms(median(during_p99))} vs. {_ms(median(idle_p99))} idle = "
         f"{p99_ratio:.2f}x; the worst run {_ms(worst_during)} vs. its own idle "
         f"{_ms(worst_idle)} = {worst_ratio:.2f}x). Load average after: {_load()} (the machine "

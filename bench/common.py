@@ -143,6 +143,12 @@ class Daemon:
         parts = [self.root / "daemon.out", self.log_path]
         return "".join(p.read_text(errors="replace") for p in parts if p.exists())[-4000:]
 
+    def stop_cleanly(self) -> None:
+        """Stop it; a non-zero exit is an error, with what the daemon printed."""
+        code = self.stop()
+        if code != 0:
+            raise RuntimeError(f"the daemon exited with {code}:\n{self.output()}")
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait; returns the exit code."""
         if self.process is None:
@@ -444,3 +450,8 @@ class PipeChild:
             self._process.terminate()
             self._process.join(5.0)
         self._pipe.close()
+
+
+def met(ok: bool) -> str:
+    """How a goal line reads."""
+    return "met" if ok else "NOT met"

@@ -318,9 +318,7 @@ class Run:
 
 
 def _stop(daemon: QualityDaemon) -> None:
-    code = daemon.stop()
-    if code != 0:
-        raise RuntimeError(f"the daemon exited with {code}:\n{daemon.output()}")
+    daemon.stop_cleanly()
 
 
 def run_alone(tree: devtree.DevTree, rescans: int, pool_first: bool) -> Alone:

@@ -319,9 +319,7 @@ def session(
         for commit, latency in zip(commits, latencies, strict=True):
             (result.polled if commit.polled else result.watched).append(latency)
         result.mode_after = (daemon.call("daemon.status") or {}).get("watcher", {}).get("mode", "")
-        code = daemon.stop()
-        if code != 0:
-            raise RuntimeError(f"the daemon exited with {code}:\n{daemon.output()}")
+        daemon.stop_cleanly()
     return result
 
 
@@ -414,10 +412,6 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:,.0f} µs"
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def _latency_cells(values: list[float | None]) -> str:
     return " / ".join(_ms(_pct(values, p)) for p in (50, 95, 100))
 
@@ -441,7 +435,7 @@ def report(results: list[Run], tree: devtree.DevTree, limit: int) -> tuple[str, 
             spread(b, _us),
             spread(d, _us),
             f"{ratio:.2f}x",
-            f"<= {GOAL_RTT_RATIO:g}x: {_met(oks[-1])}",
+            f"<= {GOAL_RTT_RATIO:g}x: {common.met(oks[-1])}",
         )
     polled_b = [x for s in normal for x in s.polled]
     polled_d = [x for s in degraded for x in s.polled]
@@ -452,7 +446,7 @@ def report(results: list[Run], tree: devtree.DevTree, limit: int) -> tuple[str, 
         _latency_cells(polled_b),
         _latency_cells(polled_d),
         f"{_pct(polled_d, 50) / _pct(polled_b, 50):.1f}x (p50)",
-        f"max <= {GOAL_POLLED_S:g} s: {_met(oks[-1])}",
+        f"max <= {GOAL_POLLED_S:g} s: {common.met(oks[-1])}",
     )
     watched_b = [x for s in normal for x in s.watched]
     watched_d = [x for s in degraded for x in s.watched]
@@ -462,7 +456,7 @@ def report(results: list[Run], tree: devtree.DevTree, limit: int) -> tuple[str, 
         _latency_cells(watched_b),
         _latency_cells(watched_d),
         f"{_pct(watched_d, 95) / _pct(watched_b, 95):.1f}x (p95)",
-        f"p95 <= {GOAL_P95_S * 1000:.0f} ms: {_met(oks[-1])}",
+        f"p95 <= {GOAL_P95_S * 1000:.0f} ms: {common.met(oks[-1])}",
     )
     made_b, made_d = len(polled_b) + len(watched_b), len(polled_d) + len(watched_d)
     seen_b = made_b - sum(s.missed for s in normal)
@@ -473,7 +467,7 @@ def report(results: list[Run], tree: devtree.DevTree, limit: int) -> tuple[str, 
         f"{seen_b} of {made_b}",
         f"{seen_d} of {made_d}",
         "",
-        f"100%: {_met(oks[-1])}",
+        f"100%: {common.met(oks[-1])}",
     )
     reported = sum(s.reports(limit) for s in degraded)
     quiet = sum(
@@ -489,7 +483,7 @@ def report(results: list[Run], tree: devtree.DevTree, limit: int) -> tuple[str, 
         f"no: watching, 0 polled, no warning ({quiet} of {len(normal)})",
         f"yes ({reported} of {len(degraded)})",
         "",
-        f"yes, every run: {_met(oks[-1])}",
+        f"yes, every run: {common.met(oks[-1])}",
     )
     w = degraded[-1].watcher
     table.add(
@@ -509,7 +503,7 @@ def report(results: list[Run], tree: devtree.DevTree, limit: int) -> tuple[str, 
         spread(cpu_b, "{:.1%}".format),
         spread(cpu_d, "{:.1%}".format),
         f"{median(cpu_d) / median(cpu_b):.1f}x" if median(cpu_b) else "n/a",
-        f"<= {GOAL_IDLE_CPU:.0%}: {_met(oks[-1])}",
+        f"<= {GOAL_IDLE_CPU:.0%}: {common.met(oks[-1])}",
     )
     table.notes += notes(results, tree, limit)
     return table.render(), all(oks)

@@ -148,9 +148,7 @@ def daemon_run(
             run.rss_kb = rss_kb(daemon.process.pid)
             if cold and drop_page_cache():
                 run.known_cold = timed_scan(client)
-        code = daemon.stop()
-        if code != 0:
-            raise RuntimeError(f"the daemon exited with {code}:\n{daemon.output()}")
+        daemon.stop_cleanly()
     return run
 
 

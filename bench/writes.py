@@ -160,9 +160,7 @@ def daemon_run(warmup: float, duration: float) -> tuple[Totals, int, WriterProbe
             duration=duration,
             probe=probe,
         )
-        code = daemon.stop()
-        if code != 0:
-            raise RuntimeError(f"the daemon exited with {code}:\n{daemon.output()}")
+        daemon.stop_cleanly()
         return totals, common.count_rows(daemon.db_path), probe
 
 
