@@ -1,0 +1,1 @@
+"""The OS edges: untrusted files, systemd, launchd, memory trimming."""
