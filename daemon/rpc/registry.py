@@ -1,12 +1,15 @@
 """The method registry: each method declares its msgspec params and result types.
 
-Handlers are `async def name(self, call: Call, params: SomeParams) -> SomeResult` on an API
-object, marked with `@rpc_method("noun.verb")`. The types are read from the annotations, so
+A domain module collects its handlers in a `Methods`: `async def name(ctx, call: Call,
+params: SomeParams) -> SomeResult` marked with `@methods("noun.verb")`, or generated (the
+generic CRUD of a table) with explicit types. `Methods.bind(registry, ctx)` registers them
+with the runtime's context. The types are read from the annotations (or given), so
 `rpc.discover` documents exactly what the code accepts and returns.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
@@ -79,24 +82,30 @@ class Registry:
                 self.add(spec.name, member, when_starting=spec.when_starting)
 
     def add(
-        self, name: str, handler: Callable[[Any, Any], Awaitable[Any]], *, when_starting: bool
+        self,
+        name: str,
+        handler: Callable[[Any, Any], Awaitable[Any]],
+        *,
+        when_starting: bool,
+        params_type: type[Params] | None = None,
+        result_type: Any = None,
+        doc: str | None = None,
     ) -> None:
+        """Register `handler(call, params)`; its types are read from its annotations unless
+        given (generated handlers give them)."""
         if name in self._methods:
             raise ValueError(f"method {name} is registered twice")
-        hints = typing.get_type_hints(handler)
-        parameters = [p for p in inspect.signature(handler).parameters if p != "self"]
-        if len(parameters) != 2 or "return" not in hints:
-            raise TypeError(f"{name}: handler must be (call, params) -> Result, annotated")
-        params_type = hints[parameters[1]]
+        if params_type is None or result_type is None:
+            params_type, result_type = _annotated_types(name, handler)
         if not (isinstance(params_type, type) and issubclass(params_type, Params)):
             raise TypeError(f"{name}: params must be a Params struct, not {params_type!r}")
-        doc = inspect.cleandoc(handler.__doc__ or "")
-        summary, _, description = doc.partition("\n\n")
+        text = inspect.cleandoc(doc if doc is not None else handler.__doc__ or "")
+        summary, _, description = text.partition("\n\n")
         self._methods[name] = Method(
             name=name,
             handler=handler,
             params_type=params_type,
-            result_type=hints["return"],
+            result_type=result_type,
             summary=" ".join(summary.split()),
             description=description.strip(),
             when_starting=when_starting,
@@ -108,3 +117,75 @@ class Registry:
 
     def methods(self) -> list[Method]:
         return [self._methods[name] for name in sorted(self._methods)]
+
+
+def _annotated_types(name: str, handler: Callable[..., Any]) -> tuple[type[Params], Any]:
+    """(params type, result type) from the annotations of a handler that takes (call, params):
+    a bound method, or a function with its context bound by functools.partial."""
+    target = handler.func if isinstance(handler, functools.partial) else handler
+    hints = typing.get_type_hints(target)
+    parameters = list(inspect.signature(handler).parameters)  # without self or bound args
+    if len(parameters) != 2 or "return" not in hints:
+        raise TypeError(f"{name}: handler must be (call, params) -> Result, annotated")
+    params_type = hints[parameters[1]]
+    if not (isinstance(params_type, type) and issubclass(params_type, Params)):
+        raise TypeError(f"{name}: params must be a Params struct, not {params_type!r}")
+    return params_type, hints["return"]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    handler: Callable[..., Awaitable[Any]]
+    when_starting: bool
+    params_type: type[Params] | None
+    result_type: Any
+    doc: str | None
+
+
+class Methods:
+    """The RPC methods of one domain module, registered with the runtime's context by `bind`.
+
+    `@methods("noun.verb")` marks `async def f(ctx, call, params) -> Result`; `methods.add`
+    takes a generated handler with its types given."""
+
+    def __init__(self) -> None:
+        self._entries: list[_Entry] = []
+
+    def __call__(self, name: str, *, when_starting: bool = False) -> Callable[[F], F]:
+        def mark(fn: F) -> F:
+            self._entries.append(_Entry(name, fn, when_starting, None, None, None))
+            return fn
+
+        return mark
+
+    def add(
+        self,
+        name: str,
+        handler: Callable[..., Awaitable[Any]],
+        *,
+        params_type: type[Params],
+        result_type: Any,
+        doc: str,
+        when_starting: bool = False,
+    ) -> None:
+        self._entries.append(_Entry(name, handler, when_starting, params_type, result_type, doc))
+
+    @property
+    def names(self) -> list[str]:
+        return [entry.name for entry in self._entries]
+
+    def bind(self, registry: Registry, context: Any) -> None:
+        for entry in self._entries:
+            handler = functools.partial(entry.handler, context)
+            params_type, result_type = entry.params_type, entry.result_type
+            if params_type is None:
+                params_type, result_type = _annotated_types(entry.name, handler)
+            registry.add(
+                entry.name,
+                handler,
+                when_starting=entry.when_starting,
+                params_type=params_type,
+                result_type=result_type,
+                doc=entry.doc if entry.doc is not None else entry.handler.__doc__,
+            )
