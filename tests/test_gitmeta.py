@@ -545,10 +545,10 @@ def test_config_permission_error_even_as_root(
     repo = make_repo(tmp_path / "proj", home=home, remotes={"origin": "git@h.example:o/r.git"})
     read_text = gitconfig.read_text
 
-    def refuse_config(path: str) -> str:
+    def refuse_config(path: str, *, within: str | None, max_bytes: int) -> str:
         if path == str(repo / ".git/config"):
             raise PermissionError(13, "Permission denied", path)
-        return read_text(path)
+        return read_text(path, within=within, max_bytes=max_bytes)
 
     monkeypatch.setattr(gitconfig, "read_text", refuse_config)
     info = read_git(str(repo), env=env_of(home))
@@ -565,7 +565,7 @@ def test_config_that_cannot_be_read_even_by_root(tmp_path: Path, home: Path) -> 
     (repo / ".git/config").mkdir()
     info = read_git(str(repo), env=env_of(home))
     assert info is not None
-    assert info.error == "config: IsADirectoryError"
+    assert info.error == "config: not a regular file (a folder)"
     assert info.head_sha == sha
 
 

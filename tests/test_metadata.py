@@ -673,7 +673,7 @@ def test_an_unreadable_readme_is_reported(tmp_path: Path) -> None:
 def test_a_readme_that_cannot_be_read_is_reported(tmp_path: Path) -> None:
     path = project(tmp_path / "p", {".github/README.md/oops.txt": "", "main.py": "x"})
     facts = facts_of(path)
-    assert facts.error == "README.md: Is a directory"
+    assert facts.error == "README.md: not a regular file (a folder)"
     assert (facts.description, facts.languages) == (None, {"Python": 1})
 
 

@@ -46,6 +46,7 @@ class Outside(RefusedFile):
 class NotRegular(RefusedFile):
     def __init__(self, path: str, mode: int) -> None:
         super().__init__(errno.EINVAL, f"not a regular file ({_kind(mode)})", path)
+        self.mode = mode  # a caller may treat a folder where a file may be as simply absent
 
 
 class TooLarge(RefusedFile):

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Literal
 
+from daemon.platform import untrusted
 from daemon.projects.model import Candidate, Discovery, WalkError
 
 PRUNED_NAMES = frozenset(
@@ -185,11 +186,11 @@ class _Walk:
                 return "git"
             if not entry.is_file():
                 return None
-            with open(entry.path, "rb") as f:
-                line = f.readline(_FIRST_LINE_LIMIT)
+            head = untrusted.read(entry.path, within=path, max_bytes=_FIRST_LINE_LIMIT, whole=False)
         except OSError as exc:
             self.error(entry.path, exc)
             return None
+        line = head.split(b"\n", 1)[0]
         if not line.startswith(_GITDIR):
             return None  # not git's pointer file; the folder may still be a manifest project
         gitdir = os.path.normpath(os.path.join(path, os.fsdecode(line[len(_GITDIR) :].strip())))

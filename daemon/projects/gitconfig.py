@@ -1,5 +1,11 @@
 """git's config files, read the way git reads them: the repository's, then the global ones,
 with include.path and includeIf "gitdir:" followed. Never raises: problems are noted.
+
+A repository's config is untrusted: it and everything it includes must lie inside the
+repository's own git directory (an include that leads elsewhere is not followed, and noted).
+The user's global config files and their includes are the user's own and may lie anywhere.
+Either way every file goes through `daemon.platform.untrusted` (non-blocking, regular files
+only, capped), and one repository's config chain has a budget in files and bytes.
 """
 
 from __future__ import annotations
@@ -8,9 +14,17 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
+from daemon.platform import untrusted
+
 ConfigEntry = tuple[str, str | None, str, str]  # (section, subsection, name, value)
 
 _INCLUDE_DEPTH = 10  # git's own limit is 10 too
+# Real config files are a few KiB; one with thousands of [branch] sections is still < 1 MiB.
+CONFIG_MAX_BYTES = 4 * 1024 * 1024
+# For one repository: the global files, the repository's, and every include of either. Enough
+# for any real setup; an include bomb (a file including itself twice, ten levels deep) stops.
+CONFIG_CHAIN_MAX_FILES = 64
+CONFIG_CHAIN_MAX_BYTES = 8 * 1024 * 1024
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _SECTION = re.compile(r"[A-Za-z0-9.-]+")
 _ESCAPES = {"n": "\n", "t": "\t", "b": "\b", '"': '"', "\\": "\\"}
@@ -24,19 +38,35 @@ class Problems:
 
     def note(self, what: str, problem: BaseException | str) -> None:
         if self.first is None:
-            detail = problem if isinstance(problem, str) else type(problem).__name__
+            if isinstance(problem, str):
+                detail = problem
+            elif isinstance(problem, untrusted.RefusedFile):
+                detail = problem.strerror or type(problem).__name__  # why it was refused
+            else:
+                detail = type(problem).__name__
             self.first = f"{what}: {detail}"[:200]
 
 
-def read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+def read_text(path: str, *, within: str | None, max_bytes: int) -> str:
+    """A file read whole (UTF-8, strict), through `untrusted`. `within=None`: the user's own
+    file, which may be a link to anywhere (dotfiles managers link ~/.gitconfig)."""
+    if within is None:
+        path = os.path.realpath(path)
+    return untrusted.read_text(path, within=within, max_bytes=max_bytes, errors="strict")
 
 
-def read_file(path: str, problems: Problems, what: str, *, required: bool = False) -> str | None:
+def read_file(
+    path: str,
+    problems: Problems,
+    what: str,
+    *,
+    within: str | None,
+    max_bytes: int,
+    required: bool = False,
+) -> str | None:
     """A file's text, or None with the problem noted; most files may legitimately be absent."""
     try:
-        return read_text(path)
+        return read_text(path, within=within, max_bytes=max_bytes)
     except FileNotFoundError as exc:
         if required:
             problems.note(what, exc)
@@ -44,9 +74,6 @@ def read_file(path: str, problems: Problems, what: str, *, required: bool = Fals
     except (OSError, UnicodeDecodeError) as exc:
         problems.note(what, exc)
         return None
-
-
-# --- locating the repository ------------------------------------------------------------------
 
 
 # --- config -----------------------------------------------------------------------------------
@@ -208,17 +235,40 @@ def _gitdir_matches(condition: str, git_dir: str, config_dir: str, home: str | N
 
 
 class ConfigReader:
-    """Reads config files for one repository, following include.path and includeIf gitdir:."""
+    """Reads config files for one repository, following include.path and includeIf gitdir:.
+
+    `within` confines a file and all it includes to one folder (the repository's git
+    directory); None reads the user's own files wherever they are."""
 
     def __init__(self, git_dir: str, home: str | None, problems: Problems) -> None:
         self.git_dir, self.home, self.problems = git_dir, home, problems
+        self.files_left = CONFIG_CHAIN_MAX_FILES
+        self.bytes_left = CONFIG_CHAIN_MAX_BYTES
 
     def read(
-        self, path: str, what: str, *, required: bool = False, depth: int = 0
+        self,
+        path: str,
+        what: str,
+        *,
+        within: str | None,
+        required: bool = False,
+        depth: int = 0,
     ) -> list[ConfigEntry]:
-        text = read_file(path, self.problems, what, required=required)
+        if self.files_left <= 0 or self.bytes_left <= 0:
+            self.problems.note(what, "too many config files or includes; the rest not read")
+            return []
+        self.files_left -= 1
+        text = read_file(
+            path,
+            self.problems,
+            what,
+            within=within,
+            max_bytes=min(CONFIG_MAX_BYTES, self.bytes_left),
+            required=required,
+        )
         if text is None:
             return []
+        self.bytes_left -= len(text)
         entries, error = parse_config(text)
         if error is not None:
             self.problems.note(what, error)
@@ -229,7 +279,7 @@ class ConfigReader:
             out.append(entry)
             included = self._include_path(entry, os.path.dirname(path))
             if included is not None:
-                out.extend(self.read(included, what, depth=depth + 1))
+                out.extend(self.read(included, what, within=within, depth=depth + 1))
         return out
 
     def _include_path(self, entry: ConfigEntry, config_dir: str) -> str | None:

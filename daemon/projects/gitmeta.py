@@ -3,6 +3,10 @@
 This runs for every project on each scan, so it never spawns git (except for reftable repos,
 whose refs are binary) and never walks objects: a handful of small reads per repository.
 Nothing here raises on a bad repository; the first problem is recorded in `GitInfo.error`.
+
+A repository is untrusted input: each of its files is read through `daemon.platform.untrusted`
+(non-blocking, regular files only, a cap per kind of file) and only from inside the
+repository's own git directory (its common dir for config and refs), which `locate` decides.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import os
 import re
 import stat
 import subprocess
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from daemon.clock import iso
+from daemon.platform import untrusted
 from daemon.projects.gitconfig import (
+    CONFIG_MAX_BYTES,
     ConfigReader,
     Problems,
     global_config_paths,
@@ -28,6 +36,11 @@ from daemon.projects.gitconfig import (
 from daemon.projects.model import GitInfo, GitKind, ReflogSummary
 from daemon.projects.remotes import remotes_from_config
 
+# Caps per kind of file (a file over its cap is refused and noted, never read into memory).
+POINTER_MAX_BYTES = 4096  # a `.git` file, commondir, a worktree's gitdir: one path
+REF_MAX_BYTES = 4096  # HEAD, a loose ref: a sha or "ref: <name>"
+PACKED_REFS_MAX_BYTES = 256 * 1024 * 1024  # streamed line by line, never held whole
+_PACKED_LINE_MAX = 4096  # "<sha> <ref name>": a longer line is no ref pm-agent needs
 _REFLOG_WHOLE = 1 << 20  # read a reflog this size or smaller whole …
 _REFLOG_HALF = 512 << 10  # … else only its first and last halves of that
 _GIT_TIMEOUT = 5.0
@@ -36,16 +49,43 @@ _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # sha1, or sha256 repos
 _GIT_LOCATION_VARS = frozenset(
     {"GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"}
 )
+_OUTSIDE = "leads outside the project"
+
+
+class _Found(NamedTuple):
+    kind: GitKind
+    git_dir: str  # as found (not resolved): what GitInfo stores and the watcher watches
+    common_dir: str
+
+
+# --- locating the repository ------------------------------------------------------------------
+#
+# Every file of a repository is read only from inside its own git directory. Which folder that
+# is, is decided here, from the project folder: its `.git` folder (which must really be inside
+# the project, not a link out of it), the folder a `.git` file names when that is inside the
+# project too, a linked worktree's folder under its main repository's `worktrees/` when that
+# repository names this checkout back (git writes the back-link at `git worktree add`; a
+# `.git` file alone can name any folder on the disk), or a submodule's folder under the
+# `modules/` of the repository that holds the checkout. Anything else is not read at all.
+
+
+def _first_line(path: str, within: str) -> str | None:
+    """The first line of a small pointer file, stripped; None when absent or unreadable."""
+    try:
+        data = untrusted.read(path, within=within, max_bytes=POINTER_MAX_BYTES, whole=False)
+    except OSError:
+        return None
+    line = data.split(b"\n", 1)[0].strip()
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return os.fsdecode(line)  # paths are bytes; keep them exact
 
 
 def _gitdir_of_file(dotgit: str) -> str | None:
     """The target of a `.git` file (`gitdir: <path>`, relative to the folder holding it)."""
-    try:
-        with open(dotgit, encoding="utf-8") as f:
-            line = f.readline(4096).strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not line.startswith("gitdir:") or not line[7:].strip():
+    line = _first_line(dotgit, os.path.dirname(dotgit))
+    if line is None or not line.startswith("gitdir:") or not line[7:].strip():
         return None
     return os.path.normpath(os.path.join(os.path.dirname(dotgit), line[7:].strip()))
 
@@ -59,9 +99,10 @@ def _is_bare(folder: str) -> bool:
         return False
     # A checkout's own .git folder has the same layout; its config says core.bare = false.
     try:
-        entries, _ = parse_config(read_text(os.path.join(folder, "config")))
+        text = read_text(os.path.join(folder, "config"), within=folder, max_bytes=CONFIG_MAX_BYTES)
     except (OSError, UnicodeDecodeError):
         return True
+    entries, _ = parse_config(text)
     return last_value(entries, "core", None, "bare", "true").lower() not in {
         "false",
         "no",
@@ -70,30 +111,85 @@ def _is_bare(folder: str) -> bool:
     }
 
 
-def locate(folder: str) -> tuple[GitKind, str, str] | None:
-    """(kind, git_dir, common_dir) for a project folder, or None when it is not git."""
+def _linked_worktree(folder: str, git_dir: str) -> str | None:
+    """The main repository's git dir when `git_dir` is really a linked worktree of it that
+    names `folder` as its checkout; None otherwise."""
+    parent = os.path.dirname(git_dir)
+    if os.path.basename(parent) != "worktrees":
+        return None
+    common = os.path.dirname(parent)
+    named = _first_line(os.path.join(git_dir, "commondir"), git_dir)
+    if named is not None and os.path.realpath(os.path.join(git_dir, named)) != os.path.realpath(
+        common
+    ):
+        return None  # a commondir elsewhere: not the repository the layout says
+    back = _first_line(os.path.join(git_dir, "gitdir"), git_dir)
+    if back is None:
+        return None
+    dotgit = os.path.join(folder, ".git")
+    if os.path.realpath(os.path.join(git_dir, back)) != os.path.realpath(dotgit):
+        return None
+    return common
+
+
+def _in_superproject_modules(folder: str, git_dir: str, depth: int) -> bool:
+    """`git_dir` lies under `modules/` of the git dir of the repository holding `folder`."""
+    real = os.path.realpath(folder)
+    parent = os.path.dirname(real)
+    while parent != os.path.dirname(parent):
+        if os.path.lexists(os.path.join(parent, ".git")):
+            holder = _find(parent, depth + 1)
+            if not isinstance(holder, _Found):
+                return False
+            modules = os.path.join(os.path.realpath(holder.git_dir), "modules")
+            return untrusted.is_inside(os.path.realpath(git_dir), modules)
+        parent = os.path.dirname(parent)
+    return False
+
+
+def _find(folder: str, depth: int = 0) -> _Found | str | None:
+    """Where the repository of `folder` is; a reason when `.git` is there but refused; None
+    when the folder is not git."""
+    if depth > 8:  # submodules of submodules…: deeper is not worth following
+        return None
     folder = os.path.abspath(folder)
+    top = os.path.realpath(folder)
     dotgit = os.path.join(folder, ".git")
     try:
         mode = os.stat(dotgit).st_mode
     except OSError:
-        return ("bare", folder, folder) if _is_bare(folder) else None
+        return _Found("bare", folder, folder) if _is_bare(folder) else None
     if stat.S_ISDIR(mode):
-        return ("worktree", dotgit, dotgit)
+        inside = untrusted.is_inside(os.path.realpath(dotgit), top)
+        return _Found("worktree", dotgit, dotgit) if inside else _OUTSIDE
     if not stat.S_ISREG(mode):
         return None
+    if not untrusted.is_inside(os.path.realpath(dotgit), top):
+        return _OUTSIDE
     git_dir = _gitdir_of_file(dotgit)
     if git_dir is None:
         return None
-    try:
-        common = read_text(os.path.join(git_dir, "commondir")).strip()
-    except (OSError, UnicodeDecodeError):
-        # No commondir: a submodule or --separate-git-dir, a whole repository of its own.
-        # Unreadable yet plainly a linked worktree: its common dir is two levels up.
-        if os.path.basename(os.path.dirname(git_dir)) != "worktrees":
-            return ("worktree", git_dir, git_dir)
-        common = "../.."
-    return ("linked-worktree", git_dir, os.path.normpath(os.path.join(git_dir, common)))
+    common = _linked_worktree(folder, git_dir)
+    if common is not None:
+        return _Found("linked-worktree", git_dir, os.path.normpath(common))
+    if untrusted.is_inside(os.path.realpath(git_dir), top):
+        return _Found("worktree", git_dir, git_dir)  # --separate-git-dir inside the project
+    if _in_superproject_modules(folder, git_dir, depth):
+        return _Found("worktree", git_dir, git_dir)
+    return _OUTSIDE
+
+
+def locate(folder: str) -> tuple[GitKind, str, str] | None:
+    """(kind, git_dir, common_dir) for a project folder, or None when it is not git or its
+    `.git` leads where pm-agent does not read (see `refusal`)."""
+    found = _find(folder)
+    return (found.kind, found.git_dir, found.common_dir) if isinstance(found, _Found) else None
+
+
+def refusal(folder: str) -> str | None:
+    """Why the folder's `.git` is not read (it leads outside the project), or None."""
+    found = _find(folder)
+    return found if isinstance(found, str) else None
 
 
 def is_submodule(folder: str) -> bool:
@@ -120,17 +216,18 @@ def is_submodule(folder: str) -> bool:
 
 def _packed_ref(common: str, ref: str, problems: Problems) -> str | None:
     """`ref` from packed-refs, read line by line: branches sort first, so it stops early."""
-    target = " " + ref
+    target = (" " + ref).encode("utf-8", "surrogateescape")
     try:
-        with open(os.path.join(common, "packed-refs"), encoding="utf-8") as f:
-            for raw in f:
-                line = raw.rstrip("\n")
-                if line.endswith(target) and not line.startswith(("#", "^")):
-                    sha = line[: -len(target)]
+        path = os.path.join(common, "packed-refs")
+        with untrusted.open_file(path, within=common, max_bytes=PACKED_REFS_MAX_BYTES) as f:
+            while raw := f.readline(_PACKED_LINE_MAX):
+                line = raw.rstrip(b"\n")
+                if line.endswith(target) and not line.startswith((b"#", b"^")):
+                    sha = line[: -len(target)].decode("ascii", "replace")
                     return sha if _SHA.fullmatch(sha) else None
     except FileNotFoundError:
         pass
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         problems.note("packed-refs", exc)
     return None
 
@@ -140,7 +237,8 @@ def _resolve(common: str, ref: str, problems: Problems) -> str | None:
     for _ in range(5):  # symbolic refs chain; git stops at 5 levels as well
         if not ref.startswith("refs/") or ".." in ref:
             return None
-        text = read_file(os.path.join(common, ref), problems, ref)
+        path = os.path.join(common, ref)
+        text = read_file(path, problems, ref, within=common, max_bytes=REF_MAX_BYTES)
         if text is None:
             return _packed_ref(common, ref, problems)
         text = text.strip()
@@ -151,7 +249,8 @@ def _resolve(common: str, ref: str, problems: Problems) -> str | None:
 
 
 def _default_branch(common: str, problems: Problems) -> str | None:
-    text = read_file(os.path.join(common, "refs/remotes/origin/HEAD"), problems, "origin/HEAD")
+    path = os.path.join(common, "refs/remotes/origin/HEAD")
+    text = read_file(path, problems, "origin/HEAD", within=common, max_bytes=REF_MAX_BYTES)
     prefix = "ref: refs/remotes/origin/"
     if text is None or not text.startswith(prefix):
         return None
@@ -193,9 +292,10 @@ def _refs_by_git(
 # --- reflog -----------------------------------------------------------------------------------
 
 
-def _reflog_lines(path: str) -> list[str]:
+def _reflog_lines(path: str, git_dir: str) -> list[str]:
     """Whole lines of a reflog, at most ~1 MiB of them: its start and its end when bigger."""
-    with open(path, "rb") as f:
+    # Any size is fine: no more than _REFLOG_WHOLE bytes are ever read.
+    with untrusted.open_file(path, within=git_dir, max_bytes=sys.maxsize) as f:
         size = os.fstat(f.fileno()).st_size
         if size <= _REFLOG_WHOLE:
             raw = f.read().split(b"\n")
@@ -220,7 +320,7 @@ def _entry(line: str) -> tuple[str, int, str] | None:
 
 def _reflog(git_dir: str, problems: Problems) -> ReflogSummary:
     try:
-        lines = _reflog_lines(os.path.join(git_dir, "logs", "HEAD"))
+        lines = _reflog_lines(os.path.join(git_dir, "logs", "HEAD"), git_dir)
     except FileNotFoundError:
         return ReflogSummary()  # expired, or never written (bare repositories)
     except OSError as exc:
@@ -249,28 +349,39 @@ def _reflog(git_dir: str, problems: Problems) -> ReflogSummary:
 
 
 def read_git(folder: str, *, env: Mapping[str, str] = os.environ) -> GitInfo | None:
-    """Everything GitInfo holds, from files; None when the folder is not a git repository."""
+    """Everything GitInfo holds, from files; None when the folder is not a git repository or
+    its `.git` leads outside the project (`refusal` says so)."""
     found = locate(folder)
     if found is None:
         return None
     kind, git_dir, common = found
     problems = Problems()
     reader = ConfigReader(git_dir, env.get("HOME") or None, problems)
-    repo = reader.read(os.path.join(common, "config"), "config", required=True)
+    # The repository's config, and what it includes, only from its own common dir.
+    repo = reader.read(os.path.join(common, "config"), "config", within=common, required=True)
     if last_value(repo, "extensions", None, "worktreeconfig", "false").lower() in {
         "true",
         "yes",
         "1",
     }:
-        repo += reader.read(os.path.join(git_dir, "config.worktree"), "config.worktree")
-    every = [e for p in global_config_paths(env) for e in reader.read(p, p)] + repo
+        path = os.path.join(git_dir, "config.worktree")
+        repo += reader.read(path, "config.worktree", within=git_dir)
+    # The user's own files (and their includes) are read wherever they are.
+    every = [e for p in global_config_paths(env) for e in reader.read(p, p, within=None)] + repo
 
     used_git = last_value(repo, "extensions", None, "refstorage", "files").lower() == "reftable"
     head_ref = head_sha = default_branch = None
     if used_git:
         head_ref, head_sha, default_branch = _refs_by_git(os.path.abspath(folder), env, problems)
     else:
-        head = read_file(os.path.join(git_dir, "HEAD"), problems, "HEAD", required=True)
+        head = read_file(
+            os.path.join(git_dir, "HEAD"),
+            problems,
+            "HEAD",
+            within=git_dir,
+            max_bytes=REF_MAX_BYTES,
+            required=True,
+        )
         if head is not None and head.startswith("ref:"):
             head_ref = head[4:].strip()
             head_sha = _resolve(common, head_ref, problems)

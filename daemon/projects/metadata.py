@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.clock import iso
+from daemon.platform import untrusted
+from daemon.projects import gitmeta
 from daemon.projects.model import (
     Candidate,
     GitInfo,
@@ -37,6 +39,7 @@ WALK_MAX_ENTRIES = 2_000
 # Bigger files are bundles, dumps or generated code: they would drown what was written by hand.
 SOURCE_MAX_BYTES = 10 * 1024 * 1024
 MANIFEST_MAX_BYTES = 1024 * 1024
+GIT_DESCRIPTION_MAX_BYTES = 4096  # one line by design; more would be cut at 200 chars anyway
 FINGERPRINT_VERSION = b"fp1"  # bump when the fingerprint's inputs change
 
 GIT_PLACEHOLDER = "Unnamed repository; edit this file 'description' to name the repository."
@@ -227,6 +230,8 @@ def _analyze(
     description = None if bare else _description(path, files, problems)
     if description is None and git is not None:
         description = _git_description(git.common_dir, problems)
+    if git is None and (why := gitmeta.refusal(path)) is not None:
+        problems.append(f".git: {why}")  # read as a folder without git
     last = _last_worked_on(entries, git)
     archived = any(entry.name in ARCHIVE_MARKERS for entry in entries)
     kind = origin_type(git, own_handles_of(git, own_handles))
@@ -277,17 +282,11 @@ def _description(path: str, files: set[str], problems: list[str]) -> str | None:
     """package.json → pyproject.toml → Cargo.toml → README → .github/README (git's is last)."""
     for name, keys in MANIFEST_DESCRIPTIONS:
         location = os.path.join(path, name)
-        if (
-            name in files
-            and _inside(location, path)
-            and (text := _manifest_description(location, keys, problems))
-        ):
+        if name in files and (text := _manifest_description(path, location, keys, problems)):
             return text
     for location in readme_files(path, files):
-        if not _inside(location, path):
-            continue
         try:
-            text = _read_text(location, README_MAX_BYTES)
+            text = _read_text(location, path, README_MAX_BYTES)
         except OSError as exc:
             problems.append(_problem(os.path.basename(location), exc))
             continue
@@ -296,17 +295,12 @@ def _description(path: str, files: set[str], problems: list[str]) -> str | None:
     return None
 
 
-def _inside(location: str, folder: str) -> bool:
-    """The file really is in the project folder. A link within it (README.md → docs/README.md)
-    is followed; one that leads out of the folder is not: it could be any file on the disk."""
-    top = os.path.realpath(folder).rstrip(os.sep) + os.sep
-    return os.path.realpath(location).startswith(top)
-
-
-def _manifest_description(location: str, keys: tuple[str, ...], problems: list[str]) -> str | None:
+def _manifest_description(
+    path: str, location: str, keys: tuple[str, ...], problems: list[str]
+) -> str | None:
     name = os.path.basename(location)
     try:
-        text = _read_text(location, MANIFEST_MAX_BYTES)
+        text = _read_text(location, path, MANIFEST_MAX_BYTES)
         value: Any = json.loads(text) if name.endswith(".json") else tomllib.loads(text)
     except OSError as exc:
         problems.append(_problem(name, exc))
@@ -321,7 +315,8 @@ def _manifest_description(location: str, keys: tuple[str, ...], problems: list[s
 
 def _git_description(common_dir: str, problems: list[str]) -> str | None:
     try:
-        text = _collapse(_read_text(os.path.join(common_dir, "description"), 4096))
+        location = os.path.join(common_dir, "description")
+        text = _collapse(_read_text(location, common_dir, GIT_DESCRIPTION_MAX_BYTES))
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -337,8 +332,9 @@ def _last_worked_on(entries: list[os.DirEntry[str]], git: GitInfo | None) -> str
             return git.reflog.last_time
         refs = [*([git.head_ref] if git.head_ref else []), "packed-refs"]
         for ref in refs:
-            try:
-                return _iso_mtime(os.stat(os.path.join(git.common_dir, ref)).st_mtime)
+            try:  # a link out of the git dir would give some other file's time
+                inside = untrusted.resolve_within(os.path.join(git.common_dir, ref), git.common_dir)
+                return _iso_mtime(os.stat(inside).st_mtime)
             except OSError:
                 continue
     newest: float | None = None
@@ -404,10 +400,11 @@ def _is_file(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def _read_text(location: str, limit: int) -> str:
-    with open(location, "rb") as handle:
-        data = handle.read(limit)
-    return data.decode("utf-8", errors="replace").lstrip("\ufeff")
+def _read_text(location: str, within: str, limit: int) -> str:
+    """The first `limit` bytes of a file inside `within`. A link within it (README.md →
+    docs/README.md) is followed; one that leads out is refused: it could be any file."""
+    text = untrusted.read_text(location, within=within, max_bytes=limit, whole=False)
+    return text.lstrip("\ufeff")
 
 
 def _collapse(text: str) -> str:

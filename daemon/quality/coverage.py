@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from daemon.clock import iso
+from daemon.platform import untrusted
 from daemon.quality.files import printable
 from daemon.quality.model import Coverage
 from daemon.quality.reports import parse
@@ -59,6 +60,7 @@ _KNOWN = {path: kind for path, kind in CANDIDATES}
 
 class _Report(NamedTuple):
     path: str  # relative, "/"-separated
+    location: str  # resolved, inside the project: what is parsed
     kind: str
     mtime: float
     order: int
@@ -82,7 +84,7 @@ def find_coverage(
     reports.sort(key=lambda report: (-report.mtime, report.order))
     chosen: Coverage | None = None
     for report in reports[:_MAX_PARSED]:
-        result = parse(os.path.join(project, *report.path.split("/")), report.kind)
+        result = parse(report.location, report.kind)
         coverage = Coverage(
             percent=round(result.percent, 2) if result.percent is not None else None,
             source=result.source,
@@ -121,14 +123,17 @@ def _existing(project: str, root_names: Iterable[str] | None) -> list[_Report]:
     found: list[_Report] = []
     candidates = list(CANDIDATES) + _listed(project, root_names)
     for order, (path, kind) in enumerate(candidates):
-        location = os.path.join(project, *path.split("/"))
         try:
+            # A report linked from outside the project is not this project's report.
+            location = untrusted.resolve_within(os.path.join(project, *path.split("/")), project)
             st = os.stat(location)
         except (OSError, ValueError):
             continue
-        if not stat.S_ISREG(st.st_mode) or (path in _SNIFFED and not _looks_like_go(location)):
+        if not stat.S_ISREG(st.st_mode):
             continue
-        found.append(_Report(path, kind, st.st_mtime, order))
+        if path in _SNIFFED and not _looks_like_go(location, project):
+            continue
+        found.append(_Report(path, location, kind, st.st_mtime, order))
     return found
 
 
@@ -155,9 +160,8 @@ def _names(folder: str) -> list[str]:
         return []
 
 
-def _looks_like_go(location: str) -> bool:
+def _looks_like_go(location: str, project: str) -> bool:
     try:
-        with open(location, "rb") as handle:
-            return handle.read(5) == b"mode:"
+        return untrusted.read(location, within=project, max_bytes=5, whole=False) == b"mode:"
     except OSError:
         return False

@@ -7,14 +7,16 @@ as a short line instead of raised, so an odd file costs a point, never the asses
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import re
 import stat
+import sys
 from typing import Any, BinaryIO
 
 import msgspec
+
+from daemon.platform import untrusted
 
 TEXT_MAX_BYTES = 64 * 1024  # configs, CI files, READMEs: what matters is near the top
 MANIFEST_MAX_BYTES = 1024 * 1024  # package.json and pyproject.toml, parsed whole
@@ -125,12 +127,12 @@ class ProjectFiles:
 
     def _read(self, rel: str, limit: int) -> str | None:
         try:
-            with open_regular(self.join(rel)) as handle:
-                data = handle.read(limit)
+            data = untrusted.read(self.join(rel), within=self.path, max_bytes=limit, whole=False)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            if not isinstance(exc, IsADirectoryError):
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in a name
+            folder = isinstance(exc, untrusted.NotRegular) and stat.S_ISDIR(exc.mode)
+            if not folder:  # a folder where a file may be is simply no such file
                 self.problem(f"{rel}: {getattr(exc, 'strerror', None) or type(exc).__name__}")
             return None
         return data.decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -154,17 +156,12 @@ class ProjectFiles:
         return True
 
 
-def open_regular(location: str) -> BinaryIO:
-    """A regular file opened for reading; IsADirectoryError for anything else. Opened without
-    blocking first, so a FIFO named like a config file cannot hang the scan."""
-    fd = os.open(location, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise IsADirectoryError(errno.EISDIR, "not a regular file", location)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+def open_regular(location: str, *, within: str | None = None) -> BinaryIO:
+    """A project's file opened for reading through `daemon.platform.untrusted`: non-blocking (a
+    FIFO named like a config file cannot hang the scan), a regular file only, inside `within`.
+    Without `within`, `location` must already be resolved inside the project (a link as its
+    last component is refused). The caller bounds what it reads."""
+    return untrusted.open_file(location, within=within, max_bytes=sys.maxsize)
 
 
 def printable(text: str) -> str:

@@ -13,13 +13,12 @@ except OSError from opening or reading the file.
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Generator
 from typing import BinaryIO, NamedTuple, NoReturn
 from xml.parsers import expat
+
+from daemon.platform import untrusted
 
 XML_MAX_BYTES = 20 * 1024 * 1024  # coverage reports of large projects reach a few MB
 _CHUNK = 64 * 1024
@@ -59,14 +58,17 @@ def parse_bytes(data: bytes, *, max_bytes: int = XML_MAX_BYTES) -> ET.Element:
     return root
 
 
-def parse_file(path: str, *, max_bytes: int = XML_MAX_BYTES) -> ET.Element:
-    """`parse_bytes` on a file, refused before reading when it is over `max_bytes`."""
-    with _open(path, max_bytes) as handle:
+def parse_file(
+    path: str, *, max_bytes: int = XML_MAX_BYTES, within: str | None = None
+) -> ET.Element:
+    """`parse_bytes` on a file, refused before reading when it is over `max_bytes`. `within`:
+    the folder it must lie in (see `daemon.platform.untrusted`)."""
+    with _open(path, max_bytes, within) as handle:
         return parse_bytes(_read(handle, max_bytes), max_bytes=max_bytes)
 
 
 def iter_starts(
-    path: str, *, max_depth: int, max_bytes: int = XML_MAX_BYTES
+    path: str, *, max_depth: int, max_bytes: int = XML_MAX_BYTES, within: str | None = None
 ) -> Generator[Start, None, None]:
     """Start tags no deeper than `max_depth`, streamed: no tree is built, and a caller that
     has what it needs stops early (a Cobertura total sits on the root element, so reading a
@@ -87,7 +89,7 @@ def iter_starts(
     parser = _parser()
     parser.StartElementHandler = start
     parser.EndElementHandler = end
-    with _open(path, max_bytes) as handle:
+    with _open(path, max_bytes, within) as handle:
         total = 0
         while chunk := handle.read(_CHUNK):
             total += len(chunk)
@@ -138,20 +140,14 @@ def _external_entity(_context: str, _base: str | None, system: str | None, *_res
     raise UnsafeXMLError(f"refused: an external entity ({system})")
 
 
-def _open(path: str, max_bytes: int) -> BinaryIO:
-    """The file opened for reading after its size check; without blocking, so a FIFO in place
-    of a report cannot hang the caller (it is refused as not a regular file)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+def _open(path: str, max_bytes: int, within: str | None) -> BinaryIO:
+    """The file opened through `daemon.platform.untrusted` after its size check: without
+    blocking (a FIFO in place of a report is refused, never waited on), a regular file only,
+    inside `within` (without it, a link as the last component is refused)."""
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "not a regular file", path)
-        if st.st_size > max_bytes:
-            _too_large(max_bytes, st.st_size)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        return untrusted.open_file(path, within=within, max_bytes=max_bytes)
+    except untrusted.TooLarge as exc:  # an XMLError like every other refusal of the content
+        raise XMLTooLargeError(f"refused: the file is {exc.strerror}") from None
 
 
 def _read(handle: BinaryIO, max_bytes: int) -> bytes:
@@ -161,6 +157,5 @@ def _read(handle: BinaryIO, max_bytes: int) -> bytes:
     return data
 
 
-def _too_large(max_bytes: int, size: int | None = None) -> NoReturn:
-    what = f"{size} bytes" if size is not None else "growing"
-    raise XMLTooLargeError(f"refused: the file is {what}, over the {max_bytes}-byte limit")
+def _too_large(max_bytes: int) -> NoReturn:
+    raise XMLTooLargeError(f"refused: the file is growing, over the {max_bytes}-byte limit")
