@@ -1,36 +1,47 @@
 """Configuration: a msgspec Struct read from config.toml, then PM_AGENT_* variables, then flags.
 
-Every source is validated on its own so an error names where the bad value came from; an
-unknown key or a value of the wrong type is an error, never ignored.
+Every source is validated on its own so an error names where the bad value came from, and
+carries the fix for that source. An unknown key in the file or a value of the wrong type is an
+error, never ignored; an unknown PM_AGENT_* variable is only a warning (`unknown_environment`):
+the environment is shared with every other program, and a stale export must not stop the daemon.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
 from client import locations
 from daemon.quality.model import Weights
+from daemon.schedules import parse_schedule
 
 ENV_PREFIX = "PM_AGENT_"
 MiB = 1024 * 1024
 
 
 class ConfigError(Exception):
-    """A configuration value is missing, unknown or malformed; the message says which."""
+    """A configuration value is missing, unknown or malformed; the message says which, `fix`
+    what to do about it where the bad value came from."""
+
+    kind: ClassVar[Literal["config", "dev_root"]] = "config"
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
-Every = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^(off|\d+(\.\d+)?\s*[smhd]|daily\s+([01]?\d|2[0-3]):[0-5]\d)$",
-        description='"6h", "30m", "1d", "daily 03:00" (local time), or "off"',
-    ),
-]
+class DevRootMissing(ConfigError):
+    """The Dev root does not exist and the data folder would have to be created inside it."""
+
+    kind: ClassVar[Literal["config", "dev_root"]] = "dev_root"
+
+
+Every = Annotated[str, msgspec.Meta(description='"6h", "30m", "1d", "daily 03:00", or "off"')]
 
 
 class Schedules(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -40,6 +51,15 @@ class Schedules(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
     quality: Every = "6h"
     maintenance: Every = "8h"  # WAL checkpoint + PRAGMA optimize
     retention: Every = "daily 04:00"  # events older than event_retention_days
+
+    def __post_init__(self) -> None:
+        # In words, with examples: a regular expression in an error helps nobody.
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            try:
+                parse_schedule(value)
+            except ValueError as e:
+                raise ValueError(f"schedule.{name} = {value!r} is {e}") from None
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -95,46 +115,72 @@ def _describe(error: msgspec.ValidationError) -> str:
     return str(error).replace("`$.", "`")
 
 
-def _validate(raw: Mapping[str, Any], source: str, *, strict: bool = True) -> None:
+def _validate(raw: Mapping[str, Any], source: str, fix: str, *, strict: bool = True) -> None:
     try:
         msgspec.convert(dict(raw), Config, strict=strict)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"{source}: {_describe(e)}") from None
+        raise ConfigError(f"{source}: {_describe(e)}", fix) from None
 
 
 def _from_file(path: str, explicit: bool) -> dict[str, Any]:
+    fix = f"correct it in {path}"
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(
-                f"config file {path} (from {locations.CONFIG_ENV}) does not exist"
+                f"config file {path} (from {locations.CONFIG_ENV}) does not exist",
+                f"create {path}, or point {locations.CONFIG_ENV} at the file you meant",
             ) from None
         return {}
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {path}: {e}") from None
+        raise ConfigError(f"config file {path}: {e}", fix) from None
     except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    _validate(data, f"config file {path}")
+        raise ConfigError(
+            f"cannot read config file {path}: {e.strerror}", f"make {path} readable by you"
+        ) from None
+    _validate(data, f"config file {path}", fix)
     return data
+
+
+def _env_key(name: str) -> str | None:
+    """The config key a PM_AGENT_* variable sets; None when it sets none."""
+    if not name.startswith(ENV_PREFIX) or name == locations.CONFIG_ENV:
+        return None
+    key = name[len(ENV_PREFIX) :].lower()
+    return key if key in FIELDS else None
+
+
+def unknown_environment(env: Mapping[str, str] = os.environ) -> list[str]:
+    """A warning for each PM_AGENT_* variable that sets nothing (it is ignored)."""
+    known = [ENV_PREFIX + f.upper() for f in FIELDS] + [locations.CONFIG_ENV]
+    found = []
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(known)
+            found.append(f"unknown environment variable {name} is ignored ({hint})")
+    return found
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == locations.CONFIG_ENV:
+        key = _env_key(name)
+        if key is None:
             continue
-        key = name[len(ENV_PREFIX) :].lower()
-        if key not in FIELDS:
-            known = ", ".join(ENV_PREFIX + f.upper() for f in FIELDS)
-            raise ConfigError(f"unknown environment variable {name} (known: {known})")
         # Environment values are strings; strict=False lets "5000" become an int, and a
         # list is written comma-separated.
         parsed: Any = value
         if key in _LIST_FIELDS:
             parsed = [part.strip() for part in value.split(",") if part.strip()]
-        _validate({key: parsed}, f"environment variable {name}={value!r}", strict=False)
+        _validate(
+            {key: parsed},
+            f"environment variable {name}={value!r}",
+            f"correct {name} where it is set, or unset it",
+            strict=False,
+        )
         values[key] = parsed
     return values
 
@@ -146,7 +192,7 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] = os.env
     merged.update(_from_env(env))
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     if given:
-        _validate(given, "command line")
+        _validate(given, "command line", "correct the option on the command line")
         merged.update(given)
     return msgspec.convert(merged, Config, strict=False)
 
@@ -194,3 +240,39 @@ def resolve_paths(config: Config, env: Mapping[str, str] = os.environ) -> Paths:
         socket_path=socket_path,
         log_file=log_file,
     )
+
+
+def _dev_root_fix(root: str, env: Mapping[str, str]) -> str:
+    return (
+        f"mkdir -p {root} if your projects are to live there; otherwise set dev_root in "
+        f"{locations.config_path(env)} (or PM_AGENT_DEV_ROOT) to the folder that holds them"
+    )
+
+
+def _not_a_folder(path: str) -> str:
+    return "is not a folder" if os.path.lexists(path) else "does not exist"
+
+
+def check_dev_root(paths: Paths, env: Mapping[str, str] = os.environ) -> None:
+    """Refuse to start when the data folder would have to be made inside a missing Dev root
+    (the default, `<dev_root>/.pm-agent`): creating it would also create the Dev root, so a typo
+    in dev_root would silently make a new, empty Dev folder with a second, empty database."""
+    root = paths.dev_root
+    if os.path.isdir(root) or os.path.commonpath([root, paths.data_dir]) != root:
+        return
+    raise DevRootMissing(
+        f"the Dev root {root} {_not_a_folder(root)}, and the data folder {paths.data_dir} "
+        "would be inside it; pm-agentd created neither",
+        _dev_root_fix(root, env),
+    )
+
+
+def dev_root_warnings(paths: Paths, env: Mapping[str, str] = os.environ) -> list[str]:
+    """What to say about Dev roots that are not there (nothing is found or watched in them)."""
+    root = paths.dev_root
+    if os.path.isdir(root):
+        return []
+    return [
+        f"the Dev root {root} {_not_a_folder(root)}: no project is found there; "
+        f"fix: {_dev_root_fix(root, env)}"
+    ]

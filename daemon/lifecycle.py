@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from daemon import __version__, launchd, memory
+from daemon import __version__, launchd, memory, start_failure
 from daemon.api.backup_api import BackupApi
 from daemon.api.daemon_api import DaemonApi
 from daemon.api.db_api import DbApi
@@ -31,7 +31,7 @@ from daemon.api.kv_api import KvApi
 from daemon.api.projects_api import ProjectsApi
 from daemon.api.quality_api import QualityApi
 from daemon.clock import utc_now
-from daemon.config import Config, Paths
+from daemon.config import Config, Paths, dev_root_warnings
 from daemon.db import backup as backup_files
 from daemon.db import migrations as migrations_mod
 from daemon.db import projects as projects_db
@@ -86,6 +86,7 @@ class Daemon:
         self._migrations = migrations
         self._env = env
         self._state: State = "starting"
+        self.stage: start_failure.Stage = "data_dir"  # what a start-up failure interrupted
         self._started_at = utc_now()
         self._started = time.monotonic()
         self._stop = asyncio.Event()
@@ -226,6 +227,7 @@ class Daemon:
         paths = self._paths
         private_dir(paths.data_dir, what="data directory", fix_mode=True)
         private_dir(paths.db_dir, what="database directory", fix_mode=True)
+        self.stage = "instance"
         lock = InstanceLock(paths.lock_path)
         lock.acquire()
         try:
@@ -234,6 +236,7 @@ class Daemon:
             lock.release()
 
     async def _run_locked(self) -> int:
+        self.stage = "socket"
         sock = launchd.activation_socket()  # macOS's LaunchAgent, then systemd's, then our own
         if sock is None:
             sock = activation_socket()
@@ -256,10 +259,13 @@ class Daemon:
             version=__version__,
         )
         try:
+            self.stage = "database"
             await self._open_database()
             if not self._stop.is_set():
                 await self._scheduler.start()  # closes what a previous run left unfinished
                 self._state = "ready"
+                self.stage = "serving"
+                start_failure.clear(self._paths.socket_path, self._env)
                 self._notifier.ready(f"ready; socket {self._paths.socket_path}")
                 log.info("ready", schema_version=self._db.schema_version)
                 loop = asyncio.get_running_loop()
@@ -315,7 +321,7 @@ class Daemon:
         self._bus.attach(self._db)
 
     def database_warnings(self) -> list[str]:
-        found = list(self._notes)
+        found = list(self._notes) + dev_root_warnings(self._paths, self._env)
         state = self._db.file_state() if self._db_started else "ok"
         if state == "missing":
             found.append(

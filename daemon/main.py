@@ -1,6 +1,8 @@
 """`pm-agentd`: parse flags, load the config, run the daemon in the foreground.
 
-Exit codes: 0 stopped cleanly, 1 could not start or failed, 2 bad usage, 78 bad configuration.
+Exit codes: 0 stopped cleanly, 1 could not start or failed, 2 bad usage, 78 bad configuration
+(a missing Dev root included). Why it could not start goes to stderr and, for `pm doctor`, to
+the start-failure record (daemon/start_failure.py).
 """
 
 from __future__ import annotations
@@ -9,11 +11,19 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from daemon import __version__
-from daemon.config import Config, ConfigError, load, resolve_paths
+from client import locations
+from daemon import __version__, start_failure
+from daemon.config import (
+    Config,
+    ConfigError,
+    check_dev_root,
+    load,
+    resolve_paths,
+    unknown_environment,
+)
 from daemon.db.migrations import Migration
 
 EX_CONFIG = 78
@@ -60,31 +70,74 @@ def main(argv: Sequence[str] | None = None, *, migrations: list[Migration] | Non
     }
     try:
         config: Config = load(flags, env)
+        paths = resolve_paths(config, env)
+        check_dev_root(paths, env)
     except ConfigError as e:
-        print(f"pm-agentd: {e}", file=sys.stderr)
-        return EX_CONFIG
-    paths = resolve_paths(config, env)
+        where = _socket_guess(args.socket, env)
+        return _could_not_start(e.kind, str(e), e.fix, EX_CONFIG, where, "", env)
     os.umask(0o077)  # every file and folder we create is ours alone
 
     from daemon import memory
 
     memory.tune_allocator()  # before any thread or big allocation (see daemon/memory.py)
 
+    import structlog
+
     from daemon import logs
     from daemon.db.migrations import MigrationError
     from daemon.lifecycle import Daemon
     from daemon.startup import StartupError
 
-    logs.configure(config.log_level, paths.log_file, env)
+    target = logs.configure(config.log_level, paths.log_file, env)
+    log = structlog.get_logger("pm.daemon")
+    for warning in unknown_environment(env):
+        log.warning(warning)
+        if target != "-":  # also where whoever started us looks first
+            print(f"pm-agentd: warning: {warning}", file=sys.stderr)
     daemon = Daemon(config, paths, migrations=migrations, env=env)
     try:
         return _run(daemon.run())
     except (StartupError, MigrationError) as e:
-        import structlog
+        log.error("cannot start", error=str(e), stage=daemon.stage)
+        kind = "migration" if isinstance(e, MigrationError) else start_failure.kind_of(daemon.stage)
+        return _could_not_start(kind, str(e), "", 1, daemon.paths.socket_path, paths.data_dir, env)
+    except Exception as e:
+        if daemon.stage == "serving":
+            raise  # not a start-up failure: the traceback, as for any crash
+        log.exception("cannot start", stage=daemon.stage)
+        message = f"could not start ({daemon.stage}): {type(e).__name__}: {e}"
+        return _could_not_start(
+            "failed", message, "", 1, daemon.paths.socket_path, paths.data_dir, env
+        )
 
-        structlog.get_logger("pm.daemon").error("cannot start", error=str(e))
-        print(f"pm-agentd: {e}", file=sys.stderr)
-        return 1
+
+def _socket_guess(flag: str | None, env: Mapping[str, str]) -> str:
+    """Where clients look for this daemon, even when its config cannot be read."""
+    try:
+        return locations.client_socket_path(flag, env)
+    except locations.ConfigFileError:
+        return ""
+
+
+def _could_not_start(
+    kind: start_failure.Kind,
+    message: str,
+    fix: str,
+    code: int,
+    socket: str,
+    data_dir: str,
+    env: Mapping[str, str],
+) -> int:
+    """Say why on stderr (a client that started us shows it) and keep it for `pm doctor`."""
+    print(f"pm-agentd: {message}" + (f"\nfix: {fix}" if fix else ""), file=sys.stderr)
+    start_failure.record(
+        start_failure.StartFailure(
+            kind=kind, message=message, fix=fix, exit_code=code, pid=os.getpid(),
+            at=start_failure.now(), socket=socket, data_dir=data_dir,
+        ),
+        env,
+    )  # fmt: skip
+    return code
 
 
 def entry() -> None:

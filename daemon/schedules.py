@@ -38,21 +38,40 @@ _SCHEDULE = re.compile(
     r"|daily\s+(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d))$"
 )
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_WORDS = re.compile(r"^(\d+(?:\.\d+)?)\s*(sec|second|min|minute|hour|day)s?$")
+HOW = (
+    'write an interval as a number and a unit (s, m, h or d): "90s", "30m", "6h", "1d"; '
+    'a local time of day as "daily 03:00"; or "off"'
+)
 
 
 def parse_schedule(text: str) -> Schedule:
     """A schedule: "6h", "30m", "90s", "1d", "daily 03:00" (local time) or "off" (0 is off)."""
-    match = _SCHEDULE.match(text.strip())
+    clean = text.strip()
+    match = _SCHEDULE.match(clean)
     if match is None:
-        raise ValueError(
-            f'not a schedule: {text!r} (use "90s", "30m", "6h", "1d", "daily 03:00" or "off")'
-        )
+        raise ValueError(f"not a schedule: {text!r}; {_hint(clean)}")
     if match["off"]:
         return None
     if match["n"] is not None:
         seconds = float(match["n"]) * _UNIT[match["unit"]]
         return Interval(seconds) if seconds > 0 else None
     return Daily(int(match["h"]), int(match["m"]))
+
+
+def _hint(text: str) -> str:
+    """What the user probably meant, in words, then how a schedule is written."""
+    words = _WORDS.match(text.lower())
+    if words:
+        return f'write it as "{words[1]}{words[2][0]}"'
+    if text.replace(".", "", 1).isdigit():
+        return f'a number needs a unit (s, m, h or d), as in "{text}h"'
+    if text.lower().startswith("daily"):
+        return (
+            'a daily slot is "daily HH:MM", a local time in 24-hour form from "daily 00:00" '
+            'to "daily 23:59"'
+        )
+    return HOW
 
 
 def local_now() -> datetime:

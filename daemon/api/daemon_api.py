@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -42,6 +43,16 @@ class Hello(msgspec.Struct, kw_only=True):
     compatible: bool
 
 
+class DevRoot(msgspec.Struct, kw_only=True):
+    path: str
+    exists: bool  # false: nothing is found or watched there (db.health says how to fix it)
+
+
+def _dev_roots(paths: list[str]) -> list[DevRoot]:
+    """In a thread: a Dev root on a network share that hangs must not stall the loop."""
+    return [DevRoot(path=path, exists=os.path.isdir(path)) for path in paths]
+
+
 class Status(msgspec.Struct, kw_only=True):
     state: State
     version: str
@@ -54,6 +65,7 @@ class Status(msgspec.Struct, kw_only=True):
     data_dir: str
     db_path: str
     dev_root: str
+    dev_roots: list[DevRoot]  # the folders searched and watched for projects
     schema_version: int
     connections: int
     subscriptions: int
@@ -112,6 +124,7 @@ class DaemonApi:
             data_dir=rt.paths.data_dir,
             db_path=rt.paths.db_path,
             dev_root=rt.paths.dev_root,
+            dev_roots=await asyncio.to_thread(_dev_roots, [rt.paths.dev_root]),
             schema_version=rt.schema_version,
             connections=rt.connections,
             subscriptions=rt.subscriptions,
