@@ -252,12 +252,72 @@ def test_normalise_remote(url: str, expected: str, owner: str | None, host: str 
         "ssh://alice:ghp_SECRET@github.com:22/alice/proj",
         "codecommit::https://alice:ghp_SECRET@git.example/alice/proj",
         "s3://alice:ghp_SECRET@bucket/alice/proj",
+        # the rarer forms (issue 12)
+        "gcrypt::alice:ghp_SECRET@host.example:alice/proj",
+        "gcrypt::rsync://alice:ghp_SECRET@host.example/alice/proj",
+        "file://alice:ghp_SECRET@host.example/srv/proj",
+        "FILE://alice:ghp_SECRET@host.example/srv/proj",
+        "https://github.com/alice/proj\nhttps://alice:ghp_SECRET@github.com/alice/proj",
+        "https://github.com/alice/proj\rhttps://alice:ghp_SECRET@github.com/alice/proj",
+        "https://github.com/alice/proj\x00alice:ghp_SECRET@x",
+        "https:\\\\alice:ghp_SECRET@github.com\\alice\\proj",
+        "ext::ssh -i key alice:ghp_SECRET@host.example %S 'alice/proj'",
+        "persistent-https://alice:ghp_SECRET@host.example/alice/proj",
+        "HTTPS://alice:ghp_SECRET@GitHub.com/alice/proj",
+        "Gcrypt::alice:ghp_SECRET@host.example:alice/proj",
+        "https://alice:ghp_SECRET%40github.com/alice/proj",  # no real "@": host "alice"
+        "https://alice%3Aghp_SECRET%40github.com/alice/proj",
+        "https://alice%3aghp_SECRET%40github.com/alice/proj",
+        "https://a:b@alice:ghp_SECRET@github.com/alice/proj",  # several "@"
+        "alice:ghp_SECRET@x@github.com:alice/proj.git",
+        "https://github.com/alice/alice:ghp_SECRET@proj",  # in the path
+        "https://github.com:ghp_SECRET/alice/proj",  # a "port" that is a token
+        "ssh://alice:ghp_SECRET@[::1]:22/alice/proj",
+        "/srv/alice:ghp_SECRET@git/proj",
+        "alice:ghp_SECRET@host.example:alice/proj\n",
     ],
 )
 def test_credentials_never_survive(url: str) -> None:
     remote = normalise_remote(url)
     assert "SECRET" not in msgspec.json.encode(remote).decode()
     assert "alice:" not in remote.url
+    assert "\n" not in remote.url and "\x00" not in remote.url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("gcrypt::user:pass@host.example:repo", "gcrypt::host.example:repo"),
+        ("file://u:pass@host/x", "file://host/x"),
+        ("https://github.com/o/r\nhttps://u:t@evil.example/y", "https://github.com/o/r"),
+        ("https:\\\\user:token@github.com\\o\\r", "https://github.com/o/r"),
+        ("ext::ssh -i key user:pass@host %S 'o/r'", "ext::ssh -i key host %S 'o/r'"),
+        ("persistent-https://user:tok@host.example/o/r", "persistent-https://host.example/o/r"),
+        ("HTTPS://user:tok@GitHub.com/o/r", "https://github.com/o/r"),
+        ("https://user:tok%40github.com/o/r", "https://github.com/o/r"),
+        ("C:\\repos\\proj", "C:/repos/proj"),
+    ],
+)
+def test_rarer_remote_forms_keep_what_says_where(url: str, expected: str) -> None:
+    """The credentials go, and what says where the repository is stays."""
+    assert normalise_remote(url).url == expected
+
+
+def test_a_quoted_url_with_a_newline_in_a_real_config(tmp_path: Path, home: Path) -> None:
+    repo = make_repo(tmp_path / "proj", home=home)
+    config = repo / ".git/config"
+    config.write_text(
+        config.read_text()
+        + '[remote "origin"]\n\turl = "https://github.com/o/r\\nhttps://u:ghp_NL@evil/x"\n'
+        + '[remote "crypt"]\n\turl = gcrypt::u:ghp_GCRYPT@host.example:o/r\n'
+    )
+    info = read_git(str(repo), env=env_of(home))
+    assert info is not None and info.error is None
+    assert [(r.name, r.url) for r in info.remotes] == [
+        ("origin", "https://github.com/o/r"),
+        ("crypt", "gcrypt::host.example:o/r"),
+    ]
+    assert "ghp_" not in msgspec.json.encode(info).decode()
 
 
 def test_insteadof_longest_prefix_wins() -> None:
