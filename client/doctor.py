@@ -16,12 +16,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from client import errors, locations, output
+from client.doctor_folders import check_data_dir, check_dev_root
 from client.doctor_host import check_disk, check_filesystem, check_inotify, check_service
 from client.doctor_probe import Finding, NotChecked, Probe, fail, ok, warn
 
 if TYPE_CHECKING:
     from client.commands import Session
+    from daemon.config import ConfigError
+    from daemon.start_failure import StartFailure
 
+THEN_START = "; then pm daemon start"
 BACKUP_WARN_AFTER_S = 2 * 86400  # a daily backup missed twice
 SYMBOLS = {"ok": ("✓", "32"), "warn": ("!", "33"), "fail": ("✗", "31")}
 
@@ -35,16 +39,24 @@ class Check(NamedTuple):
 
 # --- config, socket, daemon ------------------------------------------------------------------
 def check_config(p: Probe) -> Finding:
+    from daemon.config import ConfigError, unknown_environment
+
     path = locations.config_path()
     paths = p.config()
-    if isinstance(paths, str):
-        return fail(paths, f"correct it in {path}")
+    if isinstance(paths, ConfigError):
+        return fail(str(paths), paths.fix)
     where = path if os.path.exists(path) else f"no config file at {path}: the defaults"
     if p.online and paths.data_dir != p.status["data_dir"]:
         return warn(
             f"the running daemon uses {p.status['data_dir']}, but {where} now says "
             f"{paths.data_dir}",
             "pm daemon restart",
+        )
+    unknown = unknown_environment()
+    if unknown:
+        return warn(
+            "; ".join(unknown.values()),
+            f"unset {' '.join(unknown)} (or correct the name) where it is set",
         )
     return ok(f"{where}; data in {paths.data_dir}")
 
@@ -97,35 +109,114 @@ def check_daemon(p: Probe) -> Finding:
     if p.incompatible:
         return fail(p.incompatible, "pm daemon restart")
     if p.unreachable:
-        return fail(f"not running: {p.unreachable}{_last_start()}", "pm daemon start")
+        return _not_running(p)
     theirs = (p.hello.get("daemon_version"), p.hello.get("protocol_version"))
     ours = (__version__, errors.PROTOCOL_VERSION)
     if theirs != ours:
         return fail(
-            f"pm-agentd {theirs[0]} (protocol {theirs[1]}) answers, but this pm is "
-            f"{ours[0]} (protocol {ours[1]}): the daemon runs from another install",
+            f"pm-agentd {theirs[0] or 'of unknown version'} (protocol {theirs[1] or '?'}) "
+            f"answers, but this pm is {ours[0]} (protocol {ours[1]}): the daemon runs from "
+            "another install",
             "pm daemon restart",
         )
-    state, pid = p.status.get("state"), p.status.get("pid")
+    state, pid = p.status.get("state") or "in an unknown state", p.status.get("pid") or "?"
     what = f"pm-agentd {__version__} (pid {pid}, protocol {ours[1]})"
     if state != "ready":
         return warn(f"{what} is {state}; run pm doctor again in a moment")
     return ok(f"{what} is ready on {p.s.socket_path}")
 
 
+def _not_running(p: Probe) -> Finding:
+    """Not running: why it stopped when it last tried to start, and the fix for that cause."""
+    from daemon.startup import SUN_PATH_MAX
+
+    path = p.s.socket_path
+    if len(os.fsencode(path)) >= SUN_PATH_MAX:
+        return fail(
+            f"not running: no daemon can listen on {path}, a path too long for a Unix socket",
+            _socket_fix(p),
+        )
+    failure = p.start_failure()
+    if failure is not None:
+        when = output.relative_time(failure.at)
+        return fail(
+            f"not running: when it last tried to start ({when}) it stopped (exit status "
+            f"{failure.exit_code}): {failure.message}",
+            _start_fix(p, failure),
+        )
+    cannot = _cannot_start(p)
+    if cannot is not None:
+        return fail(f"not running, and it cannot start: {cannot}", f"{cannot.fix}{THEN_START}")
+    return fail(f"not running: {p.unreachable}{_last_start()}", "pm daemon start")
+
+
+def _cannot_start(p: Probe) -> ConfigError | None:
+    """What in the config stops the daemon from starting now, even if nothing started it."""
+    from daemon.config import ConfigError, check_dev_root
+
+    paths = p.config()
+    if isinstance(paths, ConfigError):
+        return paths
+    try:
+        check_dev_root(paths)
+    except ConfigError as e:
+        return e
+    return None
+
+
+def _socket_fix(p: Probe) -> str:
+    found = check_socket_dir(p)
+    return found.fix or (
+        f"set PM_AGENT_SOCKET (or socket in {locations.config_path()}) to another path, "
+        "then pm daemon start"
+    )
+
+
+def _start_fix(p: Probe, failure: StartFailure) -> str:
+    """The fix for what stopped the daemon, as it recorded it, checked against things now."""
+    then = THEN_START
+    if failure.kind in ("config", "dev_root") and failure.fix:
+        return failure.fix + then
+    if failure.kind == "socket":
+        return _socket_fix(p)
+    if failure.kind == "database":
+        return _repair_fix(p)
+    if failure.kind == "data_dir":
+        found = check_data_dir(p)
+        if found.fix:
+            return found.fix + then
+    if failure.kind == "instance":
+        return (
+            f"stop the pm-agentd that holds {failure.data_dir} (its pid is in "
+            f"{os.path.join(failure.data_dir, 'pm-agentd.lock')}), or give this one another "
+            f"data_dir{then}"
+        )
+    if failure.kind == "migration":
+        return (
+            "pm db rollback (back to the backup taken before the migration), or install the "
+            "pm-agent the message names"
+        )
+    return f"pm daemon start; if it stops again, the daemon log in {locations.state_dir()} says why"
+
+
 def _last_start() -> str:
-    """What the daemon said when pm last started it, if anything (say, why it exited)."""
+    """What a daemon that pm started last said on its way out, when it left no record (a
+    crash): the last line of its stderr, where the exception is."""
     from datetime import UTC, datetime
 
-    path = os.path.join(locations.state_dir(), "pm-agentd.start.log")  # client.spawn writes it
+    from client.spawn import START_LOG
+
+    path = os.path.join(locations.state_dir(), START_LOG)
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            first = f.readline().strip()
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
         mtime = os.stat(path).st_mtime
     except OSError:
         return ""
+    last = lines[-1].strip() if lines else ""
     when = output.relative_time(datetime.fromtimestamp(mtime, UTC).isoformat())
-    return f"; when pm last started it ({when}) it said: {first}" if first else ""
+    return f"; when pm last started it ({when}) it said: {last}" if last else ""
 
 
 # --- database and backups ----------------------------------------------------------------------
@@ -186,7 +277,7 @@ def check_backup(p: Probe) -> Finding:
         return fail(
             f"the newest backup attempt ({failed['name']}, "
             f"{output.relative_time(failed['created_at'])}) failed: "
-            f"{failed.get('problem') or '?'}",
+            f"{failed.get('problem') or 'no reason was recorded'}",
             again,
         )
     last_error = p.ask("db.health").get("last_backup_error") if p.online else None
@@ -209,6 +300,8 @@ def check_backup(p: Probe) -> Finding:
 # --- running and showing -----------------------------------------------------------------------
 CHECKS: list[tuple[str, Callable[[Probe], Finding]]] = [
     ("config", check_config),
+    ("dev_root", check_dev_root),
+    ("data_dir", check_data_dir),
     ("socket_dir", check_socket_dir),
     ("daemon", check_daemon),
     ("service", check_service),
@@ -226,10 +319,14 @@ def run_check(name: str, check: Callable[[Probe], Finding], p: Probe) -> Check:
     except NotChecked as e:
         found = warn(f"not checked: {e}")
     except errors.RemoteError as e:
-        status = "warn" if e.kind in ("starting", "busy") else "fail"
-        found = Finding(status, f"the daemon could not answer: {e.message}")
+        message = f"the daemon could not answer: {e.message}"
+        if e.kind in ("starting", "busy"):
+            found = warn(message, "run pm doctor again in a moment")
+        else:
+            found = fail(message, f"pm daemon restart (the daemon log in {locations.state_dir()} "
+                         "says why it could not answer)")  # fmt: skip
     except Exception as e:  # a check that cannot run must not stop the others
-        found = fail(f"the check could not run: {type(e).__name__}: {e}", None)
+        found = warn(f"not checked: the check could not run: {type(e).__name__}: {e}")
     return Check(name, *found)
 
 

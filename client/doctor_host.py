@@ -136,7 +136,7 @@ def _sysctl(setting: str, value: int) -> str:
 def _degraded(watcher: dict[str, Any], limit: int | None) -> Finding:
     problem = str(watcher.get("problem") or "the OS refused file watches")
     message = (
-        f"file watching is {watcher['mode']}: {problem}; {watcher['polled_paths']} "
+        f"file watching is {watcher['mode']}: {problem}; {watcher.get('polled_paths') or 'some'} "
         "folders are polled instead of watched"
     )
     if problem.startswith("max_watches="):  # the config caps it, not the OS
@@ -147,6 +147,10 @@ def _degraded(watcher: dict[str, Any], limit: int | None) -> Finding:
     else:
         fix = watcher.get("fix") or _sysctl("max_user_watches", max(524288, (limit or 0) * 2))
     return fail(message, fix)
+
+
+def _limit(value: int | None) -> str:
+    return "an unknown number of" if value is None else str(value)
 
 
 def check_inotify(p: Probe) -> Finding:
@@ -166,8 +170,8 @@ def check_inotify(p: Probe) -> Finding:
         )
     watches, instances = inotify_usage(os.getuid())
     message = (
-        f"your processes use {watches} of {limit} watches and {instances} of "
-        f"{instance_limit} instances{daemon_part}"
+        f"your processes use {watches} of {_limit(limit)} watches and {instances} of "
+        f"{_limit(instance_limit)} instances{daemon_part}"
     )
     if limit and watches > INOTIFY_WARN_FRACTION * limit:
         return warn(message, _sysctl("max_user_watches", limit * 2))

@@ -14,7 +14,8 @@ from client import errors
 if TYPE_CHECKING:
     from client.commands import Session
     from client.sync import Client
-    from daemon.config import Paths
+    from daemon.config import ConfigError, Paths
+    from daemon.start_failure import StartFailure
 
 
 class Finding(NamedTuple):
@@ -31,7 +32,8 @@ def warn(message: str, fix: str | None = None) -> Finding:
     return Finding("warn", message, fix)
 
 
-def fail(message: str, fix: str | None) -> Finding:
+def fail(message: str, fix: str) -> Finding:
+    """A failure always says what to do about it."""
     return Finding("fail", message, fix)
 
 
@@ -56,7 +58,9 @@ class Probe:
         self.hello: dict[str, Any] = {}
         self.status: dict[str, Any] = {}
         self._answers: dict[str, Any] = {}
-        self._config: Paths | str | None = None
+        self._config: Paths | ConfigError | None = None
+        self._start_failure: StartFailure | None = None
+        self._start_failure_read = False
         try:
             client = s.client(spawn=False)
             self.hello = client.call(
@@ -83,8 +87,8 @@ class Probe:
             self._answers[method] = self.client.call(method)
         return self._answers[method]
 
-    def config(self) -> Paths | str:
-        """The paths the config resolves to, or why it cannot be read."""
+    def config(self) -> Paths | ConfigError:
+        """The paths the config resolves to, or why it cannot be read (with its fix)."""
         if self._config is None:
             from daemon import offline
             from daemon.config import ConfigError
@@ -92,7 +96,7 @@ class Probe:
             try:
                 self._config = offline.paths_from_config()
             except ConfigError as e:
-                self._config = str(e)
+                self._config = e
         return self._config
 
     def where(self) -> Where:
@@ -100,10 +104,24 @@ class Probe:
             data_dir = str(self.status["data_dir"])
             backups = os.path.join(data_dir, "backups")
             return Where(data_dir, str(self.status["db_path"]), backups)
+        from daemon.config import ConfigError
+
         paths = self.config()
-        if isinstance(paths, str):
+        if isinstance(paths, ConfigError):
             raise NotChecked(f"the config cannot be read and no daemon answers ({paths})")
         return Where(paths.data_dir, paths.db_path, paths.backups_dir)
+
+    def start_failure(self) -> StartFailure | None:
+        """Why the daemon last stopped before serving on this socket, if it did (and has not
+        started since): what the daemon itself recorded (daemon/start_failure.py)."""
+        if not self._start_failure_read:
+            from daemon import start_failure
+
+            found = start_failure.read()
+            if found is not None and found.socket in ("", self.s.socket_path):
+                self._start_failure = found
+            self._start_failure_read = True
+        return self._start_failure
 
     def backups(self) -> list[dict[str, Any]]:
         """Every backup, newest first."""

@@ -152,15 +152,15 @@ def _env_key(name: str) -> str | None:
     return key if key in FIELDS else None
 
 
-def unknown_environment(env: Mapping[str, str] = os.environ) -> list[str]:
-    """A warning for each PM_AGENT_* variable that sets nothing (it is ignored)."""
+def unknown_environment(env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Each PM_AGENT_* variable that sets nothing (it is ignored), with the warning to give."""
     known = [ENV_PREFIX + f.upper() for f in FIELDS] + [locations.CONFIG_ENV]
-    found = []
+    found = {}
     for name in sorted(env):
         if name.startswith(ENV_PREFIX) and name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(known)
-            found.append(f"unknown environment variable {name} is ignored ({hint})")
+            found[name] = f"unknown environment variable {name} is ignored ({hint})"
     return found
 
 
@@ -242,7 +242,7 @@ def resolve_paths(config: Config, env: Mapping[str, str] = os.environ) -> Paths:
     )
 
 
-def _dev_root_fix(root: str, env: Mapping[str, str]) -> str:
+def dev_root_fix(root: str, env: Mapping[str, str] = os.environ) -> str:
     return (
         f"mkdir -p {root} if your projects are to live there; otherwise set dev_root in "
         f"{locations.config_path(env)} (or PM_AGENT_DEV_ROOT) to the folder that holds them"
@@ -263,7 +263,7 @@ def check_dev_root(paths: Paths, env: Mapping[str, str] = os.environ) -> None:
     raise DevRootMissing(
         f"the Dev root {root} {_not_a_folder(root)}, and the data folder {paths.data_dir} "
         "would be inside it; pm-agentd created neither",
-        _dev_root_fix(root, env),
+        dev_root_fix(root, env),
     )
 
 
@@ -274,5 +274,5 @@ def dev_root_warnings(paths: Paths, env: Mapping[str, str] = os.environ) -> list
         return []
     return [
         f"the Dev root {root} {_not_a_folder(root)}: no project is found there; "
-        f"fix: {_dev_root_fix(root, env)}"
+        f"fix: {dev_root_fix(root, env)}"
     ]

@@ -90,11 +90,16 @@ def main(argv: Sequence[str] | None = None, *, migrations: list[Migration] | Non
 
     target = logs.configure(config.log_level, paths.log_file, env)
     log = structlog.get_logger("pm.daemon")
-    for warning in unknown_environment(env):
+    for warning in unknown_environment(env).values():
         log.warning(warning)
         if target != "-":  # also where whoever started us looks first
             print(f"pm-agentd: warning: {warning}", file=sys.stderr)
-    daemon = Daemon(config, paths, migrations=migrations, env=env)
+    try:
+        daemon = Daemon(config, paths, migrations=migrations, env=env)
+    except Exception as e:
+        log.exception("cannot start", stage="setup")
+        message = f"could not start: {type(e).__name__}: {e}"
+        return _could_not_start("failed", message, "", 1, paths.socket_path, paths.data_dir, env)
     try:
         return _run(daemon.run())
     except (StartupError, MigrationError) as e:

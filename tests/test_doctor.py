@@ -21,8 +21,8 @@ from tests.test_backup import corrupt
 from tests.test_cli import Cli
 
 NAMES = [
-    "config", "socket_dir", "daemon", "service", "inotify", "disk", "filesystem", "database",
-    "backup",
+    "config", "dev_root", "data_dir", "socket_dir", "daemon", "service", "inotify", "disk",
+    "filesystem", "database", "backup",
 ]  # fmt: skip
 
 
@@ -57,7 +57,9 @@ def degraded(d: DaemonProcess) -> dict[str, Any]:
 
 @pytest.fixture
 def cli(make_daemon: DaemonFactory) -> Cli:
-    return Cli(make_daemon())
+    world = make_daemon()
+    world.dev_root.mkdir(parents=True)  # a healthy world has its Dev root
+    return Cli(world)
 
 
 # --- a healthy world, and the backup's age ---------------------------------------------------
@@ -267,12 +269,17 @@ def test_damaged_database_names_repair_and_the_backup(cli: Cli) -> None:
     assert cli.run("status").returncode == 69  # pm tries to start it; the daemon refuses
     code, _, checks = doctor(cli)
     assert code == 1
-    assert "it said: pm-agentd: the database" in checks["daemon"]["message"]
-    assert "is damaged" in checks["daemon"]["message"]
+    daemon = checks["daemon"]
+    assert "when it last tried to start" in daemon["message"]
+    assert "(exit status 1): the database" in daemon["message"]
+    assert "is damaged" in daemon["message"]
+    # Starting it again cannot help: the fix is the database's, for both checks.
+    assert "pm daemon start" not in daemon["fix"]
     database = checks["database"]
     assert database["status"] == "fail" and "damaged" in database["message"]
-    assert "pm db repair" in database["fix"]
-    assert f"pm backup restore {made['name']}" in database["fix"]
+    for fix in (daemon["fix"], database["fix"]):
+        assert "pm db repair" in fix
+        assert f"pm backup restore {made['name']}" in fix
 
 
 def test_a_broken_config_fails_and_the_rest_still_runs(cli: Cli) -> None:
@@ -281,6 +288,8 @@ def test_a_broken_config_fails_and_the_rest_still_runs(cli: Cli) -> None:
     code, _, checks = doctor(cli, PM_AGENT_CONFIG=str(broken))
     assert code == 1
     assert checks["config"]["status"] == "fail" and "no_such_setting" in checks["config"]["message"]
-    assert str(broken) in checks["config"]["fix"]
-    assert checks["daemon"]["fix"] == "pm daemon start"
+    assert checks["config"]["fix"] == f"correct it in {broken}"
+    # It cannot start with that config: the daemon's fix is the config's, not a start.
+    assert "cannot start" in checks["daemon"]["message"]
+    assert checks["daemon"]["fix"] == f"correct it in {broken}; then pm daemon start"
     assert checks["disk"]["status"] == "warn" and "not checked" in checks["disk"]["message"]
