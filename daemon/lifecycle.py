@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from daemon import __version__, launchd, memory, start_failure
+from daemon import __version__, exit_guard, launchd, memory, start_failure
 from daemon.api.backup_api import BackupApi
 from daemon.api.daemon_api import DaemonApi
 from daemon.api.db_api import DbApi
@@ -231,7 +231,9 @@ class Daemon:
         lock = InstanceLock(paths.lock_path)
         lock.acquire()
         try:
-            return await self._run_locked()
+            code = await self._run_locked()
+            exit_guard.arm(code)  # stop means stopped, even with a thread stuck in a read
+            return code
         finally:
             lock.release()
 
