@@ -191,3 +191,35 @@ def test_event_log_is_append_only(daemon: DaemonProcess) -> None:
         assert "append-only" in str(e)
     finally:
         conn.close()
+
+
+def test_a_topic_no_event_has_is_refused_with_the_topics_there_are(daemon: DaemonProcess) -> None:
+    """A typo must not be a silent, empty stream."""
+    for method, params in (
+        ("events.subscribe", {"topics": ["projectz"]}),
+        ("events.list", {"topics": ["kv", "kv.sett"]}),
+    ):
+        error = daemon.call_error(method, params)
+        assert error.code == -32602, (method, error.message)
+        assert error.data["field"] == "topics"
+        assert error.data["unknown"] == params["topics"][-1:]
+        assert {"kv", "project", "db", "job", "quality"} <= set(error.data["topics"])
+        assert "kv.set" in error.data["types"]
+        assert "the topics are " + ", ".join(error.data["topics"]) in error.message
+    for topic in [*error.data["topics"], *error.data["types"]]:  # each one it lists is taken
+        daemon.call("events.list", {"topics": [topic], "limit": 1})
+
+
+def test_star_is_every_topic(daemon: DaemonProcess) -> None:
+    async def scenario() -> None:
+        everything = await AsyncClient.connect(daemon.socket_path)
+        await everything.call("events.subscribe", {"topics": ["*"]})
+        put(daemon, "star")
+        types = set()
+        while "kv.set" not in types:  # the daemon's own jobs may come first: every topic
+            types |= {g["event"]["type"] for g in await collect(everything, 1)}
+        await everything.close()
+
+    asyncio.run(scenario())
+    listed = daemon.call("events.list", {"topics": ["*"], "limit": 1000})
+    assert listed == daemon.call("events.list", {"limit": 1000}) and listed["total"] > 0

@@ -6,15 +6,25 @@ from typing import Annotated
 
 import msgspec
 
+from daemon import event_types
 from daemon.api.paging import SQL_INT_MAX, Limit, Offset
 from daemon.db import events as events_db
 from daemon.db.database import Database
 from daemon.db.events import Event
+from daemon.errors import InvalidParams
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.registry import Params, rpc_method
 from daemon.services.events import EventBus, Peer, start_replay
 
-Topic = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Topic = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=128,
+        description="a topic (`kv`, `project`…), an event type (`kv.set`…), or `*` for all; "
+        "a name no event has is refused with the list of topics",
+    ),
+]
 # Bounded: each list becomes an SQL `IN (?, …)`, and SQLite keeps every statement it compiled
 # in the connection's cache (one with 100,000 topics held 8 MiB until it was pushed out).
 Topics = Annotated[list[Topic], msgspec.Meta(max_length=64)]
@@ -55,6 +65,27 @@ class EventPage(msgspec.Struct, kw_only=True):
     total: int
 
 
+def _filter(topics: list[str]) -> list[str]:
+    """The topics and types to keep (none: all). A name the daemon never emits is refused with
+    the names there are: a typo must not be a silent, empty stream."""
+    if event_types.ALL in topics:
+        return []
+    known = event_types.names()
+    unknown = sorted(set(topics) - known.filters)
+    if unknown:
+        said = ", ".join(repr(name) for name in unknown)
+        raise InvalidParams(
+            f"Invalid params: no event has the topic {said}; the topics are "
+            f"{', '.join(known.topics)} (or name a type, such as {known.types[0]}, or "
+            f"{event_types.ALL} for all)",
+            field="topics",
+            unknown=unknown,
+            topics=known.topics,
+            types=known.types,
+        )
+    return sorted(set(topics))
+
+
 class EventsApi:
     def __init__(self, db: Database, bus: EventBus) -> None:
         self._db = db
@@ -64,11 +95,13 @@ class EventsApi:
     async def subscribe(self, call: Call, params: SubscribeParams) -> Subscribed:
         """Stream change events as `events.event` notifications ({subscription, event}).
 
-        `topics` filters by topic (`kv`) or type (`kv.set`); none means all. With `since`,
-        every logged event after that sequence number comes first, then live ones.
+        `topics` filters by topic (`kv`) or type (`kv.set`); none (or `*`) means all, and a name
+        no event has is refused. With `since`, every logged event after that sequence number
+        comes first, then live ones.
         """
+        topics = _filter(params.topics)
         peer: Peer = call.session
-        sub = self._bus.subscribe(peer, params.topics, params.since)
+        sub = self._bus.subscribe(peer, topics, params.since)
         call.session.on_close(lambda: self._bus.drop_peer(peer))
         oldest = await self._db.read(events_db.oldest_seq)
         since = params.since
@@ -89,8 +122,8 @@ class EventsApi:
 
     @rpc_method("events.list")
     async def list(self, call: Call, params: EventsListParams) -> EventPage:
-        """Logged events after `since`, oldest first."""
-        topics = sorted(set(params.topics))
+        """Logged events after `since`, oldest first; `topics` as for events.subscribe."""
+        topics = _filter(params.topics)
         items = await self._db.read(
             events_db.list_since, params.since, topics, params.limit, params.offset
         )
