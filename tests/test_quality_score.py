@@ -23,6 +23,7 @@ from daemon.quality.score import (
     maintenance,
     rescore,
     round_half_up,
+    verdict,
 )
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
@@ -81,11 +82,25 @@ def test_formula_with_every_component() -> None:
     assert combine(components, Weights()) == 69
 
 
-def test_unmeasurable_components_leave_the_denominator() -> None:
-    components = {"tests": None, "ci": None, "docs": 60.0, "lint": None, "maintenance": 90.0}
-    # (0.2·60 + 0.1·90) / 0.3 = 21 / 0.3 = 70, not 21
-    assert combine(components, Weights()) == 70
-    assert combine(dict.fromkeys(components), Weights()) is None
+def test_only_maintenance_leaves_the_denominator() -> None:
+    components = {"tests": 50.0, "ci": 70.0, "docs": 60.0, "lint": 40.0, "maintenance": None}
+    # (0.3·50 + 0.2·70 + 0.2·60 + 0.2·40) / 0.9 = 49 / 0.9 = 54.4…, not 49
+    assert verdict(components, Weights()) == (54, None)
+
+
+def test_a_score_needs_evidence_from_the_files() -> None:
+    """A file-based component with weight that was not measured: n/a, with the reason. A
+    README with recent activity used to score (0.2·60 + 0.1·90) / 0.3 = 70 this way."""
+    no_code = {"tests": None, "ci": None, "docs": 60.0, "lint": None, "maintenance": 90.0}
+    score, why = verdict(no_code, Weights())
+    assert score is None and why == "no code to assess: no source, test or build files found"
+    bare = dict.fromkeys(no_code) | {"maintenance": 100.0}  # maintenance alone scores nothing
+    assert verdict(bare, Weights()) == (None, "no work tree to read (a bare repository)")
+    assert combine(dict.fromkeys(no_code), Weights()) is None
+    # what has no weight is not asked for: docs alone, weighed alone, is evidence enough
+    assert verdict(no_code, Weights(tests=0, ci=0, docs=1, lint=0, maintenance=0)) == (60, None)
+    nothing_weighed = Weights(tests=0, ci=0, docs=0, lint=0, maintenance=1)
+    assert verdict(no_code, nothing_weighed)[0] is None
 
 
 def test_weights() -> None:
@@ -98,7 +113,7 @@ def test_weights() -> None:
 
 def test_rounding_is_half_up() -> None:
     assert [round_half_up(x) for x in (72.5, 73.5, 0.49, 99.5)] == [73, 74, 0, 100]
-    assert combine({"docs": 72.5}, Weights()) == 73
+    assert combine({"docs": 72.5}, Weights(tests=0, ci=0, docs=1, lint=0, maintenance=0)) == 73
 
 
 # --- whole assessments -----------------------------------------------------------------------
@@ -167,7 +182,8 @@ def test_a_broken_report_falls_back_to_the_heuristic(tmp_path: Path) -> None:
 
 
 def test_a_folder_of_notes(tmp_path: Path) -> None:
-    """No code: T, C and L are not measured, and the score is D and M alone."""
+    """No code: T, C and L are not measured, and there is no score (n/a, with the reason);
+    D and M are still measured and shown."""
     result = run(
         tmp_path,
         {"README.md": LONG_README, "ideas.md": "", "2024/january.md": ""},
@@ -175,30 +191,48 @@ def test_a_folder_of_notes(tmp_path: Path) -> None:
     )
     assert (result.tests, result.ci, result.lint) == (None, None, None)
     assert result.docs == 50 and result.maintenance == 50
-    assert result.quality_score == 50  # (0.2·50 + 0.1·50) / 0.3
+    assert result.quality_score is None and result.error is None
+    assert result.detected.unscored == "no code to assess: no source, test or build files found"
     assert result.linting_score is None and result.documentation_score == 50
     assert {gain.component for gain in result.gains} == {"docs"}
 
 
-def test_notes_with_ci_measure_ci(tmp_path: Path) -> None:
+def test_notes_with_ci_are_still_not_code(tmp_path: Path) -> None:
     result = run(tmp_path, {"notes.md": "", ".github/workflows/pages.yml": "steps: []\n"})
-    assert result.ci == 70 and result.tests is None and result.lint is None
+    assert result.has_ci_cd and result.quality_score is None
+    assert (result.tests, result.ci, result.lint) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        {"pom.xml": "<project/>", "src/main/java/com/example/app/App.java": ""},  # past the walk
+        {"tools/pyproject.toml": "[project]\n"},  # a manifest below the top
+        {"pytest.ini": "[pytest]\n"},  # a test runner configured
+        {"coverage.json": '{"totals": {"percent_covered": 40}}'},  # a coverage figure
+        {"lib.rs": ""},
+    ],
+)
+def test_evidence_of_code(tmp_path: Path, evidence: dict[str, str]) -> None:
+    result = run(tmp_path, {"README.md": "# x\n", **evidence})
+    assert result.quality_score is not None and result.detected.unscored is None
+    assert None not in (result.tests, result.ci, result.docs, result.lint)
 
 
 def test_bare_repository(tmp_path: Path) -> None:
     files = {"HEAD": "ref: refs/heads/main\n", "config": "", "objects/pack/x": "", "refs/h": ""}
-    result = run(tmp_path, files, last_worked_on=days_ago(400))
+    result = run(tmp_path, files, last_worked_on=days_ago(10))
     assert (result.tests, result.ci, result.docs, result.lint) == (None, None, None, None)
-    assert result.maintenance == 0 and result.quality_score == 0
-    no_activity = run(tmp_path, files, last_worked_on=None)
-    assert no_activity.quality_score is None
+    assert result.maintenance == 100 and result.quality_score is None  # never M alone
+    assert result.detected.unscored == "no work tree to read (a bare repository)"
+    assert result.error is None
 
 
-def test_missing_project_is_an_error_not_an_exception(tmp_path: Path) -> None:
+def test_missing_project_is_a_failed_assessment(tmp_path: Path) -> None:
     result = assess(str(tmp_path / "gone"), last_worked_on=RECENT, now=NOW)
     assert result.error == "project: No such file or directory"
-    assert result.quality_score == 100  # M alone: recent work, nothing else measurable
-    assert result.docs is None
+    assert result.quality_score is None  # not 100 from recent activity alone
+    assert (result.docs, result.maintenance) == (None, None)
 
 
 def test_an_unexpected_failure_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,7 +243,29 @@ def test_an_unexpected_failure_is_caught(tmp_path: Path, monkeypatch: pytest.Mon
     result = run(tmp_path, {"a.py": ""})
     assert result.error == "assess: RuntimeError('boom')"
     assert result.fingerprint == ""  # never matches: the next scan tries again
-    assert result.maintenance == 100 and result.quality_score == 100
+    assert result.quality_score is None and result.maintenance is None  # failed, not scored
+    assert rescore(result, last_worked_on=RECENT, now=NOW).quality_score is None
+
+
+def test_a_deeply_nested_manifest_does_not_fail_the_assessment(tmp_path: Path) -> None:
+    """Issue 12: a package.json nested 100,000 levels raised RecursionError and the project
+    scored 100 from maintenance alone. It is refused before decoding: a problem, not a
+    failure, and every other file still counts."""
+    deep = '{"a":' * 100_000 + "1" + "}" * 100_000
+    result = run(
+        tmp_path,
+        {
+            "package.json": deep,
+            "index.js": "",
+            "README.md": LONG_README,
+            "LICENSE": "MIT",
+            ".github/workflows/ci.yml": "steps:\n  - run: npx eslint .\n",
+        },
+    )
+    assert result.error is None
+    assert result.detected.problems == ["package.json: nested deeper than 64 levels"]
+    assert result.quality_score is not None and result.quality_score < 100
+    assert result.docs == 65 and result.ci == 100 and result.detected.linters == ["eslint"]
 
 
 def test_weights_change_the_score(tmp_path: Path) -> None:

@@ -129,6 +129,7 @@ class ScanState(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str | None  # of the latest assessment
     maintenance: float | None  # the latest M (time moves it without any file changing)
     metrics_version: int | None
+    failed: bool  # the latest assessment failed: time alone changes nothing about it
 
 
 def scan_states(conn: sqlite3.Connection, project_ids: list[int] | None) -> list[ScanState]:
@@ -139,7 +140,7 @@ def scan_states(conn: sqlite3.Connection, project_ids: list[int] | None) -> list
         args += project_ids
     rows = conn.execute(
         "SELECT p.id, p.path, p.last_worked_on, p.description, q.fingerprint, "
-        "q.maintenance_component, q.metrics_version "
+        "q.maintenance_component, q.metrics_version, q.error IS NOT NULL "
         f"FROM projects AS p LEFT JOIN quality_latest AS q ON q.project_id = p.id WHERE {where} "
         "ORDER BY p.id",
         args,
@@ -153,6 +154,7 @@ def scan_states(conn: sqlite3.Connection, project_ids: list[int] | None) -> list
             fingerprint=r[4],
             maintenance=r[5],
             metrics_version=r[6],
+            failed=bool(r[7]),
         )
         for r in rows
     ]

@@ -29,6 +29,7 @@ class Findings:
     lint: Lint = field(default_factory=Lint)
     has_documentation: bool = False
     work_tree: bool = True  # False: a bare repository or an unreadable root, nothing to see
+    code: bool = False  # code was seen (or may lie past the walk): T, C and L can be measured
     problems: list[str] = field(default_factory=list)
 
 
@@ -68,6 +69,7 @@ def detect(
         ci=ci,
         lint=lint,
         has_documentation=docs.has_documentation,
+        code=tree.has_code or bool(tests.runners),
         problems=files.problems,
     )
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from daemon.projects.readme import README_MAX_BYTES, first_paragraph, readme_files
 from daemon.quality.files import LIST_MAX_ENTRIES, ProjectFiles, nested, toml_has_value
 from daemon.quality.items import Item, item
+from daemon.quality.manifests import json_manifest
 
 README_LONG_BYTES = 1024
 README_LONG_HEADINGS = 2
@@ -222,7 +223,7 @@ def _anywhere(files: ProjectFiles, prefixes: tuple[str, ...]) -> str | None:
 def _manifest_description(files: ProjectFiles) -> str | None:
     """The manifest that describes the project in one line, if any does."""
     for name in ("package.json", "composer.json"):
-        text = nested(files.json(name), "description") if name in files.files else None
+        text = nested(json_manifest(files, name), "description")
         if isinstance(text, str) and text.strip():
             return f"description ({name})"
     tables = (("pyproject.toml", ("project", "tool.poetry")), ("Cargo.toml", ("package",)))

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import msgspec
 
-METRICS_VERSION = 1
+# 2: a score needs evidence from the files (no score from maintenance alone, none for a project
+#    without code: "n/a" with a reason); a failed assessment has no score; CI steps are read
+#    through one level of scripts, Makefile targets, package.json scripts, recipes…
+METRICS_VERSION = 2
 
 
 class Weights(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -38,6 +41,8 @@ class Detected(msgspec.Struct, frozen=True, kw_only=True):
     test_runners: list[str] = msgspec.field(default_factory=list)  # pytest, jest, vitest…
     ci: list[str] = msgspec.field(default_factory=list)  # github-actions, gitlab-ci…
     ci_runs_checks: bool = False  # a CI file runs tests or lint
+    # what CI was seen to run: "pytest", "scripts/test (runs pytest)", "make ci (runs ruff)"…
+    ci_checks: list[str] = msgspec.field(default_factory=list)
     docs: list[str] = msgspec.field(default_factory=list)  # README, LICENSE, docs/…
     linters: list[str] = msgspec.field(default_factory=list)
     formatters: list[str] = msgspec.field(default_factory=list)
@@ -45,6 +50,10 @@ class Detected(msgspec.Struct, frozen=True, kw_only=True):
     hooks: list[str] = msgspec.field(default_factory=list)  # pre-commit, husky, lefthook
     editorconfig: bool = False
     reports: list[str] = msgspec.field(default_factory=list)  # every coverage report found
+    # files that could not be read or parsed: each cost its points, not the assessment
+    problems: list[str] = msgspec.field(default_factory=list)
+    # why quality_score is n/a although the assessment ran: too little to measure
+    unscored: str | None = None
 
 
 class Gain(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,4 +82,4 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     detected: Detected
     gains: list[Gain]
     fingerprint: str
-    error: str | None = None
+    error: str | None = None  # the assessment failed: nothing measured, no score

@@ -16,6 +16,7 @@ from typing import Any
 
 from daemon.quality.files import ProjectFiles, nested, tool_tables
 from daemon.quality.items import Item, item
+from daemon.quality.manifests import json_manifest
 from daemon.quality.walk import Tree
 
 TEST_RATIO = 0.1
@@ -113,7 +114,7 @@ def test_runners(files: ProjectFiles, tree: Tree) -> list[str]:
         if any(name in files.files for name in names):
             add(runner)
     _python(files, add)
-    _package_json(files.json("package.json") if "package.json" in files.files else None, add)
+    _package_json(json_manifest(files, "package.json"), add)
     if tree.go_tests:
         add("go test")
     if tree.has_tests:

@@ -4,16 +4,24 @@ T tests, C CI, D documentation, L linting, M maintenance, each 0-100 or None whe
 be measured; quality_score = round(Σ wᵢ·xᵢ / Σ wᵢ) over the components that are not None, so
 an unmeasurable component leaves the denominator instead of counting as 0 (QUALITY.md).
 
-When a component cannot be measured (decided here):
-- no work tree (a bare repository, a root that cannot be listed): T, C, D and L; there are no
-  files to judge, only the activity behind M.
-- no code at all in the walk (a folder of notes, a documents archive): T, C and L, unless the
-  project has what they look for anyway (a coverage report or a test runner for T, a CI
-  file for C, a linter/formatter/type checker/hook for L). Tests, CI and linters are for code;
-  scoring a notes folder 0 on them would rank it below a neglected program. D still counts:
-  a README says what the folder is whatever it holds. A walk cut short by its budget is not
-  "no code": the code may be past the budget.
+A score needs evidence from the files (`verdict`). T, C, D and L are read from the files; M is
+activity, which says nothing of quality by itself. So a project is scored only when every
+file-based component that has weight was measured, and it is "n/a" otherwise, with the reason
+(`Detected.unscored`): never a score made of what little was left. This is what keeps the
+ranking sensible: a README alone once scored 50 (D 25 and M 100 over a denominator of 0.3)
+while the same README beside one source file scored 15, and a bare repository scored 100 from
+M alone. Only M leaves the denominator of a scored project (no last_worked_on).
+
+When components cannot be measured (decided here):
+- no work tree (a bare repository): T, C, D and L; n/a.
+- no code (`Findings.code`: no source or test file in the walk, no build manifest, no test
+  runner, no coverage figure, and a walk not cut short by its budget): T, C and L. Tests, CI
+  and linters are for code; a folder of notes or documents is n/a, its README still
+  measured as D.
 - no last_worked_on (or one that is not a timestamp): M.
+
+A failed assessment (an unreadable root, an unexpected exception) measures nothing and has no
+score: `error` says why, and it is tried again by the next scan.
 
 `fingerprint` is the cheap check before `assess` (stat calls and a few folder listings), and
 `rescore` refreshes what depends on time and weights alone, for a project it skipped.
@@ -51,6 +59,8 @@ _READ_FOLDERS += ("sorbet",)
 # (coverage reports inside them are stat'ed one by one).
 _UNREAD = frozenset({".git"}) | PRUNED
 _ORDER: dict[str, int] = {"tests": 0, "ci": 1, "docs": 2, "lint": 3, "maintenance": 4}
+# The components measured from the files: the evidence a score needs (M is activity).
+EVIDENCE: tuple[str, ...] = ("tests", "ci", "docs", "lint")
 
 
 def assess(
@@ -70,27 +80,32 @@ def assess(
     try:
         return _assess(project, last_worked_on, now, weights, description)
     except Exception as exc:  # a last guard: one odd project must not stop a scan
-        m = maintenance(last_worked_on, now)
-        return Assessment(
-            quality_score=combine({"maintenance": m}, weights),
-            test_coverage=None,
-            has_tests=False,
-            has_ci_cd=False,
-            has_documentation=False,
-            documentation_score=None,
-            linting_score=None,
-            tests=None,
-            ci=None,
-            docs=None,
-            lint=None,
-            maintenance=m,
-            metrics_version=METRICS_VERSION,
-            coverage=None,
-            detected=Detected(),
-            gains=[],
-            fingerprint="",  # never matches, so the next scan tries again
-            error=printable(f"assess: {exc!r}")[:160],
-        )
+        # an empty fingerprint never matches, so the next scan tries again
+        return failed(f"assess: {exc!r}", fingerprint="")
+
+
+def failed(error: str, *, fingerprint: str) -> Assessment:
+    """An assessment that could not be made: nothing measured, no score, `error` says why."""
+    return Assessment(
+        quality_score=None,
+        test_coverage=None,
+        has_tests=False,
+        has_ci_cd=False,
+        has_documentation=False,
+        documentation_score=None,
+        linting_score=None,
+        tests=None,
+        ci=None,
+        docs=None,
+        lint=None,
+        maintenance=None,
+        metrics_version=METRICS_VERSION,
+        coverage=None,
+        detected=Detected(),
+        gains=[],
+        fingerprint=fingerprint,
+        error=printable(error)[:160],
+    )
 
 
 def maintenance(last_worked_on: str | None, now: datetime) -> float | None:
@@ -110,19 +125,30 @@ def maintenance(last_worked_on: str | None, now: datetime) -> float | None:
 
 
 def combine(components: Mapping[str, float | None], weights: Weights) -> int | None:
-    """round(Σ wᵢ·xᵢ / Σ wᵢ) over the components that are not None (negative weights: 0)."""
-    weight = {
-        "tests": weights.tests,
-        "ci": weights.ci,
-        "docs": weights.docs,
-        "lint": weights.lint,
-        "maintenance": weights.maintenance,
-    }
-    pairs = [(max(weight[k], 0.0), v) for k, v in components.items() if v is not None]
+    """The score of `verdict`, without the reason."""
+    return verdict(components, weights)[0]
+
+
+def verdict(
+    components: Mapping[str, float | None], weights: Weights
+) -> tuple[int | None, str | None]:
+    """(score, None), or (None, why it is n/a).
+
+    A score needs evidence: every file-based component (T, C, D, L) that has weight must be
+    measured, and at least one must have weight. Then it is round(Σ wᵢ·xᵢ / Σ wᵢ) over the
+    measured components (negative weights count as 0); only M may be missing from it.
+    """
+    weight = _weights(weights)
+    weighed = [name for name in EVIDENCE if weight[name] > 0]
+    missing = [name for name in weighed if components.get(name) is None]
+    if not weighed:
+        return None, "no weight on any component measured from the files"
+    if missing:
+        return None, _unscored(missing)
+    pairs = [(weight[k], v) for k, v in components.items() if v is not None]
     denominator = sum(w for w, _ in pairs)
-    if denominator <= 0:
-        return None
-    return _clamp(round_half_up(sum(w * v for w, v in pairs) / denominator))
+    score = round_half_up(sum(w * v for w, v in pairs) / denominator)
+    return _clamp(score), None
 
 
 def rescore(
@@ -141,13 +167,17 @@ def rescore(
             coverage = msgspec.structs.replace(coverage, stale=is_stale(measured, last_worked_on))
     except ValueError:
         pass  # a stored row with an odd timestamp keeps its flag
+    if assessment.error is not None:
+        return assessment  # a failed assessment has nothing to bring up to date
     m = maintenance(last_worked_on, now)
     components = _components(assessment.tests, assessment.ci, assessment.docs, assessment.lint, m)
+    score, unscored = verdict(components, weights)
     return msgspec.structs.replace(
         assessment,
         maintenance=m,
         coverage=coverage,
-        quality_score=combine(components, weights),
+        quality_score=score,
+        detected=msgspec.structs.replace(assessment.detected, unscored=unscored),
     )
 
 
@@ -182,6 +212,8 @@ def _assess(
     description: str | None,
 ) -> Assessment:
     files = ProjectFiles(project)
+    if not files.listed:  # missing or unreadable: nothing can be measured
+        return failed(files.problems[0], fingerprint=fingerprint(project))
     findings = detect(project, description=description, files=files)
     coverage: Coverage | None = None
     reports: list[str] = []
@@ -192,8 +224,12 @@ def _assess(
     m = maintenance(last_worked_on, now)
     components = _components(t, c, d, lint, m)
     measured = coverage if coverage is not None and coverage.percent is not None else None
+    score, unscored = verdict(components, weights)
+    detected = msgspec.structs.replace(
+        findings.detected, reports=reports, problems=findings.problems, unscored=unscored
+    )
     return Assessment(
-        quality_score=combine(components, weights),
+        quality_score=score,
         test_coverage=_percent(measured),
         has_tests=findings.tree.has_tests,
         has_ci_cd=findings.ci.present,
@@ -207,10 +243,9 @@ def _assess(
         maintenance=m,
         metrics_version=METRICS_VERSION,
         coverage=coverage,
-        detected=msgspec.structs.replace(findings.detected, reports=reports),
+        detected=detected,
         gains=gains(findings.items, components, measured),
         fingerprint=fingerprint(project),
-        error=findings.problems[0] if findings.problems else None,
     )
 
 
@@ -220,20 +255,13 @@ def _measured(
     """T, C, D, L, or None where the module docstring says they cannot be measured."""
     if not findings.work_tree:
         return None, None, None, None
-    tree, items = findings.tree, findings.items
-    code = tree.source_files + tree.test_files > 0 or tree.truncated
-    percent = coverage.percent if coverage is not None else None
-    t: float | None
-    if percent is not None:
-        t = percent
-    elif code or findings.detected.test_runners:
-        t = min(total(items, "tests"), T_WITHOUT_COVERAGE_MAX)
-    else:
-        t = None
-    c = total(items, "ci") if code or findings.ci.present else None
+    items = findings.items
     d = total(items, "docs")
-    lint = total(items, "lint") if code or findings.lint.anything else None
-    return t, c, d, (round(lint, 2) if lint is not None else None)
+    percent = coverage.percent if coverage is not None else None
+    if not (findings.code or percent is not None):
+        return None, None, d, None
+    t = percent if percent is not None else min(total(items, "tests"), T_WITHOUT_COVERAGE_MAX)
+    return t, total(items, "ci"), d, round(total(items, "lint"), 2)
 
 
 def gains(
@@ -257,6 +285,16 @@ def gains(
 
 def _percent(coverage: Coverage | None) -> int | None:
     return round_half_up(coverage.percent) if coverage and coverage.percent is not None else None
+
+
+def _weights(weights: Weights) -> dict[str, float]:
+    return {name: max(getattr(weights, name), 0.0) for name in (*EVIDENCE, "maintenance")}
+
+
+def _unscored(missing: list[str]) -> str:
+    if "docs" in missing:
+        return "no work tree to read (a bare repository)"
+    return "no code to assess: no source, test or build files found"
 
 
 def _components(

@@ -13,6 +13,7 @@ import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from daemon.projects.discovery import MANIFEST_NAMES, MANIFEST_SUFFIXES
 from daemon.projects.metadata import LANGUAGES, MINIFIED_SUFFIXES, PRUNED_NAMES
 
 WALK_MAX_DEPTH = 3  # folders this deep below the root are listed, deeper ones are not
@@ -47,10 +48,17 @@ class Tree:
     go_tests: bool = False  # a *_test.go: `go test` is the runner
     languages: Counter[str] = field(default_factory=Counter)  # source files per language
     truncated: bool = False  # the entry budget ran out
+    manifests: int = 0  # build manifests (package.json, go.mod, pom.xml…) at any level walked
 
     @property
     def has_tests(self) -> bool:
         return bool(self.test_dirs) or self.test_files > 0
+
+    @property
+    def has_code(self) -> bool:
+        """Code was seen, or may lie past the walk: source or test files, a build manifest
+        (a Java project's sources sit deeper than the walk goes), or a walk cut short."""
+        return self.source_files + self.test_files + self.manifests > 0 or self.truncated
 
     def main_language(self) -> str | None:
         """The language with the most source files (tests count when there is nothing else)."""
@@ -100,6 +108,8 @@ def walk(path: str) -> Tree:
 
 
 def _count_file(tree: Tree, test_languages: Counter[str], name: str, in_tests: bool) -> None:
+    if name in MANIFEST_NAMES or name.endswith(MANIFEST_SUFFIXES):
+        tree.manifests += 1
     dot = name.rfind(".")
     if dot <= 0:
         return

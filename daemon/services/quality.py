@@ -114,7 +114,10 @@ class QualityService:
                     or state.metrics_version != METRICS_VERSION
                 ):
                     stale.append(state)
-                elif score.maintenance(state.last_worked_on, now) != state.maintenance:
+                elif (
+                    not state.failed
+                    and score.maintenance(state.last_worked_on, now) != state.maintenance
+                ):
                     refresh.append(state)
                 else:
                     summary.unchanged += 1
