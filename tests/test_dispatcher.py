@@ -55,6 +55,19 @@ class ExampleApi:
         return params.steps
 
 
+class WobblyApi:
+    """An operation whose phases each count from 0 (and one step with no figure at all)."""
+
+    @rpc_method("test.phases")
+    async def phases(self, call: Call, params: WorkParams) -> int:
+        """Two phases, each reporting 0 to 100."""
+        for phase in ("copy", "verify"):
+            for pct in (0, 50, 100):
+                call.progress(f"{phase} {pct}", pct)
+            call.progress(f"{phase} done")
+        return params.steps
+
+
 class Recorder(Session):
     def __init__(self) -> None:
         super().__init__()
@@ -67,6 +80,7 @@ class Recorder(Session):
 def make(state: str = "ready") -> Dispatcher:
     registry = Registry()
     registry.add_api(ExampleApi())
+    registry.add_api(WobblyApi())
     return Dispatcher(registry, lambda: state, max_batch=50)  # type: ignore[arg-type, return-value]
 
 
@@ -194,3 +208,20 @@ def test_random_messages_get_well_formed_answers(message: Any) -> None:
         assert items and all(isinstance(m, dict) and "id" not in m for m in items)
     else:
         check_reply(json.loads(reply))
+
+
+def test_progress_never_goes_back() -> None:
+    """Whatever an operation reports, a client sees percentages that only rise, and once one
+    was given every later message (the end too) carries one: a missing figure read as 0 made a
+    finished scan show 100 % then 0 %."""
+    session = Recorder()
+    reply = handle(
+        make(),
+        b'{"jsonrpc":"2.0","id":1,"method":"test.phases","params":{"steps":2,"workDoneToken":7}}',
+        session,
+    )
+    assert reply["result"] == 2
+    values = [p["value"] for m, p in session.sent if m == "$/progress"]
+    assert [v["kind"] for v in values] == ["begin", *["report"] * 7, "end"]
+    assert [v["percentage"] for v in values] == [0, 50, *[100] * 7]
+    assert values[-1] == {"kind": "end", "message": "done", "percentage": 100}

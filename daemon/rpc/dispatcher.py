@@ -82,7 +82,7 @@ class Session:
 class Call:
     """One request as its handler sees it: who asked, progress reporting, cancellation."""
 
-    __slots__ = ("_after", "_begun", "id", "method", "partial", "session", "token")
+    __slots__ = ("_after", "_begun", "_percentage", "id", "method", "partial", "session", "token")
 
     def __init__(self, session: Session, id_: Any, method: str, token: Any) -> None:
         self.session = session
@@ -91,10 +91,15 @@ class Call:
         self.token = token
         self.partial: dict[str, Any] = {}  # what was done before a cancellation, for the error
         self._begun = False
+        self._percentage: int | None = None  # the highest sent so far
         self._after: list[AfterReply] = []
 
     def progress(self, message: str, percentage: int | None = None) -> None:
-        """Send `$/progress` (begin, then report) when the client asked with a workDoneToken."""
+        """Send `$/progress` (begin, then report) when the client asked with a workDoneToken.
+
+        Percentages never go back, whatever the operation reports (a later phase that starts
+        again at 0, steps that finish out of order): the highest so far is sent instead, and
+        once one was sent every later message carries it."""
         if self.token is None:
             return
         value: dict[str, Any] = {"kind": "report" if self._begun else "begin", "message": message}
@@ -102,14 +107,20 @@ class Call:
             value["title"] = self.method
             self._begun = True
         if percentage is not None:
-            value["percentage"] = max(0, min(100, int(percentage)))
+            given = max(0, min(100, int(percentage)))
+            self._percentage = max(given, self._percentage or 0)
+        if self._percentage is not None:
+            value["percentage"] = self._percentage
         self.session.notify("$/progress", {"token": self.token, "value": value})
 
     def finish_progress(self, message: str) -> None:
         if self._begun:
-            self.session.notify(
-                "$/progress", {"token": self.token, "value": {"kind": "end", "message": message}}
-            )
+            value: dict[str, Any] = {"kind": "end", "message": message}
+            if self._percentage is not None:
+                # LSP's end has none, but a client that reads one from every message showed a
+                # finished scan or backup as 0 % at its end.
+                value["percentage"] = self._percentage
+            self.session.notify("$/progress", {"token": self.token, "value": value})
             self._begun = False
 
     def check_cancelled(self) -> None:
