@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
+
+import pytest
 
 from client.aio import AsyncClient
 from tests.conftest import DaemonFactory
-from tests.helpers import DaemonProcess
+from tests.helpers import DaemonProcess, RawConnection
 
 
 def put(d: DaemonProcess, key: str, ns: str = "ev") -> None:
@@ -223,3 +226,27 @@ def test_star_is_every_topic(daemon: DaemonProcess) -> None:
     asyncio.run(scenario())
     listed = daemon.call("events.list", {"topics": ["*"], "limit": 1000})
     assert listed == daemon.call("events.list", {"limit": 1000}) and listed["total"] > 0
+
+
+def test_a_subscriber_is_never_closed_as_idle(make_daemon: DaemonFactory) -> None:
+    """`pm events --follow` on a quiet day: a connection with a live subscription is not idle,
+    however long nothing happens; one without is closed after idle_timeout_s."""
+    daemon = make_daemon(config={**QUIET, "idle_timeout_s": 0.3}).start()
+    subscriber = RawConnection(daemon.socket_path)
+    idle = RawConnection(daemon.socket_path)
+    try:
+        subscriber.send(b'{"jsonrpc":"2.0","id":1,"method":"events.subscribe","params":{}}')
+        assert b'"subscription"' in (subscriber.read_frame() or b"")
+        idle.send(b'{"jsonrpc":"2.0","id":1,"method":"daemon.hello"}')
+        assert idle.read_frame() is not None
+        assert idle.closed_by_peer()  # blocks until the daemon closes it: idle_timeout_s passed
+        subscriber.sock.settimeout(0.6)  # twice the idle timeout more, quiet
+        with pytest.raises(TimeoutError):
+            subscriber.read_frame()
+        put(daemon, "after-a-quiet-while")
+        subscriber.sock.settimeout(10)
+        event = json.loads(subscriber.read_frame() or b"null")
+        assert event["params"]["event"]["data"]["key"] == "after-a-quiet-while"
+    finally:
+        subscriber.close()
+        idle.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -374,5 +375,66 @@ def test_whitespace_before_the_first_message_is_fine(rpc_daemon: DaemonProcess) 
     try:
         conn.send_bytes(b"\n\n  ")
         assert roundtrip(conn, '{"jsonrpc":"2.0","id":1,"method":"daemon.hello"}')["id"] == 1
+    finally:
+        conn.close()
+
+
+# --- the client half-closes (shutdown(SHUT_WR)): `printf … | nc -N`, socat ------------------------
+def half_closed(rpc_daemon: DaemonProcess, data: bytes, framing: str = "ndjson") -> RawConnection:
+    conn = RawConnection(rpc_daemon.socket_path, framing)
+    conn.send_bytes(data)
+    conn.sock.shutdown(socket.SHUT_WR)
+    return conn
+
+
+def test_a_last_line_without_newline_is_answered_when_the_client_half_closes(
+    rpc_daemon: DaemonProcess,
+) -> None:
+    conn = half_closed(rpc_daemon, b'{"jsonrpc":"2.0","id":1,"method":"daemon.hello"}')
+    try:
+        assert json.loads(conn.read_frame() or b"null")["id"] == 1
+        assert conn.closed_by_peer()  # then the daemon closes its side too
+    finally:
+        conn.close()
+
+
+def test_every_request_before_a_half_close_is_answered(rpc_daemon: DaemonProcess) -> None:
+    """Replies still to come when the client stops sending are written, not dropped."""
+    lines = [
+        json.dumps({"jsonrpc": "2.0", "id": i, "method": "db.check"}).encode() for i in range(20)
+    ]
+    conn = half_closed(rpc_daemon, b"\n".join(lines) + b"\n  \n")
+    try:
+        ids = set()
+        while (frame := conn.read_frame()) is not None:
+            reply = json.loads(frame)
+            assert reply["result"]["ok"] is True
+            ids.add(reply["id"])
+        assert ids == set(range(20))
+    finally:
+        conn.close()
+
+
+def test_a_message_cut_short_by_a_half_close_is_a_parse_error(rpc_daemon: DaemonProcess) -> None:
+    body = b'{"jsonrpc":"2.0","id":1,"method":"daemon.hello"}'
+    conn = half_closed(rpc_daemon, b"Content-Length: %d\r\n\r\n" % len(body) + body[:-5], "lsp")
+    try:
+        assert_error(json.loads(conn.read_frame() or b"null"), -32700)
+        assert conn.closed_by_peer()
+    finally:
+        conn.close()
+
+
+def test_a_subscriber_that_half_closes_still_gets_its_events(rpc_daemon: DaemonProcess) -> None:
+    conn = half_closed(
+        rpc_daemon,
+        b'{"jsonrpc":"2.0","id":1,"method":"events.subscribe","params":{"topics":["kv"]}}',
+    )
+    try:
+        assert "subscription" in json.loads(conn.read_frame() or b"null")["result"]
+        rpc_daemon.call("kv.set", {"namespace": "half", "key": "k", "value": 1})
+        event = json.loads(conn.read_frame() or b"null")
+        assert event["method"] == "events.event"
+        assert event["params"]["event"]["data"]["key"] == "k"
     finally:
         conn.close()

@@ -38,6 +38,10 @@ class Framing(Protocol):
         """Whether bytes of a message that has not completed yet are buffered."""
         ...
 
+    def finish(self) -> list[bytes]:
+        """The peer sends nothing more (it half-closed): what is buffered, as messages."""
+        ...
+
 
 class NdjsonFraming:
     name = "ndjson"
@@ -68,6 +72,11 @@ class NdjsonFraming:
 
     def partial(self) -> bool:
         return bool(self._buffer)
+
+    def finish(self) -> list[bytes]:
+        """A last line needs no newline: the end of the stream ends it (`printf … | nc -N`)."""
+        rest, self._buffer = self._buffer.strip(_WHITESPACE), b""
+        return [rest] if rest else []
 
     def frame(self, body: bytes) -> bytes:
         return body + b"\n"
@@ -104,6 +113,12 @@ class LspFraming:
 
     def partial(self) -> bool:
         return bool(self._buffer) or self._body_size is not None
+
+    def finish(self) -> list[bytes]:
+        """Content-Length says where a message ends: cut short, it is not a message."""
+        if self.partial():
+            raise FramingError("the connection ended in the middle of a message")
+        return []
 
     def _check_partial_headers(self) -> None:
         """Refuse at the first complete line that cannot be a header, not after 8 KiB."""

@@ -78,6 +78,7 @@ class Connection(asyncio.Protocol, Session):
         self._backlog: collections.deque[bytes] = collections.deque()  # read, not yet started
         self._reading_paused = False
         self._writing_paused = False
+        self._eof = False  # the peer half-closed: it sends nothing more, and may still read
         self.last_active = time.monotonic()  # a complete message arrived or a reply was sent
         self._message_started: float | None = None  # when the incomplete buffered message began
         self._closing_since: float | None = None
@@ -137,6 +138,32 @@ class Connection(asyncio.Protocol, Session):
             self._backlog.extend(frames)
             self._pump()
 
+    def eof_received(self) -> bool:
+        """The client half-closed (shutdown(SHUT_WR)). What it sent last is answered, even a
+        last line without its newline; the connection closes once every reply is written,
+        unless it holds a subscription (a shell that pipes one request in and reads events
+        on), which lasts until the client closes."""
+        if self._eof or self.closed:
+            return not self.closed
+        self._eof = True
+        self._message_started = None
+        if self._framing is not None:
+            try:
+                frames = self._framing.finish()
+            except framing.FramingError as e:
+                self._fatal(ParseError(f"Parse error: {e}"))
+                return True
+            if frames:
+                self.last_active = time.monotonic()
+                self._backlog.extend(frames)
+                self._pump()
+        self._close_if_done()
+        return True  # keep writing: the replies are still to come
+
+    def _close_if_done(self) -> None:
+        if self._eof and not (self._tasks or self._backlog or self.subscriptions):
+            self.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._backlog.clear()
@@ -193,6 +220,7 @@ class Connection(asyncio.Protocol, Session):
             log.error("connection task failed", exc_info=task.exception())
         if self._backlog or self._reading_paused:
             self._pump()
+        self._close_if_done()
 
     async def _serve(self, frame: bytes) -> None:
         try:
@@ -224,7 +252,7 @@ class Connection(asyncio.Protocol, Session):
 
     def _update_reading(self) -> None:
         transport = self._transport
-        if transport is None or self.closed:
+        if transport is None or self.closed or self._eof:  # after EOF there is nothing to read
             return
         should_pause = bool(self._backlog) or not self._room()
         if should_pause and not self._reading_paused:
