@@ -138,6 +138,10 @@ def render_status(st: dict[str, Any]) -> str:
         f"socket   {st.get('socket')}"
         + ("  (socket-activated)" if st.get("socket_activated") else ""),
         f"data     {st.get('data_dir')}  (schema {st.get('schema_version')})",
+        *(
+            f"dev root {r['path']}" + ("" if r.get("exists") else "  (does not exist)")
+            for r in st.get("dev_roots") or ()
+        ),
         f"writes   {writer.get('writes', 0)} in {writer.get('batches', 0)} batches  "
         f"queue {st.get('queue_depth', 0)}/{writer.get('queue_max', '?')}  "
         f"commit p50 {writer.get('commit_ms_p50', 0)} ms p99 {writer.get('commit_ms_p99', 0)} ms",

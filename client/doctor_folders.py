@@ -81,6 +81,15 @@ def check_data_dir(p: Probe) -> Finding:
     try:
         st = os.lstat(data_dir)
     except FileNotFoundError:
+        from daemon.config import dev_root_fix
+
+        for root in dev_roots(p):
+            if not os.path.isdir(root) and os.path.commonpath([root, data_dir]) == root:
+                return warn(
+                    f"{data_dir} does not exist, and pm-agentd does not create it inside the "
+                    f"missing Dev root {root}",
+                    dev_root_fix(root),
+                )
         parent = _nearest_existing(os.path.dirname(data_dir))
         if not os.path.isdir(parent):
             return fail(f"{data_dir} cannot be created: {parent} is not a folder", setting)

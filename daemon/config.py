@@ -59,7 +59,7 @@ class Schedules(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
             try:
                 parse_schedule(value)
             except ValueError as e:
-                raise ValueError(f"schedule.{name} = {value!r} is {e}") from None
+                raise ValueError(f"schedule.{name}: {e}") from None
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -158,8 +158,14 @@ def unknown_environment(env: Mapping[str, str] = os.environ) -> dict[str, str]:
     found = {}
     for name in sorted(env):
         if name.startswith(ENV_PREFIX) and name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(known)
+            # Compared without the shared prefix, which would make every name look close.
+            key = name[len(ENV_PREFIX) :].lower()
+            close = difflib.get_close_matches(key, FIELDS, n=1, cutoff=0.75)
+            hint = (
+                f"did you mean {ENV_PREFIX + close[0].upper()}?"
+                if close
+                else "known: " + ", ".join(known)
+            )
             found[name] = f"unknown environment variable {name} is ignored ({hint})"
     return found
 
