@@ -7,6 +7,9 @@ connection); else pm starts and stops the daemon itself.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from typing import TYPE_CHECKING, Any
 
 from client import errors, output, spawn
@@ -15,6 +18,10 @@ from client.cli import render_status
 if TYPE_CHECKING:
     from client.commands import Session
     from client.service import Report
+
+# Once the daemon has let go of its socket and its lock, its process should be gone within a
+# moment; it forces its own exit 3 s after a clean stop (daemon/exit_guard.py).
+EXIT_WAIT_S = 5.0
 
 
 def _manager(s: Session) -> str | None:
@@ -39,6 +46,8 @@ def _by_manager(s: Session, what: str) -> int:
     if what == "stop":
         leftover = service.stop_daemon_on(s.socket_path)  # one started on demand meanwhile
         if leftover is not None:
+            if not _exited_within(leftover, EXIT_WAIT_S):
+                return _still_running(leftover)
             print(f"stopped pm-agentd (pid {leftover}), started on demand")
         return 0
     s.client(spawn=False)  # the manager's daemon, or an error: never one started on demand
@@ -72,8 +81,68 @@ def stop(s: Session) -> int:
     except service_units.ServiceError as e:
         output.error(str(e))
         return errors.EXIT_FAILED
-    print("pm-agentd is not running" if pid is None else f"stopped pm-agentd (pid {pid})")
+    if pid is None:
+        print("pm-agentd is not running")
+        return 0
+    if not _exited_within(pid, EXIT_WAIT_S):
+        return _still_running(pid)
+    print(f"stopped pm-agentd (pid {pid})")
     return 0
+
+
+def _still_running(pid: int) -> int:
+    """Stopped is said only of a process that has exited."""
+    output.error(
+        f"pm-agentd (pid {pid}) has closed its socket and database, but its process is still "
+        f"running after {EXIT_WAIT_S:g} s: {_command_of(pid)}. Something in it is stuck (its "
+        f"log says what); it cannot take a new client. To end it: kill {pid} (or kill -9 {pid})"
+    )
+    return errors.EXIT_FAILED
+
+
+def _exited_within(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not _exited(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _exited(pid: int) -> bool:
+    """The process is gone (or a zombie: it has exited, its parent has not reaped it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return True  # the pid belongs to another user's process now: ours is gone
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+        return state in (b"Z", b"X")
+    except (OSError, IndexError):
+        pass
+    try:  # no /proc (macOS): ask ps
+        done = subprocess.run(
+            ["ps", "-o", "stat=", "-p", str(pid)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return not done.stdout.strip() or done.stdout.strip().startswith("Z")
+
+
+def _command_of(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return "its command line is not readable"
+    return " ".join(w.decode("utf-8", "replace") for w in words) or "?"
 
 
 def restart(s: Session) -> int:

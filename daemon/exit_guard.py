@@ -19,7 +19,7 @@ import structlog
 
 log = structlog.get_logger("pm.daemon")
 
-FORCE_EXIT_AFTER_S = 5.0  # long enough for a normal interpreter teardown under load
+FORCE_EXIT_AFTER_S = 3.0  # ample for a normal interpreter teardown; pm daemon stop waits 5 s
 
 
 def arm(code: int, after_s: float | None = None) -> None:

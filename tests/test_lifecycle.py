@@ -232,6 +232,27 @@ def test_daemon_shutdown_method(daemon: DaemonProcess) -> None:
     assert daemon.wait() == 0
 
 
+def test_pm_daemon_stop_says_stopped_only_once_the_process_has_exited(
+    make_daemon: DaemonFactory,
+) -> None:
+    """A daemon that lets go of its socket and lock but whose process stays (as one waiting at
+    exit for a thread stuck in a read did): `pm daemon stop` says so and fails."""
+    daemon = make_daemon(
+        argv=[sys.executable, str(REPO / "tests" / "hanging_reads_daemon.py")],
+        env={"PM_TEST_LINGER": "1"},
+    ).start()
+    assert daemon.process is not None
+    pm = str(Path(sys.executable).parent / "pm")
+    done = subprocess.run(
+        [pm, "daemon", "stop"], env=daemon.env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stdout
+    assert "stopped" not in done.stdout
+    assert f"pm-agentd (pid {daemon.process.pid})" in done.stderr
+    assert "still running" in done.stderr and f"kill {daemon.process.pid}" in done.stderr
+    assert daemon.process.poll() is None  # it was telling the truth
+
+
 def test_shutdown_answers_every_request_and_keeps_every_acknowledged_write(
     make_daemon: DaemonFactory,
 ) -> None:

@@ -225,6 +225,60 @@ def scan_rows(conn: sqlite3.Connection) -> list[ScanRow]:
     return out
 
 
+def user_set_of(conn: sqlite3.Connection, project_id: int) -> frozenset[str] | None:
+    """The fields set by hand (None: no such project); read inside a write to see the latest."""
+    row = conn.execute("SELECT user_set FROM projects WHERE id = ?", (project_id,)).fetchone()
+    return frozenset(_strings.decode(row[0])) if row else None
+
+
+def duplicated_identities(conn: sqlite3.Connection) -> list[str]:
+    """Identities held by several records of which exactly one is present: one checkout that
+    older versions recorded twice (see services/project_merge)."""
+    rows = conn.execute(
+        "SELECT identity FROM projects WHERE identity IS NOT NULL GROUP BY identity "
+        "HAVING count(*) > 1 AND sum(present) = 1 ORDER BY identity"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def records_with_identity(conn: sqlite3.Connection, identity: str) -> list[dict[str, Any]]:
+    """Every column of the records with this identity, as stored, oldest first."""
+    cursor = conn.execute("SELECT * FROM projects WHERE identity = ? ORDER BY id", (identity,))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _references(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(table, column) of every foreign key that points at a project: found in the schema,
+    so a table added later is followed without being named here."""
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+    ]
+    found = []
+    for table in tables:
+        # (id, seq, table, from, to, on_update, on_delete, match); `to` NULL: the primary key
+        for fk in conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (table,)).fetchall():
+            if fk[2] == "projects" and fk[4] in (None, "id"):
+                found.append((table, fk[3]))
+    return found
+
+
+def repoint(conn: sqlite3.Connection, *, keep: int, drop: int) -> dict[str, int]:
+    """Every row that refers to project `drop` refers to `keep` instead; how many, by
+    `table.column`."""
+    moved = {}
+    for table, column in _references(conn):
+        cursor = conn.execute(
+            f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?', (keep, drop)
+        )
+        if cursor.rowcount:
+            moved[f"{table}.{column}"] = cursor.rowcount
+    return moved
+
+
 def ignored_paths(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT path FROM ignored_paths").fetchall()}
 
@@ -236,6 +290,18 @@ def insert(conn: sqlite3.Connection, values: Mapping[str, Any], now: str) -> int
 
 def update(conn: sqlite3.Connection, project_id: int, values: Mapping[str, Any], now: str) -> None:
     rows.update(conn, "projects", project_id, values, now, allowed=_KNOWN, encode=encode_value)
+
+
+def update_stored(
+    conn: sqlite3.Connection, project_id: int, values: Mapping[str, Any], now: str
+) -> None:
+    """`update` with values as stored (JSON columns as text), e.g. read by
+    `records_with_identity`."""
+    rows.update(conn, "projects", project_id, values, now, allowed=_KNOWN, encode=_as_stored)
+
+
+def _as_stored(column: str, value: Any) -> Any:
+    return value
 
 
 def touch_scanned(conn: sqlite3.Connection, project_id: int, fingerprint: str, now: str) -> None:

@@ -61,7 +61,8 @@ class ProjectService:
         self._scanner = scanner
 
     async def resolve(self, ref: ProjectRef) -> Project:
-        """A project by id, by absolute path, or by name (which must then be unambiguous)."""
+        """A project by id, by absolute path, or by name (which must then be unambiguous among
+        the present projects, or among all when none is present)."""
         if isinstance(ref, int):
             found = await self._db.read(projects_db.get, ref)
             if found is None:
@@ -75,6 +76,9 @@ class ProjectService:
         named = await self._db.read(projects_db.find_by_name, ref)
         if not named:
             raise NotFound(f"no project named {ref!r}", project=ref)
+        here = [p for p in named if p.present]
+        if len(named) > 1 and len(here) == 1:
+            return here[0]  # the others are folders that are gone: the name means this one
         if len(named) > 1:
             paths = ", ".join(p.path for p in named)
             raise Conflict(
@@ -119,13 +123,10 @@ class ProjectService:
         project = await self.resolve(ref)
 
         def op(tx: Tx) -> None:
-            row = tx.conn.execute(
-                "SELECT user_set FROM projects WHERE id = ?", (project.id,)
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"project {project.id} was forgotten meanwhile")
-            user_set = set(msgspec.json.decode(row[0])) | set(values)
-            user_set -= set(reset)
+            stored = projects_db.user_set_of(tx.conn, project.id)
+            if stored is None:
+                raise NotFound(f"project {project.id} was forgotten (or merged) meanwhile")
+            user_set = (set(stored) | set(values)) - set(reset)
             changes: dict[str, Any] = dict(values)
             changes["user_set"] = sorted(user_set)
             if reset:

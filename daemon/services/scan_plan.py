@@ -1,15 +1,18 @@
 """Turning what a scan read into write operations: one per project that changed.
 
 A project found where a stored one is: an update (only what changed, never a field the user
-set). Found nowhere before, it may be a vanished or missing project that moved (same identity,
-or same inode): then it keeps its id. Otherwise it is new. A stored project in the scan's
-scope that was not found is missing. Time alone can change a status, too.
+set). Found nowhere before, it may be a stored project that moved (same identity, or same
+inode): one that vanished from this scan's scope, one missing for a while, or one outside the
+scope whose folder is gone (the scanner checks) — then it keeps its id. Otherwise it is new.
+A stored project in the scan's scope that was not found is missing. A project that could not
+be read (it failed, or overran its time bound) is recorded with its `scan_error` and read
+again next time. Time alone can change a status, too.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +41,7 @@ class ScanSummary(msgspec.Struct, kw_only=True):
     missing: int = 0
     moved: int = 0
     returned: int = 0
+    merged: int = 0  # duplicate records of one project folded into one (see project_merge)
     errors: list[ScanIssue] = msgspec.field(default_factory=list)
     duration_ms: float = 0.0
 
@@ -97,12 +101,17 @@ class Planner:
         in_scope: list[ScanRow],
         all_rows: list[ScanRow],
         summary: ScanSummary,
+        *,
+        gone_elsewhere: Collection[int] = (),
     ) -> list[Op]:
         by_path = {r.path: r for r in all_rows}
         seen = {res.candidate.path for res in results}
         vanished = [r for r in in_scope if r.path not in seen and r.present]
-        # A new folder may be a vanished or long-missing project that moved.
-        movable = vanished + [r for r in all_rows if not r.present and r.path not in seen]
+        # A new folder may be a vanished, long-missing or gone-elsewhere project that moved.
+        movable = vanished + [
+            r for r in all_rows
+            if r.path not in seen and (not r.present or r.id in gone_elsewhere)
+        ]  # fmt: skip
         by_identity = {r.identity: r for r in movable if r.identity}
         by_inode = {(r.device, r.inode): r for r in movable if r.inode is not None}
         moved_ids: set[int] = set()
@@ -113,10 +122,11 @@ class Planner:
             key=lambda r: bool(r.facts and r.facts.git and r.facts.git.kind == "linked-worktree"),
         )
         for res in ordered:
+            row = by_path.get(res.candidate.path)
             if res.error is not None:
                 summary.errors.append(ScanIssue(res.candidate.path, res.error))
+                actions.append(self._failed(row, res.candidate, res.error, summary))
                 continue
-            row = by_path.get(res.candidate.path)
             if res.facts is None or row is not None:
                 action = self._known(row, res.facts, summary)
                 if action is not None:
@@ -248,6 +258,50 @@ class Planner:
 
         return op
 
+    def _failed(self, row: ScanRow | None, cand: Candidate, error: str, summary: ScanSummary) -> Op:
+        """A project that could not be read: its error is recorded and its fingerprint
+        forgotten, so the next scan reads it again; a new one is recorded by name and path
+        only (a later read that succeeds fills in the rest, or merges it with the project it
+        turns out to be)."""
+        if row is None:
+            summary.new += 1
+            name = os.path.basename(cand.path.rstrip(os.sep)) or cand.path  # UTF-8: checked
+
+            def insert(tx: Tx) -> int:
+                values = {
+                    "name": name, "path": cand.path, "root": self._root_of(cand.path),
+                    "status": "on-hold", "device": cand.device, "inode": cand.inode,
+                    "scan_error": error, "scanned_at": tx.now, "fingerprint": None,
+                }  # fmt: skip
+                project_id = projects_db.insert(tx.conn, values, tx.now)
+                tx.emit(
+                    "project.added",
+                    {"id": project_id, "name": name, "path": cand.path, "scan_error": error},
+                )
+                return project_id
+
+            return insert
+        returned = not row.present
+        if returned:
+            summary.returned += 1
+
+        def record(tx: Tx) -> None:
+            values: dict[str, Any] = {"fingerprint": None, "scanned_at": tx.now}
+            if row.facts.get("scan_error") != error:
+                values["scan_error"] = error
+            if returned:
+                values |= {"present": 1, "missing_since": None}
+            projects_db.update(tx.conn, row.id, values, tx.now)
+            if returned:
+                tx.emit("project.returned", {"id": row.id, "path": row.path})
+            if "scan_error" in values:
+                tx.emit(
+                    "project.updated",
+                    {"id": row.id, "path": row.path, "changed": {"scan_error": error}},
+                )
+
+        return record
+
     def _missing(self, row: ScanRow) -> Op:
         def op(tx: Tx) -> None:
             projects_db.update(tx.conn, row.id, {"present": 0, "missing_since": tx.now}, tx.now)
@@ -258,8 +312,7 @@ class Planner:
 
 def _current_user_set(tx: Tx, project_id: int) -> frozenset[str]:
     """Read inside the transaction: the user may have set a field since the scan began."""
-    row = tx.conn.execute("SELECT user_set FROM projects WHERE id = ?", (project_id,)).fetchone()
-    return frozenset(msgspec.json.decode(row[0])) if row else frozenset()
+    return projects_db.user_set_of(tx.conn, project_id) or frozenset()
 
 
 def _linkage(tx: Tx, facts: ProjectFacts) -> dict[str, Any]:
