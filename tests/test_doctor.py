@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,10 +58,12 @@ def degraded(d: DaemonProcess) -> dict[str, Any]:
 
 
 @pytest.fixture
-def cli(make_daemon: DaemonFactory) -> Cli:
+def cli(make_daemon: DaemonFactory) -> Iterator[Cli]:
     world = make_daemon()
     world.dev_root.mkdir(parents=True)  # a healthy world has its Dev root
-    return Cli(world)
+    c = Cli(world)
+    yield c
+    c.stop_spawned()  # one `pm` started, if any
 
 
 # --- a healthy world, and the backup's age ---------------------------------------------------
@@ -293,3 +297,110 @@ def test_a_broken_config_fails_and_the_rest_still_runs(cli: Cli) -> None:
     assert "cannot start" in checks["daemon"]["message"]
     assert checks["daemon"]["fix"] == f"correct it in {broken}; then pm daemon start"
     assert checks["disk"]["status"] == "warn" and "not checked" in checks["disk"]["message"]
+
+
+# --- every failing check's fix addresses its cause; never None ---------------------------------
+NOTHING = re.compile(r"\bNone\b|\bnull\b")
+
+
+def assert_says_something(report: dict[str, Any]) -> None:
+    """Every message says something, every failure says what to do, and neither ever shows a
+    missing value as None or null."""
+    for check in report["checks"]:
+        assert isinstance(check["message"], str) and check["message"].strip(), check
+        assert not NOTHING.search(check["message"]), check
+        if check["status"] == "fail":
+            assert isinstance(check["fix"], str) and check["fix"].strip(), check
+        if check["fix"] is not None:
+            assert not NOTHING.search(check["fix"]), check
+
+
+def test_no_none_or_null_in_any_broken_state(cli: Cli) -> None:
+    cli.world.start()
+    cli.world.call("db.backup", {})
+    assert cli.world.stop() == 0
+    broken = cli.world.root / "broken.toml"
+    broken.write_text("no_such_setting = 1\n")
+    missing = cli.world.root / "Dve"
+    states: list[dict[str, str]] = [
+        {"PM_AGENT_CONFIG": str(broken)},
+        {"PM_AGENT_SOCKET": long_socket_path(cli)},
+        {"PM_AGENT_DEV_ROOT": str(missing), "PM_AGENT_DATA_DIR": str(missing / ".pm-agent")},
+        {"PM_AGENT_NO_SUCH_THING": "1"},
+    ]
+    _, report, _ = doctor(cli)  # stopped, nothing ever started it
+    assert_says_something(report)
+    for env in states:
+        cli.run("status", **env)  # pm tries to start it (which most of these make fail)
+        _, report, _ = doctor(cli, **env)
+        assert_says_something(report)
+        cli.stop_spawned()
+    corrupt(cli.world.db_path)
+    assert cli.run("status").returncode == 69
+    _, report, _ = doctor(cli)
+    assert_says_something(report)
+
+
+def long_socket_path(cli: Cli) -> str:
+    return os.path.join(os.path.dirname(cli.world.socket_path), "x" * 120, "pm.sock")
+
+
+def test_a_long_socket_path_gets_the_socket_fix_everywhere(cli: Cli) -> None:
+    path = long_socket_path(cli)
+    assert cli.run("status", PM_AGENT_SOCKET=path).returncode == 69
+    _, _, checks = doctor(cli, PM_AGENT_SOCKET=path)
+    fix = checks["socket_dir"]["fix"]
+    assert fix.startswith("set PM_AGENT_SOCKET") and "a shorter path" in fix
+    assert checks["daemon"]["status"] == "fail" and "too long" in checks["daemon"]["message"]
+    assert checks["daemon"]["fix"] == fix
+
+
+def test_a_socket_folder_open_to_others_stops_the_daemon_and_doctor_says_chmod(cli: Cli) -> None:
+    folder = os.path.dirname(cli.world.socket_path)
+    os.chmod(folder, 0o755)  # as if someone else had prepared it
+    done = cli.run("status")
+    assert done.returncode == 69 and "has mode 0755" in done.stderr
+    _, _, checks = doctor(cli)
+    assert "when it last tried to start" in checks["daemon"]["message"]
+    assert checks["daemon"]["fix"] == f"chmod 700 {folder}" == checks["socket_dir"]["fix"]
+
+
+def test_a_missing_dev_root_is_reported_with_mkdir(cli: Cli) -> None:
+    missing = cli.world.root / "Dve"
+    env = {"PM_AGENT_DEV_ROOT": str(missing), "PM_AGENT_DATA_DIR": str(missing / ".pm-agent")}
+    code, _, checks = doctor(cli, **env)
+    assert code == 1
+    dev_root = checks["dev_root"]
+    assert dev_root["status"] == "fail" and f"{missing} does not exist" in dev_root["message"]
+    assert dev_root["fix"].startswith(f"mkdir -p {missing} ")
+    assert checks["data_dir"]["status"] == "warn" and checks["data_dir"]["fix"] == dev_root["fix"]
+    assert "cannot start" in checks["daemon"]["message"]
+    assert checks["daemon"]["fix"] == dev_root["fix"] + "; then pm daemon start"
+    assert not missing.exists()  # doctor creates nothing either
+
+
+def test_a_data_folder_that_cannot_be_written_fails_with_its_cause(cli: Cli) -> None:
+    cli.world.start()
+    assert cli.world.stop() == 0
+    data = str(cli.world.data_dir)
+    if os.geteuid() == 0:  # root writes through any mode: a read-only mount stops it
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", data],
+                                 capture_output=True, text=True)  # fmt: skip
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        expected = f"remount the filesystem that holds {data} read-write"
+    else:
+        os.chmod(data, 0o500)
+        expected = f"chmod u+rwx {data}"
+    try:
+        code, report, checks = doctor(cli)
+        assert code == 1
+        data_dir = checks["data_dir"]
+        assert data_dir["status"] == "fail" and f"{data} is not writable" in data_dir["message"]
+        assert data_dir["fix"].startswith(expected)
+        assert_says_something(report)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", data], check=True)
+        else:
+            os.chmod(data, 0o700)
