@@ -1,8 +1,13 @@
 """CI: which services are configured, and whether a CI file runs the tests or a linter.
 
 "Runs checks" is judged from the first 64 KB of each CI file by the commands it names
-(pytest, npm test, cargo clippy, …), comment lines left out. The same pass notes which
-linters, formatters and type checkers CI runs, for the linting component.
+(pytest, npm test, cargo clippy, …), comment lines left out, and by what its steps run one
+level down (steps.py): a script in the project (`scripts/test`, `python runtests.py`), a
+Makefile target, a package.json script, a just recipe, a Taskfile task, the Rakefile, a
+pyproject script. Such a target runs checks when what it runs names a test or lint command,
+or runs something named like one (`./scripts/test` inside `make ci`), or when its own name
+says so (`make check`, `npm run test:unit`). The same pass notes which linters, formatters
+and type checkers CI runs, for the linting component, and what was seen (`CI.checks`).
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from daemon.quality.files import ProjectFiles
+from daemon.quality import steps
+from daemon.quality.files import ProjectFiles, printable
 
 CI_FILES_READ = 20  # a project with more CI files than this is judged on the first ones
+CHECKS_KEPT = 12  # CI.checks is for a person to read
 
 # A fixed file → the service.
 _FILES: tuple[tuple[str, str], ...] = (
@@ -69,6 +76,31 @@ _COMMANDS: tuple[tuple[tuple[str, ...], str, str, str], ...] = (
         "*",
         "test",
     ),
+    (
+        (
+            "bazel",
+            "bazelisk",
+            "stack",
+            "cabal",
+            "dune",
+            "zig",
+            "sbt",
+            "lein",
+            "meson",
+            "xcodebuild",
+        ),
+        r"(bazel|bazelisk|stack|cabal|dune|zig build|sbt|lein|meson|xcodebuild) (test|runtest)",
+        "*",
+        "test",
+    ),
+    (
+        ("nosetests", "nose2", "behave", "cucumber", "prove", "busted", "bats"),
+        r"nosetests|nose2|behave|cucumber|prove|busted|bats",
+        "",
+        "test",
+    ),
+    # a Rakefile's test tasks (`rake` runs them: `task default: :spec`)
+    (("rake::testtask", "minitest::testtask"), r"(rake|minitest)::testtask", "rake test", "test"),
     (("mvn",), r"mvnw?\b[^\n]*\b(test|verify|install|package)", "maven", "test"),
     (("gradle",), r"gradlew?\b[^\n]*\b(test|check|build)", "gradle", "test"),
     (("make", "just", "task"), r"(make|just|task) (test|check)", "make test", "test"),
@@ -124,39 +156,61 @@ class CI:
     files: list[str] = field(default_factory=list)  # relative paths of the CI files read
     runs_checks: bool = False
     tools: dict[str, set[str]] = field(default_factory=dict)  # kind → tools CI runs
+    checks: list[str] = field(default_factory=list)  # what was seen to run them, for people
 
     @property
     def present(self) -> bool:
         return bool(self.services)
 
+    def saw(self, found: dict[str, set[str]], what: str | None = None) -> None:
+        """Checks found: `what` names how they ran (a followed target), else their tools."""
+        for kind, tools in found.items():
+            self.tools.setdefault(kind, set()).update(tools)
+        if not found and what is None:
+            return
+        self.runs_checks = True
+        shown = [what] if what else sorted(set().union(*found.values()))
+        for one in shown:
+            if one not in self.checks and len(self.checks) < CHECKS_KEPT:
+                self.checks.append(printable(one)[:100])
+
 
 def detect_ci(files: ProjectFiles) -> CI:
     ci = CI()
-    found: list[tuple[str, str]] = []  # (relative path, service)
-    for path, service in _FILES:
-        if files.is_file(path):
-            found.append((path, service))
-    for folder, service, suffixes in _FOLDERS:
-        top = folder.split("/")[0]
-        if top not in files.dirs:
-            continue
-        for name in files.listdir(folder):
-            path = f"{folder}/{name}"
-            if (suffixes is None or name.endswith(suffixes)) and files.is_file(path):
-                found.append((path, service))
+    found = _ci_files(files)
     for _, service in found:
         if service not in ci.services:
             ci.services.append(service)
+    budget = steps.Budget()
     for path, _ in found[:CI_FILES_READ]:
         text = files.text(path)
         if text is None:
             continue
         ci.files.append(path)
-        _commands(text, ci)
+        ci.saw(checks_in(text))
+        for line in steps.command_lines(text):
+            for words in steps.commands(line):
+                for target in steps.targets(words, files, budget):
+                    _follow(target, files, ci)
     return ci
 
 
-def _commands(text: str, ci: CI) -> None:
+def _ci_files(files: ProjectFiles) -> list[tuple[str, str]]:
+    """(relative path, service) of every CI file, fixed names first."""
+    found = [(path, service) for path, service in _FILES if files.is_file(path)]
+    for folder, service, suffixes in _FOLDERS:
+        if folder.split("/")[0] not in files.dirs:
+            continue
+        for name in files.listdir(folder):
+            path = f"{folder}/{name}"
+            if (suffixes is None or name.endswith(suffixes)) and files.is_file(path):
+                found.append((path, service))
+    return found
+
+
+def checks_in(text: str) -> dict[str, set[str]]:
+    """kind ("test", "lint", "format", "types") → the tools the commands in `text` run."""
+    found: dict[str, set[str]] = {}
     lowered = text.lower()
     for words, pattern, tool, kind in _MATCHERS:
         for word in words:
@@ -166,9 +220,32 @@ def _commands(text: str, ci: CI) -> None:
                 if match and (at == 0 or lowered[at - 1] not in _WORDISH) and _live(lowered, at):
                     parts = match.group(0).split()
                     name = parts[0] if tool == "" else " ".join(parts) if tool == "*" else tool
-                    ci.tools.setdefault(kind, set()).add(name)
-                    ci.runs_checks = True
+                    found.setdefault(kind, set()).add(name)
                 at = lowered.find(word, at + 1)
+    return found
+
+
+def _follow(target: steps.Target, files: ProjectFiles, ci: CI) -> None:
+    """A target a CI step runs: does what it runs (or its name) say tests or linting?"""
+    found = checks_in(target.body) if target.body else {}
+    ran = sorted(set().union(*found.values())) or _named_below(target, files)
+    if ran:
+        ci.saw(found, f"{target.label} (runs {', '.join(ran[:4])})")
+    elif any(steps.named_check(name) for name in target.names):
+        ci.saw(found, f"{target.label} (by its name)")
+
+
+def _named_below(target: steps.Target, files: ProjectFiles) -> list[str]:
+    """What the target's commands run that is named like tests or linting, not read."""
+    if not target.shell:
+        return []
+    named: list[str] = []
+    for line in steps.command_lines(target.body):
+        for words in steps.commands(line):
+            for below in steps.targets(words, files):
+                if any(map(steps.named_check, below.names)) and below.label not in named:
+                    named.append(below.label)
+    return named
 
 
 def _live(text: str, at: int) -> bool:

@@ -55,6 +55,7 @@ def detect(
         test_runners=tests.runners,
         ci=ci.services,
         ci_runs_checks=ci.runs_checks,
+        ci_checks=ci.checks,
         docs=[printable(name) for name in docs.found],
         linters=lint.linters,
         formatters=lint.formatters,
