@@ -187,6 +187,8 @@ class _Walk:
             if not entry.is_file():
                 return None
             head = untrusted.read(entry.path, within=path, max_bytes=_FIRST_LINE_LIMIT, whole=False)
+        except untrusted.Outside:
+            return "git"  # a project, as a `.git` folder linked out is; gitmeta refuses to read it
         except OSError as exc:
             self.error(entry.path, exc)
             return None

@@ -248,6 +248,12 @@ def _resolve(common: str, ref: str, problems: Problems) -> str | None:
     return None
 
 
+def read_head(git_dir: str, problems: Problems) -> str | None:
+    """The text of HEAD (a git dir from `locate`), or None with the problem noted."""
+    path = os.path.join(git_dir, "HEAD")
+    return read_file(path, problems, "HEAD", within=git_dir, max_bytes=REF_MAX_BYTES, required=True)
+
+
 def _default_branch(common: str, problems: Problems) -> str | None:
     path = os.path.join(common, "refs/remotes/origin/HEAD")
     text = read_file(path, problems, "origin/HEAD", within=common, max_bytes=REF_MAX_BYTES)
@@ -374,14 +380,7 @@ def read_git(folder: str, *, env: Mapping[str, str] = os.environ) -> GitInfo | N
     if used_git:
         head_ref, head_sha, default_branch = _refs_by_git(os.path.abspath(folder), env, problems)
     else:
-        head = read_file(
-            os.path.join(git_dir, "HEAD"),
-            problems,
-            "HEAD",
-            within=git_dir,
-            max_bytes=REF_MAX_BYTES,
-            required=True,
-        )
+        head = read_head(git_dir, problems)
         if head is not None and head.startswith("ref:"):
             head_ref = head[4:].strip()
             head_sha = _resolve(common, head_ref, problems)

@@ -322,6 +322,8 @@ def _git_description(common_dir: str, problems: list[str]) -> str | None:
     except OSError as exc:
         problems.append(_problem(".git/description", exc))
         return None
+    if "\x00" in text:  # a binary file (or a huge sparse one) describes nothing
+        return None
     return None if not text or text == _collapse(GIT_PLACEHOLDER) else text
 
 
