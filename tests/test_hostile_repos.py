@@ -425,6 +425,7 @@ def test_includes_inside_the_git_dir_are_followed(tmp_path: Path, home: Path) ->
 
 
 def test_an_include_bomb_stops_at_the_budget(tmp_path: Path, home: Path) -> None:
+    (home / ".gitconfig").write_text("[user]\n\temail = me@example.com\n")
     repo = project(tmp_path / "dev", "proj", home)
     with (repo / ".git/config").open("a") as f:
         f.write("[include]\n\tpath = config\n[include]\n\tpath = config\n")  # 2^10 reads
@@ -433,6 +434,7 @@ def test_an_include_bomb_stops_at_the_budget(tmp_path: Path, home: Path) -> None
     assert time.monotonic() - started < 5
     assert info is not None and info.error is not None and "too many" in info.error
     assert info.remotes[0].url == "https://github.com/me/proj"
+    assert info.user_email == "me@example.com"  # the user's own files have their own budget
 
 
 def test_the_users_global_config_may_live_anywhere(tmp_path: Path, home: Path) -> None:

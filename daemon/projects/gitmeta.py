@@ -372,8 +372,10 @@ def read_git(folder: str, *, env: Mapping[str, str] = os.environ) -> GitInfo | N
     }:
         path = os.path.join(git_dir, "config.worktree")
         repo += reader.read(path, "config.worktree", within=git_dir)
-    # The user's own files (and their includes) are read wherever they are.
-    every = [e for p in global_config_paths(env) for e in reader.read(p, p, within=None)] + repo
+    # The user's own files (and their includes) are read wherever they are, with a budget of
+    # their own: a repository's include bomb must not leave the user's identity unread.
+    users = ConfigReader(git_dir, env.get("HOME") or None, problems)
+    every = [e for p in global_config_paths(env) for e in users.read(p, p, within=None)] + repo
 
     used_git = last_value(repo, "extensions", None, "refstorage", "files").lower() == "reftable"
     head_ref = head_sha = default_branch = None
