@@ -201,6 +201,48 @@ def test_security_exposure_stays_low(world: World) -> None:
     assert float(found.group(1)) <= MAX_EXPOSURE, done.stdout
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _unit_bytes(text: str, key: str) -> int:
+    """A systemd size setting (MemoryMax=2G) in bytes; its suffixes are powers of 1024."""
+    found = re.search(rf"^{key}=(\d+)([KMGT]?)$", text, re.MULTILINE)
+    assert found, f"no {key}= in the unit"
+    return int(found.group(1)) * _UNITS[found.group(2)]
+
+
+def _peak_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_the_service_has_a_memory_ceiling_well_above_what_the_daemon_uses(
+    world: World, make_daemon: DaemonFactory
+) -> None:
+    """A leak must cost the daemon a restart, not the user's session (issue 12): the unit
+    carries MemoryHigh/MemoryMax, with room above a real daemon's peak after it scanned,
+    assessed and exported a small Dev folder (the figures for 1,000 projects are in the unit's
+    comment: 48-89 MiB, 368 MiB at an export's peak)."""
+    service.install(world.socket_path, env=world.env)
+    text = (world.unit_dir / "pm-agent.service").read_text()
+    high, ceiling = _unit_bytes(text, "MemoryHigh"), _unit_bytes(text, "MemoryMax")
+    assert high < ceiling
+    d = make_daemon(config={"watch": False, "schedule": {"quality": "off"}})
+    for i in range(5):
+        folder = d.dev_root / f"p{i}"
+        folder.mkdir(parents=True)
+        (folder / "pyproject.toml").write_text(f'[project]\nname = "p{i}"\n')
+        (folder / "main.py").write_text("print('hi')\n")
+    d.start()
+    assert d.call("projects.scan")["found"] == 5
+    d.call("quality.scan")
+    d.call("db.export")
+    assert d.process is not None
+    peak = _peak_rss(d.process.pid)
+    assert high >= 10 * peak, (high, peak)  # ample: throttled long before it could matter
+
+
 def test_systemd_socket_activate_starts_the_daemon_on_the_first_connection(
     make_daemon: DaemonFactory,
 ) -> None:
