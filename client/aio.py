@@ -25,7 +25,13 @@ _decoder = msgspec.json.Decoder()
 
 
 class AsyncClient:
-    def __init__(self, path: str, *, framing: str = "ndjson") -> None:
+    """`path` is the daemon's socket; by default the one `pm` talks to (client.locations)."""
+
+    def __init__(self, path: str | None = None, *, framing: str = "ndjson") -> None:
+        if path is None:
+            from client import locations
+
+            path = locations.client_socket_path()
         self.path = path
         self.framing = frames.check(framing)
         self._reader: asyncio.StreamReader | None = None
@@ -41,15 +47,20 @@ class AsyncClient:
 
     @classmethod
     async def connect(
-        cls, path: str, *, framing: str = "ndjson", handshake: bool = True, name: str = "aio"
+        cls,
+        path: str | None = None,
+        *,
+        framing: str = "ndjson",
+        handshake: bool = True,
+        name: str = "aio",
     ) -> AsyncClient:
         client = cls(path, framing=framing)
         try:
             client._reader, client._writer = await asyncio.open_unix_connection(
-                path, limit=64 * 1024 * 1024
+                client.path, limit=64 * 1024 * 1024
             )
         except (FileNotFoundError, ConnectionRefusedError) as e:
-            raise Unreachable(f"nothing answers on {path} ({e.strerror})") from None
+            raise Unreachable(f"nothing answers on {client.path} ({e.strerror})") from None
         client._task = asyncio.get_running_loop().create_task(client._read_loop())
         if handshake:
             client.hello = await client.call(

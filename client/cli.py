@@ -6,10 +6,9 @@ standard library's C pieces; every other command loads `client.commands` (argpar
 
 from __future__ import annotations
 
-import os
 import sys
 
-from client import errors
+from client import errors, output
 from client.sync import Client
 
 # `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
@@ -18,13 +17,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _split_globals(argv: list[str]) -> tuple[dict[str, Any], list[str]] | None:
-    """Global flags and the rest, for the fast path; None when it is not a plain `pm status`."""
+def split_globals(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The global flags (`--json`, `--socket PATH`, `--no-spawn`), wherever they stand, and
+    the rest. Everything after `--` is left as it is."""
     opts: dict[str, Any] = {"json": False, "socket": None, "no_spawn": False}
     rest: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
         if arg == "--json":
             opts["json"] = True
         elif arg == "--no-spawn":
@@ -37,17 +40,17 @@ def _split_globals(argv: list[str]) -> tuple[dict[str, Any], list[str]] | None:
         else:
             rest.append(arg)
         i += 1
-    return (opts, rest) if rest == ["status"] else None
+    return opts, rest
 
 
 def _status(opts: dict[str, Any]) -> int:
     from client import locations
 
+    output.use_json_stderr(opts["json"])
     try:
         path = locations.client_socket_path(opts["socket"])
     except locations.ConfigFileError as e:
-        print(f"pm: {e}", file=sys.stderr)
-        return errors.EXIT_FAILED
+        return output.fail(str(e), kind="config", exit_code=errors.EXIT_FAILED)
     try:
         spawned = False
         try:
@@ -64,8 +67,7 @@ def _status(opts: dict[str, Any]) -> int:
             if spawned:
                 status = _until_ready(client, status)
     except errors.ClientError as e:
-        print(f"pm: {e}", file=sys.stderr)
-        return e.exit_code
+        return output.fail(str(e), kind=e.kind, exit_code=e.exit_code)
     if _older(status.get("version")) or status.get("protocol_version") != errors.PROTOCOL_VERSION:
         # After an upgrade: the full path greets the daemon, restarts an older one, or says
         # clearly why it cannot talk to it.
@@ -73,9 +75,7 @@ def _status(opts: dict[str, Any]) -> int:
 
         return run([*_global_flags(opts), "status"])
     if opts["json"]:
-        from client.output import print_json
-
-        print_json(status)
+        output.print_json(status)
     else:
         sys.stdout.write(render_status(status))
     return errors.EXIT_OK
@@ -122,19 +122,15 @@ def _duration(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
-def _colour(text: str, code: str) -> str:
-    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
-        return text
-    return f"\033[{code}m{text}\033[0m"
-
-
 def render_status(st: dict[str, Any]) -> str:
     state = st.get("state", "?")
     shade = {"ready": "32", "stopping": "33"}.get(state, "36")
     writer = st.get("writer") or {}
+    head = output.visible(f"pm-agentd {st.get('version')}  ") + output.paint(
+        output.visible(str(state)), shade
+    )
     lines = [
-        f"pm-agentd {st.get('version')}  {_colour(state, shade)}  pid {st.get('pid')}  "
-        f"up {_duration(st.get('uptime_s', 0))}",
+        f"  pid {st.get('pid')}  up {_duration(st.get('uptime_s', 0))}",
         f"socket   {st.get('socket')}"
         + ("  (socket-activated)" if st.get("socket_activated") else ""),
         f"data     {st.get('data_dir')}  (schema {st.get('schema_version')})",
@@ -160,14 +156,18 @@ def render_status(st: dict[str, Any]) -> str:
         lines.append(line)
         if watcher.get("fix"):
             lines.append(f"         fix: {watcher['fix']}")
-    return "\n".join(lines) + "\n"
+    # Paths and problems can hold any character a folder name can: shown, never obeyed.
+    return head + "\n".join(output.visible(line) for line in lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    fast = _split_globals(args)
-    if fast is not None:
-        return _status(fast[0])
-    from client.commands import run
+    try:
+        opts, rest = split_globals(args)
+        if rest == ["status"]:
+            return _status(opts)
+        from client.commands import run
 
-    return run(args)
+        return run(args)
+    except KeyboardInterrupt:  # Ctrl-C ends any command quietly, wherever it was
+        return 130

@@ -1,4 +1,9 @@
-"""Every `pm` command but the fast `pm status`: argparse, then one function per command."""
+"""Every `pm` command but the fast `pm status`: argparse, then one function per command.
+
+Global flags (`--json`, `--socket PATH`, `--no-spawn`) may stand anywhere (client.cli takes
+them out first). A failure ends with one message on stderr — under `--json`, a JSON object
+`{"message", "kind", "exit_code"}` — and the exit code of the README.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,19 @@ from collections.abc import Callable
 from typing import Any
 
 from client import errors, locations, output
-from client.cli import render_status
+from client.cli import render_status, split_globals
 from client.sync import Client
+from client.version import __version__
 
 Handler = Callable[[argparse.Namespace, "Session"], int]
 
 
-class UsageError(Exception):
-    pass
+UsageError = errors.UsageError
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse's default exits 2 with usage: keep that
-        self.print_usage(sys.stderr)
-        raise UsageError(message)
+    def error(self, message: str) -> Any:  # exit 2 with the usage, as argparse's default does
+        raise UsageError(message, self.format_usage())
 
 
 class Session:
@@ -72,9 +76,25 @@ class Session:
                 waited += delay
                 delay = min(delay * 2, 1.0)
 
+    def call_with_progress(self, method: str, params: dict[str, Any]) -> Any:
+        """A long call with `$/progress` shown as a bar on stderr (on a terminal)."""
+        self.client()  # connect (and start the daemon) before the bar appears
+        bar = output.ProgressBar()
+
+        def on_notification(message: dict[str, Any]) -> None:
+            if message.get("method") == "$/progress":
+                value = message.get("params", {}).get("value", {})
+                bar.update(value.get("percentage"), value.get("message", ""))
+
+        try:
+            return self.call(method, {**params, "workDoneToken": f"pm-{method}"}, on_notification)
+        finally:
+            bar.close()
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+            self._client = None
 
 
 # --- commands -------------------------------------------------------------------------
@@ -83,134 +103,25 @@ def cmd_status(args: argparse.Namespace, s: Session) -> int:
     return 0
 
 
+def stdin_or(text: str) -> str:
+    """`-` means the text on stdin, as in `pm call METHOD -` and `pm kv set NS K -`."""
+    return sys.stdin.read() if text == "-" else text
+
+
 def cmd_call(args: argparse.Namespace, s: Session) -> int:
-    text = sys.stdin.read() if args.params == "-" else args.params
     params = None
-    if text is not None:
+    if args.params is not None:
+        text = stdin_or(args.params)
         try:
             params = json.loads(text)
         except json.JSONDecodeError as e:
             raise UsageError(f"PARAMS is not valid JSON: {e}") from None
-        if not isinstance(params, dict):
-            raise UsageError("PARAMS must be a JSON object (params are by name)")
+        if params == []:
+            params = None  # JSON-RPC's "no params", as `null` is
+        if params is not None and not isinstance(params, dict):
+            raise UsageError("PARAMS must be a JSON object (params are by name), or null")
     output.print_json(s.call(args.method, params))
     return 0
-
-
-def _value(args: argparse.Namespace) -> Any:
-    if args.string:
-        return args.value
-    try:
-        return json.loads(args.value)
-    except json.JSONDecodeError:
-        raise UsageError(
-            f"VALUE is not JSON: {args.value!r}. Quote a string as JSON ('\"text\"') "
-            "or pass --string to store the text as it is"
-        ) from None
-
-
-def cmd_kv_get(args: argparse.Namespace, s: Session) -> int:
-    result = s.call("kv.get", {"namespace": args.namespace, "key": args.key})
-    if args.json:
-        output.print_json(result)
-    elif result["value"] is not None:
-        output.print_json(result["value"])
-    if result["value"] is None:
-        output.error(f"{args.namespace}/{args.key} is not set")
-        return 1
-    return 0
-
-
-def cmd_kv_set(args: argparse.Namespace, s: Session) -> int:
-    params: dict[str, Any] = {"namespace": args.namespace, "key": args.key, "value": _value(args)}
-    if args.ttl is not None:
-        params["ttl_s"] = args.ttl
-    if args.expires_at is not None:
-        params["expires_at"] = args.expires_at
-    result = s.call("kv.set", params)
-    if args.json:
-        output.print_json(result)
-    return 0
-
-
-def cmd_kv_delete(args: argparse.Namespace, s: Session) -> int:
-    result = s.call("kv.delete", {"namespace": args.namespace, "key": args.key})
-    if args.json:
-        output.print_json(result)
-    elif not result["deleted"]:
-        output.error(f"{args.namespace}/{args.key} was not set; nothing deleted")
-    return 0
-
-
-def cmd_kv_clear(args: argparse.Namespace, s: Session) -> int:
-    if not args.yes:
-        raise UsageError(f"this deletes every key of {args.namespace!r}: add --yes to confirm")
-    params: dict[str, Any] = {"namespace": args.namespace}
-    if args.prefix:
-        params["prefix"] = args.prefix
-    result = s.call("kv.clear", params)
-    if args.json:
-        output.print_json(result)
-    else:
-        print(f"deleted {result['deleted']}")
-    return 0
-
-
-def cmd_kv_list(args: argparse.Namespace, s: Session) -> int:
-    params: dict[str, Any] = {"limit": args.limit, "offset": args.offset}
-    if args.namespace:
-        params["namespace"] = args.namespace
-    if args.prefix:
-        params["prefix"] = args.prefix
-    page = s.call("kv.list", params)
-    if args.json:
-        output.print_json(page)
-        return 0
-    rows = [
-        [e["namespace"], e["key"], output.compact(e["value"], 50), e["updated_at"][:19] + "Z"]
-        for e in page["items"]
-    ]
-    sys.stdout.write(output.table(["NAMESPACE", "KEY", "VALUE", "UPDATED"], rows))
-    shown = len(page["items"])
-    if page["total"] > args.offset + shown:
-        output.error(f"showing {shown} of {page['total']}; use --offset/--limit for more")
-    return 0
-
-
-def _print_event(event: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n")
-    else:
-        sys.stdout.write(
-            f"{event['seq']:>8}  {event['ts'][:19]}Z  {event['type']:<16} "
-            f"{output.compact(event['data'], 80)}\n"
-        )
-    sys.stdout.flush()
-
-
-def cmd_events(args: argparse.Namespace, s: Session) -> int:
-    topics = args.topic or []
-    if not args.follow:
-        page = s.call(
-            "events.list",
-            {"since": args.since or 0, "topics": topics, "limit": args.limit},
-        )
-        for event in page["items"]:
-            _print_event(event, args.json)
-        return 0
-    params: dict[str, Any] = {"topics": topics}
-    if args.since is not None:
-        params["since"] = args.since
-    client = s.client()
-    s.call("events.subscribe", params)
-    try:
-        for message in client.notifications():
-            if message.get("method") == "events.event":
-                _print_event(message["params"]["event"], args.json)
-    except KeyboardInterrupt:
-        return 130
-    output.error("the daemon closed the connection")
-    return errors.EXIT_UNAVAILABLE
 
 
 def cmd_daemon(args: argparse.Namespace, s: Session) -> int:
@@ -219,60 +130,62 @@ def cmd_daemon(args: argparse.Namespace, s: Session) -> int:
     return daemonctl.run(args.daemon_command, s)
 
 
+def cmd_completion(args: argparse.Namespace, s: Session) -> int:
+    from client import completion
+
+    sys.stdout.write(completion.script(args.shell))
+    return 0
+
+
+def _resolving(fn: Handler, dest: str) -> Handler:
+    """`fn` with its project argument resolved first (`.`, a subfolder: client.current)."""
+
+    def handler(args: argparse.Namespace, s: Session) -> int:
+        from client import current
+
+        text = getattr(args, dest)
+        if text is not None and current.is_path(text):
+            setattr(args, dest, str(current.project_ref(s, text)))
+        return fn(args, s)
+
+    return handler
+
+
 # --- parser ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pm", description="Talk to pm-agentd, the project-memory daemon.")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--socket", help="the daemon's socket (default: as the daemon resolves it)")
     p.add_argument("--no-spawn", action="store_true", help="never start the daemon")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p.add_argument("--version", action="version", version=f"pm {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     sub.add_parser("status", help="the daemon's state and figures").set_defaults(fn=cmd_status)
 
     call = sub.add_parser("call", help="call any method: pm call kv.get '{\"namespace\":…}'")
     call.add_argument("method")
-    call.add_argument("params", nargs="?", help="params as a JSON object, or - for stdin")
+    call.add_argument("params", nargs="?", help="params: a JSON object or null; - reads stdin")
     call.set_defaults(fn=cmd_call)
 
-    kv = sub.add_parser("kv", help="the key-value store")
-    kv_sub = kv.add_subparsers(dest="kv_command", required=True, parser_class=_Parser)
-    for name, fn in (("get", cmd_kv_get), ("delete", cmd_kv_delete)):
-        c = kv_sub.add_parser(name)
-        c.add_argument("namespace")
-        c.add_argument("key")
-        c.set_defaults(fn=fn)
-    kv_set = kv_sub.add_parser("set", help="VALUE is JSON unless --string")
-    kv_set.add_argument("namespace")
-    kv_set.add_argument("key")
-    kv_set.add_argument("value")
-    kv_set.add_argument("--string", action="store_true", help="store VALUE as a plain string")
-    expiry = kv_set.add_mutually_exclusive_group()
-    expiry.add_argument("--ttl", type=float, help="expire after this many seconds")
-    expiry.add_argument("--expires-at", help="expire at this ISO 8601 time (with a timezone)")
-    kv_set.set_defaults(fn=cmd_kv_set)
-    kv_list = kv_sub.add_parser("list")
-    kv_list.add_argument("namespace", nargs="?")
-    kv_list.add_argument("--prefix")
-    kv_list.add_argument("--limit", type=int, default=100)
-    kv_list.add_argument("--offset", type=int, default=0)
-    kv_list.set_defaults(fn=cmd_kv_list)
-    kv_clear = kv_sub.add_parser("clear", help="delete a namespace (or a key prefix)")
-    kv_clear.add_argument("namespace")
-    kv_clear.add_argument("--prefix")
-    kv_clear.add_argument("--yes", action="store_true", help="confirm")
-    kv_clear.set_defaults(fn=cmd_kv_clear)
+    from client import (
+        db_cli,
+        doctor,
+        events_cli,
+        jobs_cli,
+        kv_cli,
+        projects_cli,
+        quality_cli,
+        scans_cli,
+    )
 
-    ev = sub.add_parser("events", help="past change events, or follow live ones")
-    ev.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
-    ev.add_argument("--since", type=int, help="events after this sequence number")
-    ev.add_argument("--topic", action="append", help="only this topic (kv) or type (kv.set)")
-    ev.add_argument("--limit", type=int, default=100)
-    ev.set_defaults(fn=cmd_events)
-
-    from client import db_cli, doctor, jobs_cli, projects_cli, quality_cli
-
-    for module in (projects_cli, quality_cli, jobs_cli, db_cli, doctor):
+    for module in (kv_cli, events_cli, projects_cli, scans_cli, quality_cli, jobs_cli, db_cli,
+                   doctor):  # fmt: skip
         module.add_parsers(sub)
+    quality = sub.choices["quality"]
+    quality.set_defaults(fn=_resolving(quality_cli.cmd_quality, "name"))
+    for action in quality._actions:  # its NAME is a project: say so (help, completion)
+        if action.dest == "name":
+            action.metavar = "PROJECT"
 
     dm = sub.add_parser(
         "daemon", help="start, stop, restart or inspect pm-agentd; run it at login (install)"
@@ -288,36 +201,97 @@ def build_parser() -> argparse.ArgumentParser:
         "systemd elsewhere)",
     )
     dm.set_defaults(fn=cmd_daemon)
+
+    comp = sub.add_parser(
+        "completion", help='a completion script: eval "$(pm completion bash)" (zsh, fish)'
+    )
+    comp.add_argument("shell", choices=["bash", "zsh", "fish"])
+    comp.set_defaults(fn=cmd_completion)
     return p
 
 
+DEFAULT_VERB = "default_verb"  # set_defaults(default_verb="show"): the verb when none is given
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            choices: dict[str, argparse.ArgumentParser] = action.choices
+            return choices
+    return {}
+
+
+def route(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """The words as the parser reads them. A command with a default verb takes it when none
+    is given (`pm project NAME` is `pm project show NAME`); a command named by two words is
+    one command (`pm quality scan`, while `pm quality NAME` stays as it was). Completion
+    reads the words the same way."""
+    commands = subcommands(parser)
+    if len(words) >= 2 and f"{words[0]} {words[1]}" in commands:
+        return [f"{words[0]} {words[1]}", *words[2:]]
+    if words and words[0] in commands:
+        command = commands[words[0]]
+        verb = command.get_default(DEFAULT_VERB)
+        given = words[1] if len(words) > 1 else None
+        if verb and given not in (*subcommands(command), "-h", "--help"):
+            return [words[0], verb, *words[1:]]
+    return words
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """argv (global flags anywhere) → the command's arguments; UsageError or SystemExit."""
+    flags, rest = split_globals(argv)
+    parser = build_parser()
+    args = parser.parse_args(route(parser, rest))
+    args.json, args.socket, args.no_spawn = flags["json"], flags["socket"], flags["no_spawn"]
+    return args
+
+
 def run(argv: list[str]) -> int:
+    if argv[:1] == ["__complete"]:  # what the completion scripts ask, on every Tab
+        from client.completion import complete
+
+        return complete(argv[1:])
+    output.use_json_stderr(split_globals(argv)[0]["json"])
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
     except UsageError as e:
-        output.error(str(e))
-        return errors.EXIT_USAGE
-    except SystemExit as e:  # --help
+        if e.usage and not output.json_stderr():
+            sys.stderr.write(e.usage)
+        return output.fail(str(e), kind="usage", exit_code=errors.EXIT_USAGE)
+    except SystemExit as e:  # --help, --version
         return int(e.code or 0)
     try:
         session = Session(args)
     except locations.ConfigFileError as e:
-        output.error(str(e))
-        return errors.EXIT_FAILED
+        return output.fail(str(e), kind="config", exit_code=errors.EXIT_FAILED)
     try:
         handler: Handler = args.fn
         return handler(args, session)
-    except UsageError as e:
-        output.error(str(e))
-        return errors.EXIT_USAGE
     except errors.RemoteError as e:
-        kind = f" [{e.kind}]" if e.kind else ""
-        output.error(f"{args.command}: {e.message}{kind}")
-        return e.exit_code
+        return output.fail(
+            f"{args.command}: {e.message}",
+            kind=e.kind or "remote",
+            exit_code=e.exit_code,
+            code=e.code,
+            data=e.data,
+            tagged=True,
+        )
     except errors.ClientError as e:
-        output.error(str(e))
-        return e.exit_code
+        return output.fail(str(e), kind=e.kind, exit_code=e.exit_code)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`pm events --follow | head`): that ends the command quietly.
+        _silence_stdout()
+        return errors.EXIT_OK
     finally:
         session.close()
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's last flush at exit must not fail again
+    os.close(devnull)

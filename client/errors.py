@@ -20,22 +20,48 @@ EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: the daemon is busy; retry
 PROTOCOL_VERSION = 1
 
 
+# Kinds that mean "try again in a moment": the daemon is busy, starting or stopping.
+_RETRY_KINDS = ("busy", "starting", "shutting_down")
+
+
 class ClientError(Exception):
     exit_code = EXIT_FAILED
+    kind = "failed"  # what `pm --json` reports on stderr; a RemoteError has the daemon's
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+
+
+class UsageError(ClientError):
+    """The command line asks for something pm cannot do as given (exit 2)."""
+
+    exit_code = EXIT_USAGE
+    kind = "usage"
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        super().__init__(message)
+        self.usage = usage  # the parser's usage line, shown to a person
 
 
 class Unreachable(ClientError):
     """Nothing answers on the socket (and the client did not or could not start the daemon)."""
 
     exit_code = EXIT_UNAVAILABLE
+    kind = "unreachable"
 
 
 class ProtocolError(ClientError):
     """The other side does not speak our protocol (or closed the connection mid-reply)."""
 
+    kind = "protocol"
+
 
 class IncompatibleDaemon(ClientError):
     """The daemon speaks another protocol version than this client."""
+
+    kind = "incompatible"
 
 
 class RemoteError(ClientError):
@@ -46,8 +72,8 @@ class RemoteError(ClientError):
         self.code = code
         self.message = message
         self.data = data if isinstance(data, dict) else {}
-        self.kind: str = str(self.data.get("kind", ""))
-        if self.kind in ("busy", "starting"):
+        self.kind = str(self.data.get("kind", ""))
+        if self.kind in _RETRY_KINDS:
             self.exit_code = EXIT_TEMPFAIL
 
     @classmethod

@@ -1,4 +1,4 @@
-"""`pm projects`, `pm project NAME`, `pm scan`."""
+"""`pm projects`, `pm project [show] [NAME]`, `pm project set|register|forget`."""
 
 from __future__ import annotations
 
@@ -7,18 +7,20 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from client import output
+from client import current, errors, output
 
 if TYPE_CHECKING:
     from client.commands import Session
 
 
 def project_ref(text: str) -> int | str:
-    """What the user typed → what the daemon resolves: an id, an absolute path, or a name."""
+    """What the user typed → what the daemon resolves, without asking it: an id, an absolute
+    path, or a name. Only for quality_cli, whose NAME commands.py resolves first with
+    `current.project_ref` (a subfolder means its project); new code calls that directly."""
     if text.isdigit():
         return int(text)
-    if text in (".", "..") or os.sep in text or text.startswith("~"):
-        return os.path.abspath(os.path.expanduser(text))  # the daemon cannot know our cwd
+    if current.is_path(text):
+        return current.absolute(text)
     return text
 
 
@@ -63,7 +65,7 @@ def cmd_projects(args: argparse.Namespace, s: Session) -> int:
 
 
 def _field(label: str, value: Any) -> str:
-    return f"{label:<16}{'—' if value in (None, '', [], {}) else value}\n"
+    return f"{label:<16}{'—' if value in (None, '', [], {}) else output.visible(str(value))}\n"
 
 
 def render_project(p: dict[str, Any]) -> str:
@@ -105,40 +107,50 @@ def render_project(p: dict[str, Any]) -> str:
 
 
 def cmd_project(args: argparse.Namespace, s: Session) -> int:
-    output.show(s.call("projects.get", {"project": project_ref(args.name)}), args.json,
-                render_project)  # fmt: skip
+    output.show(current.holding(s, args.project), args.json, render_project)
     return 0
 
 
-def cmd_scan(args: argparse.Namespace, s: Session) -> int:
-    bar = output.ProgressBar()
-    params: dict[str, Any] = {"workDoneToken": "pm-scan"}
-    if args.project:
-        params["project"] = project_ref(args.project)
+# The fields you set by hand (`projects.update`); tests/test_cli_projects.py holds this to the
+# daemon's list. Values are checked by the daemon, whose message names what is allowed.
+SETTABLE = ("name", "description", "status", "origin_type", "ownership", "repository_url",
+            "deployed_url")  # fmt: skip
 
-    def on_notification(message: dict[str, Any]) -> None:
-        if message.get("method") == "$/progress":
-            value = message.get("params", {}).get("value", {})
-            bar.update(value.get("percentage"), value.get("message", ""))
 
-    try:
-        s.client()  # connect (and start the daemon) before the bar appears
-        summary = s.call("projects.scan", params, on_notification=on_notification)
-    finally:
-        bar.close()
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def cmd_project_set(args: argparse.Namespace, s: Session) -> int:
+    values = {f: getattr(args, f) for f in SETTABLE if getattr(args, f) is not None}
+    reset = [f.replace("-", "_") for f in args.reset or []]
+    if not values and not reset:
+        flags = ", ".join(_flag(f) for f in SETTABLE)
+        raise errors.UsageError(f"nothing to set: give one or more of {flags}, or --reset FIELD")
+    params: dict[str, Any] = {"project": current.project_ref(s, args.project), **values}
+    if reset:
+        params["reset"] = reset
+    output.show(s.call("projects.update", params), args.json, render_project)
+    return 0
+
+
+def cmd_project_register(args: argparse.Namespace, s: Session) -> int:
+    project = s.call("projects.register", {"path": current.absolute(args.path)})
+    output.show(project, args.json, render_project)
+    return 0
+
+
+def cmd_project_forget(args: argparse.Namespace, s: Session) -> int:
+    project = current.holding(s, args.project)
+    gone = s.call("projects.forget", {"project": project["id"]})
     if args.json:
-        output.print_json(summary)
+        output.print_json(gone)
         return 0
-    counts = " · ".join(
-        f"{key} {summary[key]}"
-        for key in ("found", "new", "updated", "unchanged", "missing", "moved", "returned")
-    )
-    errors = summary["errors"]
-    print(f"{counts} · errors {len(errors)}  ({summary['duration_ms'] / 1000:.2f} s)")
-    for issue in errors[:10]:
-        output.error(f"{issue['path'] or 'scan'}: {issue['error']}")
-    if len(errors) > 10:
-        output.error(f"… and {len(errors) - 10} more (pm --json scan lists them all)")
+    print(output.visible(f"forgot {project['name']} (id {gone['id']}, {gone['path']}); "
+                         "its folder is untouched"))  # fmt: skip
+    if gone["ignored"]:
+        output.error(f"scans pass it by from now on; `pm project register {gone['path']}` "
+                     "brings it back")  # fmt: skip
     return 0
 
 
@@ -151,9 +163,39 @@ def add_parsers(sub: Any) -> None:
     ps.add_argument("--limit", type=int, default=100)
     ps.add_argument("--offset", type=int, default=0)
     ps.set_defaults(fn=cmd_projects)
-    p = sub.add_parser("project", help="everything known about one project")
-    p.add_argument("name", help="a name, a path (. for here) or an id")
-    p.set_defaults(fn=cmd_project)
-    sc = sub.add_parser("scan", help="read the Dev folder (or one project) now")
-    sc.add_argument("project", nargs="?", help="a name, a path or an id (default: everything)")
-    sc.set_defaults(fn=cmd_scan)
+
+    p = sub.add_parser(
+        "project",
+        help="one project: show it (the default), set fields by hand, register, forget",
+        description="PROJECT is a name, an id or a path; `.` or none is the project holding "
+        "the current directory. `pm project NAME` is `pm project show NAME`.",
+    )
+    p.set_defaults(default_verb="show")  # commands.route: `pm project NAME` shows it
+    verbs = p.add_subparsers(dest="project_command", required=True, metavar="VERB")
+    show = verbs.add_parser("show", help="everything known about it (the default)")
+    show.add_argument("project", nargs="?", metavar="PROJECT", help="default: the one here")
+    show.set_defaults(fn=cmd_project)
+
+    setter = verbs.add_parser(
+        "set", help="set fields by hand (a value you set wins over what scans infer)"
+    )
+    setter.add_argument("project", nargs="?", metavar="PROJECT", help="default: the one here")
+    for field in SETTABLE:
+        setter.add_argument(_flag(field), dest=field, metavar=field.split("_")[0].upper())
+    setter.add_argument(
+        "--reset",
+        action="append",
+        metavar="FIELD",
+        help="hand a field back to inference (repeatable): " + ", ".join(SETTABLE),
+    )
+    setter.set_defaults(fn=cmd_project_set)
+
+    register = verbs.add_parser("register", help="track a folder (outside the Dev root too)")
+    register.add_argument("path", help="the project's folder")
+    register.set_defaults(fn=cmd_project_register)
+
+    forget = verbs.add_parser(
+        "forget", help="remove it from pm-agent (never from disk); its history goes with it"
+    )
+    forget.add_argument("project", metavar="PROJECT", help="a name, an id or a path (. for here)")
+    forget.set_defaults(fn=cmd_project_forget)

@@ -38,7 +38,16 @@ def _encode(obj: Any) -> bytes:
 
 
 class Client:
-    def __init__(self, path: str, *, timeout: float | None = 60.0, framing: str = "ndjson") -> None:
+    """`path` is the daemon's socket; by default the one `pm` talks to (client.locations:
+    --socket aside, $PM_AGENT_SOCKET, then the config file's `socket`, then the default)."""
+
+    def __init__(
+        self, path: str | None = None, *, timeout: float | None = 60.0, framing: str = "ndjson"
+    ) -> None:
+        if path is None:
+            from client import locations
+
+            path = locations.client_socket_path()
         self.path = path
         self.framing = frames.check(framing)
         self._timeout = timeout
@@ -46,6 +55,7 @@ class Client:
         self._buffer = b""
         self._next_id = 1
         self._notifications: deque[dict[str, Any]] = deque()
+        self.lost: str | None = None  # why notifications() ended
 
     # --- connection -------------------------------------------------------------------
     def connect(self) -> Client:
@@ -70,6 +80,12 @@ class Client:
                 )
         self._sock = sock
         return self
+
+    def settimeout(self, seconds: float | None) -> None:
+        """How long a read may wait for the daemon (None: for ever, as a subscriber does)."""
+        self._timeout = seconds
+        if self._sock is not None:
+            self._sock.settimeout(seconds)
 
     def close(self) -> None:
         if self._sock is not None:
@@ -152,7 +168,8 @@ class Client:
                 yield self._notifications.popleft()
             try:
                 message = self.receive()
-            except ProtocolError:
+            except ProtocolError as e:
+                self.lost = str(e)
                 return
             if "id" not in message:
                 yield message

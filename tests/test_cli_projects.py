@@ -7,6 +7,9 @@ import os
 import shutil
 import subprocess
 import time
+import typing
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +75,144 @@ def test_project_details_by_name_path_and_here(cli: Cli) -> None:
     assert json.loads(here.stdout)["name"] == "beta"
     missing = cli.run("project", "nothing-here")
     assert missing.returncode == 1 and "no project named 'nothing-here'" in missing.stderr
+
+
+def run_in(cli: Cli, folder: Path, *args: str, pwd: Path | None = None) -> Any:
+    """`pm ARGS` typed in a shell standing in `folder` ($PWD as the shell keeps it)."""
+    return subprocess.run(
+        [PM, *args],
+        cwd=folder,
+        env={**cli.env, "PWD": str(pwd or folder)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_every_command_finds_the_project_holding_the_current_directory(cli: Cli) -> None:
+    deep = cli.world.dev_root / "alpha" / "src" / "alpha"
+    deep.mkdir(parents=True)  # like uvicorn/uvicorn: a folder named as its project, inside it
+    for args in (["project"], ["project", "."], ["project", "show", "."], ["project", ".."]):
+        done = run_in(cli, deep, "--json", *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert json.loads(done.stdout)["name"] == "alpha", args
+    scanned = json.loads(run_in(cli, deep, "--json", "scan", ".").stdout)
+    assert scanned["found"] == 1 and scanned["unchanged"] == 1  # alpha, not an empty folder
+    quality = run_in(cli, deep, "--json", "quality", ".")
+    assert quality.returncode == 0, quality.stderr
+    assert json.loads(quality.stdout)["project"]["name"] == "alpha"
+    assessed = json.loads(run_in(cli, deep, "--json", "quality", "scan", ".").stdout)
+    assert assessed["projects"] == 1
+    marked = run_in(cli, deep, "--json", "project", "set", "--status", "on-hold")
+    assert marked.returncode == 0, marked.stderr
+    assert json.loads(marked.stdout)["status"] == "on-hold"
+    # A folder no project holds: a clear error, and `pm scan .` reads it for new projects.
+    outside = run_in(cli, cli.world.dev_root, "project", ".")
+    assert outside.returncode == 1 and "no project holds" in outside.stderr
+    assert "pm project register" in outside.stderr
+    make_repo(cli.world.dev_root / "grp" / "gamma", home=cli.world.home)
+    found = json.loads(run_in(cli, cli.world.dev_root / "grp", "--json", "scan", ".").stdout)
+    assert found["new"] == 1
+
+
+def test_the_current_project_is_found_through_links(make_daemon: DaemonFactory) -> None:
+    world = make_daemon(config={"watch": False, "rescan_interval_s": 0})
+    real_root = world.root / "real-dev"
+    make_repo(real_root / "omega", home=world.home)
+    (real_root / "omega" / "lib").mkdir()
+    world.dev_root.symlink_to(real_root)  # the Dev root is a link: projects keep its path
+    world.start()
+    cli = Cli(world)
+    cli.ok("scan")
+    stored = json.loads(cli.ok("--json", "project", "omega"))["path"]
+    assert stored == str(world.dev_root / "omega")
+    physical = real_root / "omega" / "lib"
+    for pwd in (physical, world.dev_root / "omega" / "lib"):  # cd'd in either way
+        done = run_in(cli, physical, "--json", "project", pwd=pwd)
+        assert done.returncode == 0, (pwd, done.stderr)
+        assert json.loads(done.stdout)["path"] == stored
+
+
+def test_project_set_register_forget(cli: Cli) -> None:
+    from client.projects_cli import SETTABLE
+    from daemon.api.projects_api import Field
+
+    assert set(SETTABLE) == set(typing.get_args(Field))  # every hand-set field has its flag
+    done = cli.run(
+        "project", "set", "alpha", "--status", "archived", "--description", "kept for later",
+        "--origin-type", "forked", "--ownership", "exploring", "--name", "alpha2",
+        "--repository-url", "https://example.com/a.git", "--deployed-url", "https://a.example",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "archived  (set by you)" in done.stdout and "kept for later" in done.stdout
+    row = json.loads(cli.ok("--json", "project", "alpha2"))
+    assert {k: row[k] for k in ("status", "origin_type", "ownership", "deployed_url")} == {
+        "status": "archived", "origin_type": "forked", "ownership": "exploring",
+        "deployed_url": "https://a.example",
+    }  # fmt: skip
+    assert set(row["user_set"]) == set(SETTABLE)
+    back = json.loads(cli.ok("--json", "project", "set", "alpha2", "--reset", "name",
+                             "--reset", "description", "--reset", "origin-type"))  # fmt: skip
+    assert back["name"] == "alpha" and back["description"] == "The first project."
+    assert set(back["user_set"]) == set(SETTABLE) - {"name", "description", "origin_type"}
+    nothing = cli.run("project", "set", "alpha")
+    assert nothing.returncode == 2 and "--status" in nothing.stderr
+    wrong = cli.run("project", "set", "alpha", "--status", "paused")
+    assert wrong.returncode == 1 and "paused" in wrong.stderr and "[invalid_params]" in wrong.stderr
+
+    elsewhere = cli.world.root / "elsewhere" / "side"
+    make_repo(elsewhere, home=cli.world.home)
+    registered = json.loads(cli.ok("--json", "project", "register", str(elsewhere)))
+    assert registered["path"] == str(elsewhere) and registered["source"] == "registered"
+    assert json.loads(run_in(cli, elsewhere, "--json", "project").stdout)["name"] == "side"
+    gone = cli.run("project", "forget", "side")
+    assert gone.returncode == 0, gone.stderr
+    assert "forgot side" in gone.stdout and "untouched" in gone.stdout
+    assert elsewhere.is_dir()  # never from disk
+    assert cli.run("project", "side").returncode == 1
+    ignored = json.loads(cli.ok("--json", "project", "forget", "beta"))
+    assert ignored["ignored"] is True  # still under the Dev root: scans pass it by
+    cli.ok("scan")
+    assert "beta" not in cli.ok("projects")
+    cli.ok("project", "register", str(cli.world.dev_root / "grp" / "beta"))
+    assert "beta" in cli.ok("projects")
+    assert cli.run("project", "forget").returncode == 2  # forgetting needs a project named
+
+
+def test_quality_scan_assesses_now(cli: Cli) -> None:
+    line = cli.ok("quality", "scan").strip()
+    assert line.startswith("projects 2 · assessed") and "errors 0" in line
+    one = json.loads(cli.ok("--json", "quality", "scan", "alpha"))
+    assert one["projects"] == 1 and one["errors"] == []
+    assert cli.run("quality", "scan", "nothing-here").returncode == 1
+    assert "alpha" in cli.ok("quality", "alpha")  # `pm quality NAME` is as it was
+
+
+HOSTILE = "\x1b]0;owned\x07Fine \x1b[31mred\x1b[0m \x9b2J \u202eevil\u202c \x7f end"
+
+
+def test_text_from_repositories_is_shown_not_obeyed(cli: Cli) -> None:
+    dev = cli.world.dev_root
+    manifest = json.dumps({"name": "loud", "description": HOSTILE})
+    make_repo(dev / "loud", home=cli.world.home, files={"package.json": manifest})
+    make_repo(dev / "two\nlines", home=cli.world.home)
+    cli.ok("scan")
+    shown = cli.ok("project", "loud")
+    line = next(x for x in shown.splitlines() if x.startswith("description"))
+    assert line.split(None, 1)[1] == (
+        "\\x1b]0;owned\\x07Fine \\x1b[31mred\\x1b[0m \\x9b2J \\u202eevil\\u202c \\x7f end"
+    )
+    assert json.loads(cli.ok("--json", "project", "loud"))["description"] == HOSTILE  # exact
+    table = cli.ok("projects").splitlines()
+    assert len(table) == 1 + 4  # header, alpha, beta, loud, and "two\nlines" on ONE line
+    assert any(row.startswith("two\\nlines ") for row in table)
+    cli.ok("kv", "set", "t", "k", "--string", HOSTILE)
+    for args in (["projects"], ["project", "loud"], ["events", "--limit", "100"],
+                 ["kv", "list"], ["kv", "get", "t", "k"], ["--json", "project", "loud"],
+                 ["--json", "events"]):  # fmt: skip
+        out = cli.ok(*args)
+        unsafe = [c for c in out if c != "\n" and not c.isprintable() and c != "\u200d"]
+        assert unsafe == [], (args, unsafe)
 
 
 def test_scan_prints_a_summary(cli: Cli) -> None:

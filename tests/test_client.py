@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,7 @@ def test_a_daemon_of_another_protocol_is_refused_clearly() -> None:
 def test_busy_and_starting_map_to_exit_75() -> None:
     assert RemoteError(-32003, "busy", {"kind": "busy"}).exit_code == 75
     assert RemoteError(-32005, "starting", {"kind": "starting"}).exit_code == 75
+    assert RemoteError(-32006, "stopping", {"kind": "shutting_down"}).exit_code == 75
     assert RemoteError(-32001, "missing", {"kind": "not_found"}).exit_code == 1
 
 
@@ -79,3 +81,28 @@ def test_async_call_after_the_daemon_closed_fails_at_once(daemon: DaemonProcess)
         await client.close()
 
     asyncio.run(scenario())
+
+
+def test_clients_find_the_socket_as_pm_does(
+    daemon: DaemonProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # No path given: $PM_AGENT_SOCKET, else the config file's `socket`, as for `pm`.
+    monkeypatch.setenv("HOME", str(daemon.home))
+    monkeypatch.setenv("PM_AGENT_SOCKET", daemon.socket_path)
+    with Client() as client:
+        assert client.call("daemon.status")["socket"] == daemon.socket_path
+    monkeypatch.delenv("PM_AGENT_SOCKET")
+    config = tmp_path / "client.toml"
+    config.write_text(f'socket = "{daemon.socket_path}"\n')
+    monkeypatch.setenv("PM_AGENT_CONFIG", str(config))
+
+    async def scenario() -> str:
+        client = await AsyncClient.connect()
+        try:
+            status: dict[str, str] = await client.call("daemon.status")
+            return status["socket"]
+        finally:
+            await client.close()
+
+    assert asyncio.run(scenario()) == daemon.socket_path
+    assert Client().path == AsyncClient().path == daemon.socket_path
