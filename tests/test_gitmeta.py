@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from daemon.clock import iso
-from daemon.projects import gitconfig
+from daemon.projects import gitconfig, gitmeta
 from daemon.projects.gitconfig import parse_config
 from daemon.projects.gitmeta import (
     is_submodule,
@@ -167,6 +167,26 @@ def test_linked_worktree(tmp_path: Path, home: Path) -> None:
     main_info = read_git(str(main), env=env_of(home))
     assert main_info is not None
     assert (main_info.branch, main_info.head_sha) == ("main", head_of(main, home))
+
+
+def test_a_worktree_whose_repository_moved_is_read_again_after_git_worktree_repair(
+    tmp_path: Path, home: Path
+) -> None:
+    """Its `.git` then names a folder that is not (or no longer) its repository's worktree:
+    refused, as git refuses it, and said; `git worktree repair` makes it readable again."""
+    main = make_repo(tmp_path / "main", home=home)
+    wt = tmp_path / "wt"
+    git(main, "worktree", "add", "-q", "-b", "feature", str(wt), home=home)
+    moved = main.rename(tmp_path / "moved")
+    assert locate(str(wt)) is None
+    assert gitmeta.refusal(str(wt)) == (
+        "a worktree its repository does not list at this folder (git worktree repair)"
+    )
+    git(moved, "worktree", "repair", str(wt), home=home)
+    found = locate(str(wt))
+    assert found is not None and found[0] == "linked-worktree"
+    assert real(Path(found[2])) == real(moved / ".git")
+    assert gitmeta.refusal(str(wt)) is None
 
 
 def test_submodule_is_part_of_its_superproject(tmp_path: Path, home: Path) -> None:

@@ -50,6 +50,7 @@ _GIT_LOCATION_VARS = frozenset(
     {"GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"}
 )
 _OUTSIDE = "leads outside the project"
+_UNLISTED = "a worktree its repository does not list at this folder (git worktree repair)"
 
 
 class _Found(NamedTuple):
@@ -176,7 +177,8 @@ def _find(folder: str, depth: int = 0) -> _Found | str | None:
         return _Found("worktree", git_dir, git_dir)  # --separate-git-dir inside the project
     if _in_superproject_modules(folder, git_dir, depth):
         return _Found("worktree", git_dir, git_dir)
-    return _OUTSIDE
+    # A moved checkout, or a `.git` naming another checkout's worktree: git refuses it too.
+    return _UNLISTED if os.path.basename(os.path.dirname(git_dir)) == "worktrees" else _OUTSIDE
 
 
 def locate(folder: str) -> tuple[GitKind, str, str] | None:
@@ -187,7 +189,8 @@ def locate(folder: str) -> tuple[GitKind, str, str] | None:
 
 
 def refusal(folder: str) -> str | None:
-    """Why the folder's `.git` is not read (it leads outside the project), or None."""
+    """Why the folder's `.git` is not read (it leads outside the project, or to a worktree
+    its repository does not list at this folder), or None."""
     found = _find(folder)
     return found if isinstance(found, str) else None
 
