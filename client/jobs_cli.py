@@ -98,8 +98,8 @@ def cmd_jobs(args: argparse.Namespace, s: Session) -> int:
 
 
 def render_job(job: dict[str, Any]) -> str:
-    def line(label: str, value: Any) -> str:
-        return f"{label:<12}{'—' if value in (None, '', {}, []) else value}\n"
+    def line(label: str, value: Any) -> str:  # a client's prompt or error may hold anything
+        return f"{label:<12}{'—' if value in (None, '', {}, []) else output.visible(str(value))}\n"
 
     progress = job.get("progress")
     out = [

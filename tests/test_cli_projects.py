@@ -207,9 +207,12 @@ def test_text_from_repositories_is_shown_not_obeyed(cli: Cli) -> None:
     assert len(table) == 1 + 4  # header, alpha, beta, loud, and "two\nlines" on ONE line
     assert any(row.startswith("two\\nlines ") for row in table)
     cli.ok("kv", "set", "t", "k", "--string", HOSTILE)
+    recorded = {"kind": HOSTILE, "status": "failed", "error": HOSTILE, "response": HOSTILE,
+                "metadata": {"m": HOSTILE}}  # fmt: skip
+    job = cli.world.call("jobs.record", recorded)
     for args in (["projects"], ["project", "loud"], ["events", "--limit", "100"],
                  ["kv", "list"], ["kv", "get", "t", "k"], ["--json", "project", "loud"],
-                 ["--json", "events"]):  # fmt: skip
+                 ["--json", "events"], ["jobs"], ["jobs", "show", str(job["id"])]):  # fmt: skip
         out = cli.ok(*args)
         unsafe = [c for c in out if c != "\n" and not c.isprintable() and c != "\u200d"]
         assert unsafe == [], (args, unsafe)
