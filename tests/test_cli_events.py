@@ -183,6 +183,12 @@ def test_follow_survives_a_restart_with_no_gap_and_no_duplicate(quiet: Cli) -> N
     said = "".join(follower.stderr)
     assert "lost pm-agentd" in said and "reconnecting" in said and "reconnected" in said
     assert "Traceback" not in said and code == 130
+    # What it does not retry: a subscription the daemon refuses (a topic too long here; an
+    # unknown one once the daemon refuses those) ends it with the daemon's words, exit 1 …
+    refused = quiet.run("events", "--follow", "--topic", "t" * 200)
+    assert refused.returncode == 1 and "[invalid_params]" in refused.stderr
+    assert "reconnecting" not in refused.stderr
+    # … and nothing to follow at all is exit 69, not a wait.
     world.stop()
     unreachable = quiet.run("--no-spawn", "events", "--follow")
-    assert unreachable.returncode == 69  # nothing to follow yet: an error, not a wait
+    assert unreachable.returncode == 69
