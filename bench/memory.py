@@ -16,6 +16,7 @@ import argparse
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bench import common, devtree
 from bench.common import Table
@@ -85,9 +86,13 @@ def main(projects: int) -> int:
                         600,
                         "the start-up scan",
                     )
-                    jobs = lambda: client.call("jobs.list", {"kind": "quality_scan"})["items"]  # noqa: E731
+
+                    def jobs() -> list[dict[str, Any]]:
+                        page = client.call("jobs.list", {"kind": "quality_scan"})
+                        return list(page["items"])
+
                     common.wait_for(
-                        lambda: jobs() and all(j["status"] == "completed" for j in jobs()),
+                        lambda: (done := jobs()) and all(j["status"] == "completed" for j in done),
                         600,
                         "the first quality scan",
                     )
