@@ -139,10 +139,10 @@ class Connection(asyncio.Protocol, Session):
             self._pump()
 
     def eof_received(self) -> bool:
-        """The client half-closed (shutdown(SHUT_WR)). What it sent last is answered, even a
-        last line without its newline; the connection closes once every reply is written,
-        unless it holds a subscription (a shell that pipes one request in and reads events
-        on), which lasts until the client closes."""
+        """The client half-closed (shutdown(SHUT_WR), Node's `socket.end()`): it is done.
+        What it sent last is answered, even a last line without its newline; the connection
+        closes once every reply is written (subscriptions end with it: a client that ends its
+        side waits for ours)."""
         if self._eof or self.closed:
             return not self.closed
         self._eof = True
@@ -161,7 +161,7 @@ class Connection(asyncio.Protocol, Session):
         return True  # keep writing: the replies are still to come
 
     def _close_if_done(self) -> None:
-        if self._eof and not (self._tasks or self._backlog or self.subscriptions):
+        if self._eof and not (self._tasks or self._backlog):
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
