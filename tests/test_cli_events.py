@@ -118,21 +118,21 @@ class Follower:
 
 def test_follow_waits_through_quiet_periods(quiet: Cli) -> None:
     # Every other call of pm times out after 60 s of silence; --follow must not. To see that
-    # without waiting a minute, this pm's read timeout is made 0.5 s — a shorter clock for the
+    # without waiting a minute, this pm's read timeout is made 1 s — a shorter clock for the
     # same wait, nothing else changed. The daemon closes idle connections after 1 s (config):
     # a subscriber must not count as idle, and pm must not need a reconnect to go on.
     shortened = [
         sys.executable,
         "-c",
         "import sys; from client.sync import Client; "
-        "Client.__init__.__kwdefaults__['timeout'] = 0.5; "
+        "Client.__init__.__kwdefaults__['timeout'] = 1.0; "
         "from client.cli import main; sys.exit(main(sys.argv[1:]))",
     ]
     follower = Follower(quiet, argv=shortened)
     try:
         follower.wait_subscribed(quiet.world)
         with pytest.raises(subprocess.TimeoutExpired):
-            follower.process.wait(2.5)  # quiet for 5 read timeouts and 2 idle timeouts
+            follower.process.wait(3)  # quiet for 3 read timeouts and 3 idle timeouts
         seq = quiet.world.call("kv.set", {"namespace": "q", "key": "after", "value": 1})
         assert seq["created"]
         follower.wait_for_seq(kv_events(quiet.world)[-1])
