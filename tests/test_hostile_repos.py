@@ -138,19 +138,32 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def outside(tmp_path: Path, home: Path) -> Path:
-    """Canary files beside the Dev folder, one per kind of file, and a whole repository."""
-    folder = tmp_path / "outside"
+def make_outside(folder: Path) -> Path:
+    """Canary files in `folder` (beside a Dev folder), one per kind of file that is read."""
     folder.mkdir()
     for name, text in {**GIT_FILES, **TREE_FILES}.items():
         (folder / name.replace("/", "_")).write_text(text)
     (folder / "coverage.json").write_text(COVERAGE)
+    return folder
+
+
+def make_outside_repo(outside: Path, home: Path) -> Path:
+    """A whole repository beside the Dev folder, with a canary remote and description."""
     repo = make_repo(
-        folder / "repo", home=home, remotes={"origin": f"https://github.com/{CANARY}/repo.git"}
+        outside / "repo", home=home, remotes={"origin": f"https://github.com/{CANARY}/repo.git"}
     )
     (repo / ".git/description").write_text(f"{CANARY} the outside repository\n")
-    return folder
+    return repo
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    return make_outside(tmp_path / "outside")
+
+
+@pytest.fixture
+def outside_repo(outside: Path, home: Path) -> Path:
+    return make_outside_repo(outside, home)
 
 
 def canary(outside: Path, name: str) -> Path:
@@ -285,6 +298,7 @@ def _modules_of_another_repository(repo: Path, outside: Path) -> None:
     (repo / ".git").write_text(f"gitdir: {modules / 'lib'}\n")
 
 
+@pytest.mark.usefixtures("outside_repo")
 @pytest.mark.parametrize(
     "plant_pointer",
     [
@@ -332,6 +346,58 @@ def test_a_fifo_as_the_git_pointer_or_its_targets_hangs_nothing(tmp_path: Path, 
         os.mkfifo(repo / "gitdir" / name)
     info, facts = read(repo, home)  # read as a whole repository inside the project
     assert info is not None and info.error is not None and "FIFO" in info.error
+
+
+@pytest.mark.usefixtures("outside_repo")
+@pytest.mark.parametrize("how", ["link", "fifo", "zero"])
+@pytest.mark.parametrize("name", ["commondir", "gitdir", "config.worktree", "HEAD", "logs/HEAD"])
+def test_no_linked_worktree_file_is_read_through_a_link_out_a_fifo_or_a_device(
+    tmp_path: Path, home: Path, outside: Path, name: str, how: str
+) -> None:
+    """A linked worktree's own git dir: its pointers (commondir, the back-link gitdir) and its
+    files. Linked out, each would name the outside repository or hold a canary."""
+    dev = tmp_path / "dev"
+    main = project(dev, "main", home)
+    git(main, "config", "extensions.worktreeConfig", "true", home=home)
+    wt = dev / "wt"
+    git(main, "worktree", "add", "-q", "-b", "feature", str(wt), home=home)
+    own = main / ".git/worktrees/wt"
+    lures = {
+        "commondir": f"{outside / 'repo/.git'}\n",
+        "gitdir": f"{wt / '.git'}\n",  # the right back-link, but from outside
+        "config.worktree": GIT_FILES["config"],
+        "HEAD": GIT_FILES["HEAD"],
+        "logs/HEAD": GIT_FILES["logs/HEAD"],
+    }
+    lure = outside / f"lure-{name.replace('/', '_')}"
+    lure.write_text(lures[name])
+    plant(own / name, how, lure)
+    outside_sha = git(outside / "repo", "rev-parse", "HEAD", home=home).strip()
+    info, facts = read(wt, home)
+    assert leaked(info, facts) == []
+    assert outside_sha not in msgspec.json.encode([info, facts]).decode()
+    if name == "gitdir":  # without its back-link the worktree is not this folder's
+        assert info is None and facts.error is not None and "does not list" in facts.error
+    elif name == "commondir":  # the layout says where the repository is: still read, from there
+        assert info is not None and info.kind == "linked-worktree"
+        assert [r.url for r in info.remotes] == ["https://github.com/me/main"]
+    else:
+        assert info is not None and info.error is not None
+        assert info.error.startswith(name)
+
+
+@pytest.mark.parametrize("name", ["config.worktree", "HEAD", "logs/HEAD"])
+def test_control_a_linked_worktrees_own_files_are_really_read(
+    tmp_path: Path, home: Path, outside: Path, name: str
+) -> None:
+    dev = tmp_path / "dev"
+    main = project(dev, "main", home)
+    git(main, "config", "extensions.worktreeConfig", "true", home=home)
+    git(main, "worktree", "add", "-q", "-b", "feature", str(dev / "wt"), home=home)
+    source = "config" if name == "config.worktree" else name
+    plant(main / ".git/worktrees/wt" / name, "inside", canary(outside, source))
+    info, facts = read(dev / "wt", home)
+    assert leaked(info, facts) != []
 
 
 # --- 1: the legitimate cases still work ---------------------------------------------------
@@ -522,15 +588,8 @@ def test_control_work_tree_files_linked_inside_are_read(
 def hostile_dev_folder(d: DaemonProcess) -> list[str]:
     """A Dev folder of hostile repositories beside an outside folder of canaries; returns the
     names of the projects that must be listed."""
-    outside = d.root / "outside"
-    outside.mkdir()
-    for name, text in {**GIT_FILES, **TREE_FILES}.items():
-        (outside / name.replace("/", "_")).write_text(text)
-    (outside / "coverage.json").write_text(COVERAGE)
-    other = make_repo(
-        outside / "repo", home=d.home, remotes={"origin": f"https://github.com/{CANARY}/r.git"}
-    )
-    (other / ".git/description").write_text(f"{CANARY} the outside repository\n")
+    outside = make_outside(d.root / "outside")
+    other = make_outside_repo(outside, d.home)
     base = project(d.root / "base", "base", d.home)
     git(base, "pack-refs", "--all", "--prune", home=d.home)  # main is read from packed-refs
     names: list[str] = []
