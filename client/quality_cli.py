@@ -45,7 +45,7 @@ def cmd_quality(args: argparse.Namespace, s: Session) -> int:
     rows = [
         [
             p["name"],
-            "—" if p["quality_score"] is None else str(p["quality_score"]),
+            "n/a" if p["quality_score"] is None else str(p["quality_score"]),
             _trend(p["trend"]),
             output.relative_time(p["calculated_at"]),
         ]
@@ -71,9 +71,8 @@ def _one(args: argparse.Namespace, s: Session) -> int:
 def render(view: dict[str, Any], history: list[dict[str, Any]]) -> str:
     project, q = view["project"], view["latest"]
     if q is None:
-        return f"{project['name']}: not assessed yet (pm call quality.scan)\n"
-    score = "—" if q["quality_score"] is None else q["quality_score"]
-    lines = [f"{project['name']}  quality {score}  (formula v{q['metrics_version']}, "
+        return output.visible(f"{project['name']}: not assessed yet (pm call quality.scan)") + "\n"
+    lines = [f"{project['name']}  quality {_score(q)}  (formula v{q['metrics_version']}, "
              f"{output.relative_time(q['calculated_at'])})", ""]  # fmt: skip
     for label, column, letter in _COMPONENTS:
         value = q[column]
@@ -81,18 +80,16 @@ def render(view: dict[str, Any], history: list[dict[str, Any]]) -> str:
         lines.append(f"  {letter} {label:<12} {shown}")
     if q["coverage_source"]:
         stale = "  (stale: older than the last work by 30+ days)" if q["coverage_stale"] else ""
-        lines.append(
-            f"\ncoverage {q['test_coverage']}% from {q['coverage_path']} "
-            f"({q['coverage_source']}){stale}"
-        )
+        lines += ["", f"coverage {q['test_coverage']}% from {q['coverage_path']} "
+                      f"({q['coverage_source']}){stale}"]  # fmt: skip
     found = q["detected"]
     facts = [
         ("CI", found.get("ci")), ("linters", found.get("linters")),
         ("formatters", found.get("formatters")), ("type checkers", found.get("type_checkers")),
         ("hooks", found.get("hooks")), ("test runners", found.get("test_runners")),
-        ("docs", found.get("docs")),
+        ("docs", found.get("docs")), ("CI runs", found.get("ci_checks")),
     ]  # fmt: skip
-    lines.append("\nfound")
+    lines += ["", "found"]
     for label, items in facts:
         lines.append(f"  {label:<14} {', '.join(items) if items else '—'}")
     lines.append(
@@ -100,15 +97,26 @@ def render(view: dict[str, Any], history: list[dict[str, Any]]) -> str:
         f"{found.get('source_files', 0)} source files"
     )
     if q["gains"]:
-        lines.append("\nto gain points")
+        lines += ["", "to gain points"]
         for gain in q["gains"]:
             lines.append(f"  +{gain['points']:g} {gain['component']}: {gain['hint']}")
     scores = [h["quality_score"] for h in reversed(history)]
     if len(scores) > 1:
-        lines.append(f"\nhistory  {sparkline(scores)}  ({len(scores)} assessments)")
+        lines += ["", f"history  {sparkline(scores)}  ({len(scores)} assessments)"]
+    for problem in found.get("problems") or []:
+        lines += ["", f"problem: {problem}"]
+    # names, paths and problems come from the project's files: shown, never acted on
+    return "".join(output.visible(line) + "\n" for line in lines)
+
+
+def _score(q: dict[str, Any]) -> str:
+    """The score, or n/a and why: the assessment failed, or there was too little to measure."""
+    if q["quality_score"] is not None:
+        return str(q["quality_score"])
     if q.get("error"):
-        lines.append(f"\nproblem: {q['error']}")
-    return "\n".join(lines) + "\n"
+        return f"n/a (the assessment failed: {q['error']})"
+    why = (q.get("detected") or {}).get("unscored")
+    return f"n/a ({why})" if why else "n/a"
 
 
 def add_parsers(sub: Any) -> None:

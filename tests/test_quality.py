@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from typing import Any
 
@@ -168,3 +169,44 @@ def test_a_change_on_disk_is_assessed_again_by_itself(make_daemon: DaemonFactory
     jobs = wait_for(finished, 20, "the quality jobs to finish")
     assert len(jobs) >= 2 and all(j["status"] == "completed" for j in jobs)
     assert all(j["source"] == "daemon" for j in jobs)
+
+
+def test_na_and_failed_assessments_rank_last_and_say_why(make_daemon: DaemonFactory) -> None:
+    """A README alone is n/a (no code to assess), a project deleted before its assessment is
+    a failed assessment (error, no score): neither ranks above a scored project, and `pm
+    quality` says n/a and why. Before: the README scored 50 and the deleted project 100, both
+    from recent activity, above the project with code."""
+    d = make_daemon(config={"watch": False, "rescan_interval_s": 0, "schedule": {"quality": "off"}})
+    make_repo(d.dev_root / "notes", home=d.home, files={"README.md": "# Notes\n\nIdeas.\n"})
+    make_repo(d.dev_root / "tool", home=d.home, files={"tool.py": "print('hi')\n"})
+    make_repo(d.dev_root / "gone", home=d.home, files={"gone.py": "", "README.md": "# Gone\n"})
+    d.start()
+    d.call("projects.scan")
+    shutil.rmtree(d.dev_root / "gone")  # no rescan: still known as present
+    summary = d.call("quality.scan")
+    assert [e["path"] for e in summary["errors"]] == [str(d.dev_root / "gone")]
+    notes, tool, gone = (quality(d, name) for name in ("notes", "tool", "gone"))
+    assert notes["quality_score"] is None and notes["error"] is None
+    no_code = "no code to assess: no source, test or build files found"
+    assert notes["detected"]["unscored"] == no_code
+    assert notes["docs_component"] == 30  # still measured and shown: README, description
+    assert gone["quality_score"] is None and gone["error"] == "project: No such file or directory"
+    assert gone["maintenance_component"] is None  # failed: nothing measured
+    assert tool["quality_score"] is not None and tool["error"] is None
+    ranked = [p["name"] for p in d.call("quality.list")["items"]]
+    assert ranked[0] == "tool" and set(ranked[1:]) == {"notes", "gone"}
+    by_quality = [p["name"] for p in d.call("projects.list", {"order": "quality"})["items"]]
+    assert by_quality[0] == "tool"
+    # the same failure again is nothing new: no row per scan while nothing changes
+    assert d.call("quality.scan")["unchanged"] == 3
+    assert d.call("quality.history", {"project": "gone"})["total"] == 1
+
+    cli = Cli(d)
+    rows = {line.split()[0]: line.split()[1] for line in cli.ok("quality").splitlines()[1:]}
+    assert rows == {"tool": str(tool["quality_score"]), "notes": "n/a", "gone": "n/a"}
+    shown = cli.ok("quality", "notes")
+    assert f"quality n/a ({no_code})" in shown
+    assert "quality n/a (the assessment failed: project: No such file or directory)" in (
+        cli.ok("quality", "gone")
+    )
+
