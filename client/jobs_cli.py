@@ -75,6 +75,7 @@ def cmd_jobs(args: argparse.Namespace, s: Session) -> int:
     if args.json:
         output.print_json(page)
         return 0
+    names = _project_names(s, page["items"])
     rows = []
     for job in page["items"]:
         status = job["status"]
@@ -84,17 +85,32 @@ def cmd_jobs(args: argparse.Namespace, s: Session) -> int:
             [
                 str(job["id"]),
                 job["kind"],
+                *([names.get(job.get("project_id"), "")] if names else []),
                 status,
                 output.relative_time(job.get("started_at")),
                 duration(job),
                 _one_line(job.get("error"), 60),
             ]
         )
-    sys.stdout.write(output.table(["ID", "KIND", "STATUS", "STARTED", "DURATION", "ERROR"], rows))
+    # a PROJECT column once a shown job is one project's (a quality scan of one, a record)
+    headers = ["ID", "KIND", *(["PROJECT"] if names else []), "STATUS", "STARTED", "DURATION"]
+    headers.append("ERROR")
+    sys.stdout.write(output.table(headers, rows))
     shown = len(page["items"])
     if page["total"] > args.offset + shown:
         output.error(f"showing {shown} of {page['total']}; use --limit/--offset for more")
     return 0
+
+
+def _project_names(s: Session, jobs: list[dict[str, Any]]) -> dict[Any, str]:
+    """project_id → the project's name, for the jobs shown (one call per project)."""
+    names: dict[Any, str] = {}
+    for project_id in {job.get("project_id") for job in jobs} - {None}:
+        try:
+            names[project_id] = s.call("projects.get", {"project": project_id})["name"]
+        except errors.RemoteError:  # forgotten since: its id is all there is
+            names[project_id] = f"#{project_id}"
+    return names
 
 
 def render_job(job: dict[str, Any]) -> str:

@@ -128,7 +128,12 @@ class Daemon:
         )
         self._scheduler.register("backup", backup_job(self._backups), config.schedule.backup)
         self._quality = QualityService(self._db, weights=config.quality_weights)
-        self._scheduler.register("quality_scan", self._quality_job, config.schedule.quality)
+        self._scheduler.register(
+            "quality_scan",
+            self._quality_job,
+            config.schedule.quality,
+            project_of=self._quality_job_project,
+        )
         self._bus.listeners.append(self._projects_changed)
         self._scanner = Scanner(
             self._db,
@@ -399,6 +404,11 @@ class Daemon:
             ids = [found.id]
         summary = await self._quality.scan(ids, report)
         return msgspec.json.encode(summary).decode()
+
+    async def _quality_job_project(self, project: str | None = None) -> int | None:
+        """The project a one-project quality scan is for (its job row records it)."""
+        found = await self._db.read(projects_db.get_by_path, project) if project else None
+        return found.id if found is not None else None
 
     def _quality_later(self, path: str) -> None:
         """A changed project's quality is assessed again once it has settled, as a job.

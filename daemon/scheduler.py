@@ -42,7 +42,7 @@ import contextlib
 import inspect
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -50,8 +50,8 @@ from typing import Any
 import structlog
 
 from daemon.clock import iso
-from daemon.db.jobs import STOPPED_BEFORE_RUNNING
-from daemon.errors import InvalidParams, ShuttingDown
+from daemon.db.jobs import STOPPED_BEFORE_RUNNING, Job
+from daemon.errors import InvalidParams, NotFound, ShuttingDown
 from daemon.scheduler_runs import JobFn, Recorder, Report, Run, Trigger, parse_iso
 from daemon.schedules import (
     Daily,
@@ -73,6 +73,8 @@ log = structlog.get_logger("pm.scheduler")
 
 DEFAULT_BACKOFF: tuple[float, ...] = (60.0, 300.0)
 _MAX_ERROR = 2000
+# The project a run of a kind is for, from its args (None: not one project's).
+ProjectOf = Callable[..., Awaitable[int | None]]
 
 
 # --- state ----------------------------------------------------------------------------------
@@ -86,6 +88,7 @@ class _Kind:
     due: float | None = None  # Interval: on the scheduler's clock
     next_wall: datetime | None = None  # Daily: the next slot
     seeded: bool = False
+    project_of: ProjectOf | None = None
 
 
 class Scheduler:
@@ -133,13 +136,24 @@ class Scheduler:
         jobs.attach_scheduler(self)
 
     # --- registration -------------------------------------------------------------------
-    def register(self, kind: str, fn: JobFn, schedule: str = "off", *, priority: int = 0) -> None:
-        """Add a kind of work. Register before `start` so its history sets the first slot."""
+    def register(
+        self,
+        kind: str,
+        fn: JobFn,
+        schedule: str = "off",
+        *,
+        priority: int = 0,
+        project_of: ProjectOf | None = None,
+    ) -> None:
+        """Add a kind of work. Register before `start` so its history sets the first slot.
+        `project_of(**args)`: the id of the project a run is for, recorded in its job row
+        (`pm jobs` shows it), or None."""
         if kind in self._kinds:
             raise ValueError(f"job kind {kind!r} is registered twice")
         if not 1 <= len(kind) <= 100:
             raise ValueError("a job kind is 1 to 100 characters")
-        self._kinds[kind] = _Kind(kind, fn, parse_schedule(schedule), schedule, priority)
+        parsed = parse_schedule(schedule)
+        self._kinds[kind] = _Kind(kind, fn, parsed, schedule, priority, project_of=project_of)
 
     @property
     def kinds(self) -> list[str]:
@@ -330,7 +344,8 @@ class Scheduler:
         meta: dict[str, Any] = {"trigger": "manual"}
         if args:
             meta["args"] = args
-        job = await self._jobs.create_daemon_job(kind, {"status": "queued", "metadata": meta})
+        project_id = await self._project_of(k, args)
+        job = await self._create_job(kind, {"status": "queued", "metadata": meta}, project_id)
         t = self._clock()
         self._pending.append(
             Run(kind, dict(args), "manual", due=t, priority=k.priority, seq=next(self._seq),
@@ -437,10 +452,43 @@ class Scheduler:
                 log.warning("could not record a queued job as canceled", job=run.job_id)
         await self._recorder.close()
 
+    # --- the project a run is for ---------------------------------------------------------
+    async def _project_of(self, k: _Kind, args: dict[str, Any]) -> int | None:
+        if k.project_of is None:
+            return None
+        try:
+            return await k.project_of(**args)
+        except Exception:  # the run goes on, recorded without its project
+            log.exception("could not tell which project a run is for", kind=k.name)
+            return None
+
+    async def _create_job(self, kind: str, fields: dict[str, Any], project_id: int | None) -> Job:
+        if project_id is not None:
+            try:
+                return await self._jobs.create_daemon_job(
+                    kind, {**fields, "project_id": project_id}
+                )
+            except NotFound:  # the project was forgotten meanwhile
+                pass
+        return await self._jobs.create_daemon_job(kind, fields)
+
+    async def _record_project(self, run: Run) -> None:
+        """A scheduled or deferred run for one project: its job row is made here, with the
+        project, before the recorder takes it (`pm jobs` shows whose run it is)."""
+        project_id = (
+            None
+            if run.job_id is not None
+            else await self._project_of(self._kinds[run.kind], run.args)
+        )
+        if project_id is not None:
+            fields = {"status": "queued", "metadata": self._recorder._metadata(run)}
+            run.job_id = (await self._create_job(run.kind, fields, project_id)).id
+
     # --- one run --------------------------------------------------------------------------
     async def _execute(self, run: Run) -> None:
         retry_in: float | None = None
         try:
+            await self._record_project(run)
             retry_in = await self._recorder.attempt(run, self._kinds[run.kind].fn)
         except Exception:
             log.exception("job bookkeeping failed", kind=run.kind, job=run.job_id)

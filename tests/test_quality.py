@@ -210,3 +210,35 @@ def test_na_and_failed_assessments_rank_last_and_say_why(make_daemon: DaemonFact
         cli.ok("quality", "gone")
     )
 
+
+def test_per_project_quality_jobs_show_their_project(make_daemon: DaemonFactory) -> None:
+    """A deferred one-project assessment (a file changed) and a requested one record the
+    project in the job's project_id, so `pm jobs` shows whose run it is; a full scan names
+    none (issue 13 §7)."""
+    d = make_daemon(config={"settle_ms": 30, "quality_settle_s": 0.2, "rescan_interval_s": 0})
+    make_repo(d.dev_root / "proj", home=d.home, files={"main.py": "print('hi')\n"})
+    d.start()
+
+    def quality_jobs() -> list[dict[str, Any]]:
+        return list(d.call("jobs.list", {"kind": "quality_scan"})["items"])
+
+    def settled(count: int) -> list[dict[str, Any]] | None:
+        jobs = quality_jobs()
+        done = len(jobs) >= count and all(j["status"] == "completed" for j in jobs)
+        return jobs if done else None
+
+    first = wait_for(lambda: settled(1), 20, "the first, full quality scan")
+    assert [j["project_id"] for j in first] == [None]  # every project: none in particular
+    project = d.call("projects.get", {"project": "proj"})
+    (d.dev_root / "proj" / "LICENSE").write_text("MIT\n")  # only quality reads it
+    jobs = wait_for(lambda: settled(2), 20, "the deferred one-project scan")
+    deferred = jobs[0]
+    assert deferred["metadata"]["trigger"] == "deferred"
+    assert deferred["project_id"] == project["id"]
+    requested = d.call("jobs.run", {"kind": "quality_scan", "args": {"project": project["path"]}})
+    assert d.call("jobs.get", {"id": requested["id"]})["project_id"] == project["id"]
+
+    table = Cli(d).ok("jobs", "--kind", "quality_scan").splitlines()
+    assert table[0].split() == ["ID", "KIND", "PROJECT", "STATUS", "STARTED", "DURATION", "ERROR"]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert rows[str(deferred["id"])][2] == "proj"
