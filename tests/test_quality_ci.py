@@ -178,6 +178,33 @@ build:
             id="a-test-named-script-one-level-below",
         ),
         pytest.param(
+            {
+                ".circleci/config.yml": "version: 2.1\njobs:\n  test:\n    steps:\n"
+                "      - checkout\n      - run:\n          name: Test\n"
+                "          command: ./scripts/test\n",
+                "scripts/test": "#!/bin/bash\nbundle exec rspec\n",
+            },
+            "scripts/test (runs rspec)",
+            id="circleci-run-command",
+        ),
+        pytest.param(
+            {
+                "azure-pipelines.yml": "steps:\n- script: make ci\n  displayName: CI\n",
+                "Makefile": MAKEFILE,
+            },
+            "make ci (runs mypy, pytest, ruff)",
+            id="azure-script",
+        ),
+        pytest.param(
+            {
+                ".buildkite/pipeline.yml": 'steps:\n  - label: ":test_tube:"\n'
+                '    command: "npm run check"\n',
+                "package.json": '{"scripts": {"check": "tsc --noEmit && node scripts/run.js"}}',
+            },
+            "npm run check (by its name)",
+            id="buildkite-command",
+        ),
+        pytest.param(
             {".github/workflows/ci.yml": workflow("bash -c 'make check'"), "Makefile": ""},
             "make check (by its name)",
             id="gnu-make-check",
