@@ -9,6 +9,7 @@ daemon's instance lock, and say so on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import time
@@ -120,23 +121,9 @@ def cmd_backup_verify(args: argparse.Namespace, s: Session) -> int:
     if _online(s):
         result = s.call("db.verify", {"name": args.name})
     else:
-        from daemon.db import backup
+        from daemon import offline
 
-        def verify(paths: Paths) -> dict[str, Any]:
-            from daemon import offline
-
-            try:
-                found = backup.find(paths.backups_dir, args.name)
-            except (backup.BackupError, FileNotFoundError):
-                raise offline.OfflineError(
-                    f"no backup named {args.name} in {paths.backups_dir}; `pm backup list` "
-                    "shows them"
-                ) from None
-            problems = backup.problems(found.path)
-            return {"name": args.name, "ok": not problems, "problems": problems,
-                    "schema_version": found.schema_version}  # fmt: skip
-
-        result = _offline("verifying", verify)
+        result = _offline("verifying", lambda paths: offline.verify(paths, args.name))
     if args.json:
         output.print_json(result)
     elif result["ok"]:
@@ -145,6 +132,8 @@ def cmd_backup_verify(args: argparse.Namespace, s: Session) -> int:
         print(f"{result['name']}: DAMAGED")
         for line in result["problems"]:
             print(f"  {line}")
+        if result.get("moved_to"):
+            print(f"  set aside as {result['moved_to']}: listed as damaged from now on")
     return 0 if result["ok"] else errors.EXIT_FAILED
 
 
@@ -248,17 +237,34 @@ def cmd_db_migrate(args: argparse.Namespace, s: Session) -> int:
 
 def cmd_db_rollback(args: argparse.Namespace, s: Session) -> int:
     """Restore the backup taken before the last migration, with the daemon stopped: the
-    running daemon needs the newer schema, so it is stopped first."""
+    running daemon needs the newer schema, so it is stopped first — only once it is known that
+    there is something to roll back; if the rollback then fails, it is started again."""
     from daemon import offline
 
+    stopped = False
     if _online(s):
         from client import daemonctl
+        from daemon.db.backup import BackupFile
 
+        backups = msgspec.convert(s.call("db.backups")["items"], list[BackupFile])
+        try:
+            offline.rollback_target(backups, s.call("db.health")["schema_version"])
+        except offline.OfflineError as e:
+            raise errors.ClientError(f"{e}; pm-agentd keeps running") from None
         output.error("stopping pm-agentd to roll the database back")
         if daemonctl.stop(s):
             return errors.EXIT_FAILED
         s.close()
-    result = _offline("rolling back", offline.rollback)
+        stopped = True
+    try:
+        result = _offline("rolling back", offline.rollback)
+    except errors.ClientError:
+        if stopped:  # nothing changed: leave the daemon as it was found
+            from client import daemonctl
+
+            output.error("the rollback failed; starting pm-agentd again")
+            daemonctl.start(s)
+        raise
     if args.json:
         output.print_json(result)
         return 0
@@ -285,13 +291,74 @@ def cmd_db_reset(args: argparse.Namespace, s: Session) -> int:
     return 0
 
 
+def _export_target(given: str) -> str:
+    """Where `--output` puts the export, checked before anything is made: its folder must
+    exist and nothing may be there yet."""
+    target = os.path.abspath(os.path.expanduser(given))
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise errors.ClientError(
+            f"the folder {folder} does not exist; create it or choose another --output"
+        )
+    if os.path.lexists(target):
+        raise errors.ClientError(f"{target} already exists; choose another --output")
+    return target
+
+
+def _move_export(made: str, target: str) -> None:
+    """The export in <data>/exports moved to `target`, never over anything there (0600 files,
+    a 0700 folder, like the original); on any failure neither a partial target nor the export
+    is left behind."""
+    try:
+        if os.path.isdir(made):
+            os.mkdir(target, 0o700)  # fails if something appeared there meanwhile
+            for name in os.listdir(made):
+                _place(os.path.join(made, name), os.path.join(target, name))
+        else:
+            _place(made, target)
+    except BaseException as e:
+        if not isinstance(e, FileExistsError):  # what is there then is not ours to remove
+            _remove(target)
+        _remove(made)
+        if isinstance(e, OSError):
+            raise errors.ClientError(
+                f"could not write the export to {target}: {e.strerror or e}; nothing was kept"
+            ) from None
+        raise
+    _remove(made)
+
+
+def _place(source: str, dest: str) -> None:
+    """`source` at `dest`, which must not exist: a hard link, or a copy across file systems."""
+    try:
+        os.link(source, dest)
+        return
+    except FileExistsError:
+        raise
+    except OSError:
+        pass  # another file system, or links not allowed there: copy
+    with (
+        open(source, "rb") as src,
+        open(dest, "xb", opener=lambda p, f: os.open(p, f, 0o600)) as dst,
+    ):
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def cmd_db_export(args: argparse.Namespace, s: Session) -> int:
+    target = _export_target(args.output) if args.output else None
     result = s.call("db.export", {"format": args.format})
-    if args.output:
-        target = os.path.abspath(os.path.expanduser(args.output))
-        if os.path.exists(target):
-            raise errors.ClientError(f"{target} already exists; choose another --output")
-        shutil.move(result["path"], target)
+    if target is not None:
+        _move_export(result["path"], target)
         result["path"] = target
     if args.json:
         output.print_json(result)
@@ -302,6 +369,9 @@ def cmd_db_export(args: argparse.Namespace, s: Session) -> int:
 
 
 def cmd_db_import(args: argparse.Namespace, s: Session) -> int:
+    from daemon.db import export
+    from daemon.platform import private_folders
+
     source = os.path.abspath(os.path.expanduser(args.path))
     if not os.path.exists(source):
         raise errors.ClientError(f"{source} does not exist")
@@ -309,17 +379,25 @@ def cmd_db_import(args: argparse.Namespace, s: Session) -> int:
     staged = None
     if os.path.commonpath([source, data_dir]) != data_dir:
         # The daemon reads only inside its own folders: hand it a copy there.
-        inbox = os.path.join(data_dir, "imports")
-        os.makedirs(inbox, mode=0o700, exist_ok=True)
+        inbox = os.path.join(data_dir, export.IMPORTS_DIR)
+        try:
+            private_folders.check(inbox, what=export.IMPORTS)
+        except OSError as e:
+            raise errors.ClientError(str(e)) from None
         staged = os.path.join(inbox, f"{int(time.time() * 1000)}-{os.path.basename(source)}")
         copy = shutil.copytree if os.path.isdir(source) else shutil.copyfile
-        copy(source, staged)
-        _private_tree(staged)
+        try:
+            copy(source, staged)
+            _private_tree(staged)
+        except (OSError, shutil.Error) as e:
+            _remove(staged)
+            raise errors.ClientError(f"cannot read {source}: {e}") from None
+    params = {"path": staged or source, "shown_as": source}
     try:
-        result = _progress_call(s, "db.import", {"path": staged or source})
+        result = _progress_call(s, "db.import", params)
     finally:
         if staged is not None:
-            (shutil.rmtree if os.path.isdir(staged) else os.unlink)(staged)
+            _remove(staged)
     if args.json:
         output.print_json(result)
     else:

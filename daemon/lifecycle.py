@@ -56,6 +56,7 @@ from daemon.services.scanner import Scanner
 from daemon.startup import (
     InstanceLock,
     bind_socket,
+    check_data_folders,
     damaged_database,
     private_dir,
     unlink_socket,
@@ -157,7 +158,14 @@ class Daemon:
         self._first_scan = False
         registry = Registry()
         registry.add_api(DaemonApi(self, registry))
-        care = CareService(self._db, paths, self._backups, self._shipped)
+        care = CareService(
+            self._db,
+            paths,
+            self._backups,
+            self._shipped,
+            roots=self._scanner.roots,
+            max_message_bytes=config.max_message_bytes,
+        )
         registry.add_api(DbApi(self._db, self, self._backups, care))
         registry.add_api(BackupApi(self._backups))
         registry.add_api(KvApi(KvService(self._db)))
@@ -232,6 +240,7 @@ class Daemon:
         paths = self._paths
         private_dir(paths.data_dir, what="data directory", fix_mode=True)
         private_dir(paths.db_dir, what="database directory", fix_mode=True)
+        check_data_folders(paths)
         self.stage = "instance"
         lock = InstanceLock(paths.lock_path)
         lock.acquire()

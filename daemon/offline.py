@@ -73,27 +73,82 @@ def _good(paths: Paths, name: str) -> BackupFile:
         raise OfflineError(
             f"no backup named {name} in {paths.backups_dir}; `pm backup list` shows them"
         ) from None
+    except OSError as e:
+        raise OfflineError(f"cannot read the backups: {e}") from None
     if not found.ok:
         raise OfflineError(f"{name} failed its check when it was made ({found.problem})")
     return found
 
 
+def _listing(paths: Paths) -> list[BackupFile]:
+    try:
+        return backup.listing(paths.backups_dir)
+    except OSError as e:
+        raise OfflineError(f"cannot list the backups: {e}") from None
+
+
 def restore(paths: Paths, name: str) -> swap.Swapped:
     with holding_lock(paths):
         found = _good(paths, name)
-        return _swap(paths, found.path, "before-restore")
+        swapped = _swap(paths, found.path, "before-restore")
+        _remember(paths, name)
+        return swapped
+
+
+def verify(paths: Paths, name: str) -> dict[str, object]:
+    """`integrity_check` on one backup; a damaged one goes to failed/ (listed as damaged
+    from then on), as the daemon does."""
+    with holding_lock(paths):
+        try:
+            found = backup.find(paths.backups_dir, name)
+        except (backup.BackupError, FileNotFoundError):
+            raise OfflineError(
+                f"no backup named {name} in {paths.backups_dir}; `pm backup list` shows them"
+            ) from None
+        problems = backup.problems(found.path)
+        moved = None
+        if problems and found.ok:
+            try:
+                moved = backup.mark_damaged(paths.backups_dir, name, problems)
+            except OSError as e:
+                raise OfflineError(f"{name} is damaged but could not be set aside: {e}") from None
+        return {"name": name, "ok": not problems, "problems": problems,
+                "schema_version": found.schema_version, "moved_to": moved}  # fmt: skip
+
+
+def rollback_target(backups: list[BackupFile], live_version: int | None) -> BackupFile:
+    """The backup `pm db rollback` restores: the newest good one taken before a migration,
+    and only when the live database is at a newer schema than it (else there is nothing to
+    roll back, and restoring it would only lose what was written since)."""
+    for candidate in backups:
+        if candidate.ok and candidate.label.startswith("before-migration"):
+            older = candidate.schema_version
+            if live_version is not None and older is not None and live_version <= older:
+                raise OfflineError(
+                    f"nothing to roll back: the database is at schema {live_version}, and the "
+                    f"backup taken before the last migration ({candidate.name}) is at schema "
+                    f"{older}; nothing was changed"
+                )
+            return candidate
+    raise OfflineError(
+        "no backup taken before a migration; nothing was changed (`pm backup list` shows the "
+        "backups there are)"
+    )
 
 
 def rollback(paths: Paths) -> Rolledback:
     """Restore the backup taken before the last migration."""
     with holding_lock(paths):
-        for candidate in backup.listing(paths.backups_dir):
-            if candidate.ok and candidate.label.startswith("before-migration"):
-                return Rolledback(backup=candidate, swapped=_swap(paths, candidate.path, ""))
-    raise OfflineError(
-        f"no backup taken before a migration in {paths.backups_dir}; nothing was changed "
-        "(`pm backup list` shows the backups there are)"
-    )
+        live = backup.schema_version_of(paths.db_path) if os.path.exists(paths.db_path) else None
+        candidate = rollback_target(_listing(paths), live)
+        swapped = _swap(paths, candidate.path, "")
+        _remember(paths, candidate.name)
+        return Rolledback(backup=candidate, swapped=swapped)
+
+
+def _remember(paths: Paths, name: str) -> None:
+    with contextlib.suppress(OSError):  # restored all the same; only the note is missing
+        backup.remember_restored(paths.backups_dir, name)
 
 
 def _swap(paths: Paths, incoming: str, label: str) -> swap.Swapped:
@@ -108,7 +163,7 @@ def _swap(paths: Paths, incoming: str, label: str) -> swap.Swapped:
             migrate=False,
             label=label or "before-rollback",
         )
-    except swap.SwapError as e:
+    except (swap.SwapError, OSError) as e:
         raise OfflineError(str(e)) from None
 
 
@@ -149,7 +204,7 @@ def backup_now(paths: Paths) -> backup.Copied:
         _must_exist(paths)
         try:
             return backup.take(paths.db_path, paths.backups_dir, _now())
-        except backup.BackupError as e:
+        except (backup.BackupError, OSError) as e:
             raise OfflineError(str(e)) from None
 
 

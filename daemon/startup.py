@@ -1,6 +1,8 @@
 """What must hold before the daemon serves: private folders, one instance, a bound socket.
 
 Each check fails with a StartupError whose message says what is wrong and how to fix it.
+The data folder's own subfolders are checked here at start and again each time they are used
+(daemon.platform.private_folders): a link planted in their place is refused, never followed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from typing import IO
 
 import structlog
 
-from daemon.db import backup
+from daemon.config import Paths
+from daemon.db import backup, export, swap
+from daemon.platform import private_folders
+from daemon.services import jobs
 
 log = structlog.get_logger("pm.startup")
 
@@ -47,11 +52,16 @@ def private_dir(path: str, *, what: str, fix_mode: bool) -> None:
     """
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
+    except FileExistsError:
+        pass  # a file or a dangling link is there: said below
     except OSError as e:
         raise StartupError(f"cannot create the {what} {path}: {e.strerror}") from None
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise StartupError(f"the {what} {path} is not a directory (a symlink or a file is there)")
+        raise StartupError(
+            f"the {what} {path} is not a directory (a symlink or a file is there); pm-agent "
+            f"does not follow it. Fix: mv {path} {path}.moved, and start again"
+        )
     if st.st_uid != os.getuid():
         raise StartupError(
             f"the {what} {path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}); "
@@ -68,6 +78,53 @@ def private_dir(path: str, *, what: str, fix_mode: bool) -> None:
         os.chmod(path, 0o700)
 
 
+def data_folders(paths: Paths) -> list[tuple[str, str]]:
+    """Every folder below the data folder that pm-agent keeps files in, and its name."""
+    return [
+        (paths.db_dir, swap.DATABASE),
+        (paths.backups_dir, backup.BACKUPS),
+        (os.path.join(paths.backups_dir, backup.FAILED_DIR), backup.FAILED),
+        (paths.damaged_dir, swap.DAMAGED),
+        (paths.exports_dir, export.EXPORTS),
+        (os.path.join(paths.data_dir, jobs.JOBS_DIR), jobs.JOBS_FOLDER),
+        (os.path.join(paths.data_dir, export.IMPORTS_DIR), export.IMPORTS),
+    ]
+
+
+def check_data_folders(paths: Paths) -> None:
+    """Those that exist are folders of ours (not links), 0700: the daemon refuses to start
+    rather than follow a link out of its data folder."""
+    for path, what in data_folders(paths):
+        try:
+            private_folders.check(path, what=what, create=False)
+        except FileNotFoundError:
+            continue  # made when first needed, and checked then
+        except private_folders.FolderRefused as e:
+            raise StartupError(str(e)) from None
+
+
+def _open_lock(path: str) -> IO[str]:
+    """The lock file, never through a link (it would be truncated and written to)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as e:
+        problem = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be opened ({e})"
+        raise StartupError(
+            f"the lock file {path} {problem}; pm-agent does not follow it. Fix: "
+            f"mv {path} {path}.moved, and start again"
+        ) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        os.close(fd)
+        raise StartupError(
+            f"the lock file {path} is not a regular file of yours. Fix: mv {path} {path}.moved, "
+            "and start again"
+        )
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "r+")
+
+
 class InstanceLock:
     """An flock held for the daemon's lifetime: one daemon per data directory."""
 
@@ -76,7 +133,7 @@ class InstanceLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        handle = open(self._path, "a+")  # noqa: SIM115 - held open for the process lifetime
+        handle = _open_lock(self._path)  # held open for the process lifetime
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

@@ -17,6 +17,7 @@ from client.errors import RemoteError
 from daemon.config import Config, resolve_paths
 from daemon.db import backup
 from daemon.db.database import Database
+from daemon.platform import private_folders
 from daemon.services.backups import BackupService
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess, RawConnection, wait_for
@@ -131,7 +132,7 @@ def test_scheduler_runs_the_backup_kind(daemon: DaemonProcess) -> None:
 def test_retention_keeps_the_last_seven_and_one_a_week(tmp_path: Path) -> None:
     now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     paths = resolve_paths(Config(dev_root=str(tmp_path / "dev"), data_dir=str(tmp_path / "d")))
-    folder = backup.private_folder(paths.backups_dir)
+    folder = private_folders.check(paths.backups_dir, what="backups folder", parents=True)
     made = []
     for day in range(70):  # one backup a day for ten weeks, plus one before a migration
         name = backup.make_name(now - timedelta(days=day, hours=1))
@@ -139,7 +140,7 @@ def test_retention_keeps_the_last_seven_and_one_a_week(tmp_path: Path) -> None:
         made.append(name)
     before_migration = backup.make_name(now - timedelta(days=60), "before-migration-0005")
     Path(folder, before_migration).write_bytes(b"")
-    failed = backup.private_folder(os.path.join(folder, "failed"))
+    failed = private_folders.check(os.path.join(folder, "failed"), what="failed")
     Path(failed, backup.make_name(now - timedelta(days=65))).write_bytes(b"")
     service = BackupService(
         Database(paths.db_path), paths, list, keep_last=7, keep_weeks=8, clock=lambda: now
@@ -269,3 +270,110 @@ def test_a_restore_that_fails_after_the_swap_is_rolled_back(
     assert strict.call("kv.list", {"namespace": "x"})["items"][0]["key"] == "mine"
     strict.call("kv.set", {"namespace": "x", "key": "later", "value": 43})
     assert strict.call("db.check")["ok"] is True
+
+
+def test_retention_counts_safety_copies_apart() -> None:
+    """Safety copies (a label) never push regular backups out, and have a pool of their own;
+    a protected name (the backup last restored) is never removed."""
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    regular = [backup.make_name(now - timedelta(hours=h)) for h in range(1, 5)]
+    safety = [
+        backup.make_name(now - timedelta(minutes=m), label)
+        for m, label in ((10, "before-import"), (20, "before-reset"), (30, "before-restore"),
+                         (40, "before-migration-0004"), (50, "before-import"))
+    ]  # fmt: skip
+    named = [(n, backup.parse_name(n)[0]) for n in regular + safety]  # type: ignore[index]
+    gone = backup.expired(named, now, keep_last=2, keep_weeks=0)
+    assert sorted(gone) == sorted([*regular[2:], safety[2], safety[4]])
+    protected = backup.expired(
+        named, now, keep_last=2, keep_weeks=0, protected=frozenset([regular[3]])
+    )
+    assert regular[3] not in protected and sorted(protected) == sorted(
+        [regular[2], safety[2], safety[4]]
+    )
+
+
+def test_a_backup_that_fails_verify_is_listed_as_damaged_from_then_on(
+    daemon: DaemonProcess,
+) -> None:
+    """13 §4: `db.verify` finding damage sets the backup aside: `db.backups` lists it as
+    damaged with what was found, it is never restored, and retention does not count it."""
+    daemon.call("kv.set", {"namespace": "r", "key": "k", "value": 1})
+    made = daemon.call("db.backup")
+    corrupt(made["path"], [2, 3])
+    verified = daemon.call("db.verify", {"name": made["name"]})
+    assert verified["ok"] is False and verified["problems"]
+    assert verified["moved_to"] and os.path.basename(verified["moved_to"]) == made["name"]
+    for _ in range(2):  # from then on: not only in the answer to the verify
+        listed = {b["name"]: b for b in daemon.call("db.backups")["items"]}
+        assert listed[made["name"]]["ok"] is False
+        assert listed[made["name"]]["problem"] == "; ".join(verified["problems"])
+    error = daemon.call_error("db.restore", {"name": made["name"]})
+    assert error.kind == "invalid_state" and "failed its check" in error.message
+    again = daemon.call("db.verify", {"name": made["name"]})
+    assert again["ok"] is False and again["moved_to"] is None
+    assert daemon.call("db.health")["last_backup"] is None
+    good = daemon.call("db.backup")
+    assert daemon.call("db.health")["last_backup"]["name"] == good["name"]
+
+
+def test_pm_backup_verify_offline_marks_the_backup_damaged(make_daemon: DaemonFactory) -> None:
+    from tests.test_cli import Cli
+
+    world = make_daemon().start()
+    made = world.call("db.backup")
+    world.stop()
+    corrupt(made["path"], [2, 3])
+    cli = Cli(world)
+    done = cli.run("--no-spawn", "backup", "verify", made["name"])
+    assert done.returncode == 1 and "DAMAGED" in done.stdout and "from now on" in done.stdout
+    listed = cli.run("--no-spawn", "backup", "list")
+    assert listed.returncode == 0
+    line = next(x for x in listed.stdout.splitlines() if made["name"] in x)
+    assert "FAILED" in line, listed.stdout
+    done = cli.run("--no-spawn", "backup", "restore", made["name"])
+    assert done.returncode == 1 and "failed its check" in done.stderr
+
+
+KEEP_TWO = {"backup_keep_last": 2, "backup_keep_weeks": 0, "watch": False,
+            "schedule": {"backup": "off", "quality": "off"}}  # fmt: skip
+
+
+def names(daemon: DaemonProcess) -> set[str]:
+    return {b["name"] for b in daemon.call("db.backups")["items"] if b["ok"]}
+
+
+def test_safety_copies_do_not_push_regular_backups_out(make_daemon: DaemonFactory) -> None:
+    """13 §4: the copies kept before an import or a reset are not regular backups: the two
+    newest regular ones survive however many safety copies were made meanwhile."""
+    d = make_daemon(config=KEEP_TWO).start()
+    d.call("kv.set", {"namespace": "r", "key": "k", "value": 1})
+    first = d.call("db.backup")["name"]
+    second = d.call("db.backup")["name"]
+    export = d.call("db.export", {"format": "json"})["path"]
+    d.call("db.import", {"path": export})
+    d.call("db.reset", {"confirm": True})
+    d.call("db.import", {"path": export})
+    third = d.call("db.backup")
+    assert [n for n in third["removed"] if "_before-" not in n] == [first]
+    kept = names(d)
+    assert {second, third["name"]} <= kept
+    assert len([n for n in kept if "_before-" in n]) == 2, kept
+
+
+def test_the_backup_restored_from_is_never_removed(make_daemon: DaemonFactory) -> None:
+    """13 §4: restore an old backup, then back up on: retention keeps the one restored from."""
+    d = make_daemon(config=KEEP_TWO).start()
+    d.call("kv.set", {"namespace": "r", "key": "k", "value": "old"})
+    old = d.call("db.backup")["name"]
+    d.call("kv.set", {"namespace": "r", "key": "k", "value": "new"})
+    made = [d.call("db.backup")["name"]]
+    d.call("db.restore", {"name": old})
+    later = [d.call("db.backup")["name"] for _ in range(3)]
+    kept = names(d)
+    assert old in kept, "the backup just restored from was removed"
+    assert set(later[-2:]) <= kept and not set(made) & kept
+    d.stop()
+    d.start()  # the protection holds across a restart
+    d.call("db.backup")
+    assert old in names(d)

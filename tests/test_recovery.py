@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,8 +36,10 @@ def refused_start(daemon: DaemonProcess) -> str:
 
 
 @pytest.fixture
-def cli(make_daemon: DaemonFactory) -> Cli:
-    return Cli(make_daemon())
+def cli(make_daemon: DaemonFactory) -> Iterator[Cli]:
+    c = Cli(make_daemon())
+    yield c
+    c.stop_spawned()
 
 
 def test_damaged_database_is_refused_then_restored_offline(cli: Cli) -> None:
@@ -121,15 +125,60 @@ def test_pre_migration_backup_and_rollback(cli: Cli, tmp_path: Path) -> None:
     # The v5 database is kept, so even that rollback can be undone.
     kept = [b for b in world.call("db.backups")["items"] if b["label"] == "before-rollback"]
     assert kept and kept[0]["schema_version"] == 5
+    # A second rollback has nothing to roll back: it would only lose what was written since.
+    world.call("kv.set", {"namespace": "keep", "key": "since", "value": 1})
+    world.stop()
+    done = cli.run("--no-spawn", "db", "rollback")
+    assert done.returncode == 1 and "nothing to roll back" in done.stderr, done.stderr
+    assert "since" in kv_keys(world.db_path, "keep")
 
 
-def test_rollback_stops_a_running_daemon_and_says_so(cli: Cli) -> None:
+def test_rollback_with_nothing_to_roll_back_leaves_the_daemon_running(cli: Cli) -> None:
+    """13 §4: with no backup taken before a migration, `pm db rollback` says so and the daemon
+    pm started goes on as it was (it was stopped before)."""
     cli.ok("status")  # a daemon pm started, as a user's would be
+    pid = cli.world.status()["pid"]  # type: ignore[index]
     done = cli.run("db", "rollback")
     assert done.returncode == 1
-    assert "stopping pm-agentd" in done.stderr
-    assert "no backup taken before a migration" in done.stderr
-    assert cli.world.status() is None
+    assert "no backup taken before a migration" in done.stderr and "keeps running" in done.stderr
+    assert "stopping" not in done.stderr
+    assert cli.world.status()["pid"] == pid  # type: ignore[index]
+
+
+def test_rollback_to_the_same_schema_is_nothing_to_roll_back(cli: Cli) -> None:
+    """A backup labelled as taken before a migration, at the schema the live database has
+    (a rollback already done, say): restoring it would only lose what was written since."""
+    world = cli.world.start()
+    made = world.call("db.backup")
+    world.call("kv.set", {"namespace": "keep", "key": "written-since", "value": 1})
+    labelled = Path(made["path"]).with_name(
+        made["name"].replace(".db", "_before-migration-0004.db")
+    )
+    os.rename(made["path"], labelled)
+    pid = world.status()["pid"]  # type: ignore[index]
+    done = cli.run("db", "rollback")
+    assert done.returncode == 1 and "nothing to roll back" in done.stderr, done.stderr
+    assert world.status()["pid"] == pid  # type: ignore[index]
+    assert world.call("kv.get", {"namespace": "keep", "key": "written-since"})["value"] == 1
+
+
+def test_a_rollback_that_fails_starts_the_daemon_again(cli: Cli) -> None:
+    """The daemon is stopped for a rollback; when the rollback then fails (the backup is
+    damaged), nothing changed and pm starts the daemon again."""
+    cli.ok("status")
+    world = cli.world
+    world.call("kv.set", {"namespace": "keep", "key": "live", "value": 1})
+    made = world.call("db.backup")
+    labelled = Path(made["path"]).with_name(
+        made["name"].replace(".db", "_before-migration-0005.db")
+    )
+    os.rename(made["path"], labelled)
+    labelled.write_bytes(b"not a database" * 100)  # damaged: its schema cannot be read
+    done = cli.run("db", "rollback")
+    assert done.returncode == 1 and "damaged" in done.stderr, done.stderr
+    assert "starting pm-agentd again" in done.stderr
+    assert world.status() is not None, "the daemon was left stopped"
+    assert world.call("kv.get", {"namespace": "keep", "key": "live"})["value"] == 1
 
 
 def test_export_import_round_trip_through_the_cli(cli: Cli, tmp_path: Path) -> None:
@@ -167,6 +216,60 @@ def test_export_import_round_trip_through_the_cli(cli: Cli, tmp_path: Path) -> N
     # Over RPC, the daemon reads only inside its own folders.
     error = world.call_error("db.import", {"path": str(bad)})
     assert error.kind == "forbidden"
+
+
+def test_export_to_a_missing_folder_or_over_a_file_leaves_nothing(cli: Cli, tmp_path: Path) -> None:
+    """13 §4: `pm db export -o PATH` with a missing folder or an existing target is a clear
+    error, and leaves no export behind in <data>/exports; a good one is moved there whole
+    and private."""
+    world = cli.world.start()
+    fill(world, 5)
+    exports = world.data_dir / "exports"
+
+    def left() -> list[str]:
+        return sorted(os.listdir(exports)) if exports.exists() else []
+
+    for fmt in ("json", "csv"):
+        done = cli.run("db", "export", "--format", fmt, "-o", str(tmp_path / "no" / "x"))
+        assert done.returncode == 1, done.stderr
+        assert "does not exist" in done.stderr and "Traceback" not in done.stderr
+        assert left() == []
+        for there in (tmp_path / "there.json", tmp_path / "there-folder"):
+            if not there.exists():
+                there.mkdir() if there.suffix == "" else there.write_text("mine")
+            done = cli.run("db", "export", "--format", fmt, "-o", str(there))
+            assert done.returncode == 1 and "already exists" in done.stderr, done.stderr
+            assert left() == []
+    assert (tmp_path / "there.json").read_text() == "mine"
+    assert os.listdir(tmp_path / "there-folder") == []
+    for fmt, name in (("json", "good.json"), ("csv", "good-csv")):
+        target = tmp_path / name
+        done = cli.run("db", "export", "--format", fmt, "-o", str(target))
+        assert done.returncode == 0, done.stderr
+        assert str(target) in done.stdout and left() == []
+        files = [target] if fmt == "json" else list(target.iterdir())
+        assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    assert stat.S_IMODE((tmp_path / "good-csv").stat().st_mode) == 0o700
+
+
+def test_exports_do_not_pile_up(cli: Cli, tmp_path: Path) -> None:
+    """<data>/exports keeps the newest three of the daemon's exports; anything else there (a
+    file of the user's, a link named like an export) is left alone."""
+    world = cli.world.start()
+    outside = tmp_path / "outside.json"
+    outside.write_text("not the daemon's")
+    exports = world.data_dir / "exports"
+    exports.mkdir(mode=0o700)
+    (exports / "notes.txt").write_text("mine")
+    (exports / "pm-agent_20000101_000000_000000.json").symlink_to(outside)
+    made = [world.call("db.export", {"format": fmt})["path"]
+            for fmt in ("json", "csv", "json", "csv", "json")]  # fmt: skip
+    kept = sorted(os.listdir(exports))
+    assert kept == sorted(
+        [os.path.basename(p) for p in made[-3:]]
+        + ["notes.txt", "pm-agent_20000101_000000_000000.json"]
+    )
+    assert outside.read_text() == "not the daemon's"
 
 
 def test_reset_needs_confirmation_and_backs_up_first(cli: Cli) -> None:

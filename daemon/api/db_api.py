@@ -16,7 +16,7 @@ from daemon.db.connection import Pragmas
 from daemon.db.database import Database
 from daemon.db.export import ExportSummary
 from daemon.db.writer import WriterStats
-from daemon.errors import InvalidParams
+from daemon.errors import InvalidParams, StorageError
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.registry import NoParams, Params, ProgressParams, rpc_method
 from daemon.services.backups import BackupService
@@ -60,6 +60,18 @@ class ImportParams(ProgressParams, frozen=True, kw_only=True):
             description="an export (.json file or CSV folder) inside the data or Dev folder",
         ),
     ]
+    shown_as: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=4096,
+                description="how messages name the export: the file the user gave, when "
+                "`path` is a copy of it in <data>/imports",
+            ),
+        ]
+        | None
+    ) = None
 
 
 def problems_of(pragmas: Pragmas | None) -> list[str]:
@@ -103,7 +115,11 @@ class DbApi:
                 f"only {free // (1024 * 1024)} MiB free where the database is; writes fail "
                 "with disk_full when it runs out: free space on that disk"
             )
-        last = await self._backups.newest_good()
+        try:
+            last = await self._backups.newest_good()
+        except StorageError as e:  # the backups folder is not one of ours (a link, say)
+            last = None
+            warnings.append(e.message)
         if last is None:
             warnings.append("there is no backup yet; fix: pm backup now")
         elif _age_s(last.created_at) > BACKUP_WARN_AFTER_S:
@@ -153,7 +169,8 @@ class DbApi:
     @rpc_method("db.export")
     async def export(self, call: Call, params: ExportParams) -> ExportSummary:
         """Every table to `<data>/exports/`: one JSON file, or a folder of CSV files (one per
-        table, with manifest.json). Read from one snapshot while writes go on."""
+        table, with manifest.json). Read from one snapshot while writes go on. The folder
+        keeps the newest three exports; older ones are removed."""
         return await self._care.export(params.format)
 
     @rpc_method("db.import")
@@ -161,9 +178,11 @@ class DbApi:
         """Replace the database with an export (JSON file or CSV folder), with `$/progress`.
 
         The export is validated and built into a new file first (an older schema is
-        migrated); nothing changes if anything is wrong. The database it replaces is kept
+        migrated); nothing changes if anything is wrong. Its rows are data: each is held to
+        the limits the API enforces, and a project outside the Dev folder is kept only as not
+        yet confirmed (not read until `projects.register`). The database it replaces is kept
         as a `…_before-import.db` backup. All or nothing."""
-        return await self._care.import_(params.path, call.progress)
+        return await self._care.import_(params.path, call.progress, params.shown_as)
 
 
 def _age_s(iso: str) -> float:

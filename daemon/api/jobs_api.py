@@ -13,7 +13,7 @@ from daemon.rpc.dispatcher import Call
 from daemon.rpc.registry import Params, rpc_method
 from daemon.scheduler import Scheduler
 from daemon.schedules import Progress
-from daemon.services.jobs import JobService, Page
+from daemon.services.jobs import ERROR_MAX, SHORT_MAX, JobService, Page
 from daemon.services.projects import ProjectService
 
 Status = Literal["queued", "running", "completed", "failed", "canceled"]
@@ -25,9 +25,9 @@ Kind = Annotated[
 Project = Annotated[
     int | str, msgspec.Meta(description="a project's id, its absolute path, or its name")
 ]
-Short = Annotated[str, msgspec.Meta(max_length=500)]
+Short = Annotated[str, msgspec.Meta(max_length=SHORT_MAX)]
 Text = Annotated[str, msgspec.Meta(description="any length; over 64 KiB it is kept in a file")]
-Error = Annotated[str, msgspec.Meta(max_length=100_000)]
+Error = Annotated[str, msgspec.Meta(max_length=ERROR_MAX)]
 
 
 class JobsListParams(Params, frozen=True):
@@ -118,7 +118,8 @@ class JobsApi:
     async def get(self, call: Call, params: JobParams) -> JobDetail:
         """One job; a running daemon job also carries the `progress` it last reported.
 
-        A response over 64 KiB is not inline: `output_path` names the file that holds it.
+        A response over 64 KiB is not inline: `output_path` names the file that holds it
+        (always `<data>/jobs/<id>.out`).
         """
         return self._detail(await self._jobs.get(params.id))
 

@@ -7,8 +7,13 @@ a copy on the writer's own connection would hold the writer for the whole copy.
 
 A backup is written as `<name>.partial`, synced, checked with `integrity_check`, and only
 then renamed to its name: a file called `pm-agent_*.db` in the backups folder is a verified
-backup. One that fails its check goes to `failed/` with the reason beside it and is never
-counted or rotated in. Backups are self-contained files in rollback-journal mode.
+backup. One that fails its check — when it is made, or later when `verify` finds it damaged —
+goes to `failed/` with the reason beside it and is never counted, rotated or restored. Backups
+are self-contained files in rollback-journal mode.
+
+The backups folder and `failed/` are used only once checked (daemon.platform.private_folders):
+a link planted in their place is refused, never followed. Files found there (the reason files,
+the note of the backup last restored) are read as untrusted: no link, no FIFO, a few bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -28,9 +34,14 @@ import msgspec
 
 from daemon.clock import iso
 from daemon.db import connection
+from daemon.platform import private_folders, untrusted
 
 PREFIX = "pm-agent_"
 FAILED_DIR = "failed"
+RESTORED_NOTE = ".restored-from"  # the name of the backup last restored; retention keeps it
+_NOTE_MAX = 4096  # bytes read from a reason file or the note: they are a line each
+BACKUPS = "backups folder"  # what the folders are called in messages
+FAILED = "failed backups folder"
 # pm-agent_YYYYmmdd_HHMMSS[-N][_label].db: -N tells apart backups made within one second.
 _NAME = re.compile(r"^pm-agent_(\d{8})_(\d{6})(?:-(\d{1,6}))?(?:_([a-z0-9-]+))?\.db$")
 
@@ -93,13 +104,15 @@ def check_name(name: str) -> str:
 
 
 def free_name(folder: str, moment: datetime, label: str = "") -> str:
-    """A name not yet taken in `folder`; a second backup within one second gets -1, -2…
-    (its name still says when it was made, and sorts after the first)."""
+    """A name not yet taken in `folder` (checked by the caller); a second backup within one
+    second gets -1, -2… (its name still says when it was made, and sorts after the first)."""
     stamp = make_name(moment).removesuffix(".db")
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        names = []
     same_second = [
-        sequence_of(name.removesuffix(".partial"))
-        for name in (os.listdir(folder) if os.path.isdir(folder) else [])
-        if name.startswith(stamp)
+        sequence_of(name.removesuffix(".partial")) for name in names if name.startswith(stamp)
     ]
     # Above every one kept from that second, never a gap retention left: a reused name
     # would sort before the newer ones and be the first to go.
@@ -130,11 +143,30 @@ def remove_database(path: str) -> None:
             os.unlink(path + suffix)
 
 
-def private_folder(path: str) -> str:
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    if os.stat(path).st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
+def write_note(folder_fd: int, name: str, text: str) -> None:
+    """A small 0600 file `name` in a checked folder, replacing whatever was there (a link or a
+    FIFO in its place is replaced, never written through)."""
+    temp = f".{name}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp, dir_fd=folder_fd)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
+                 dir_fd=folder_fd)  # fmt: skip
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+
+
+def read_note(path: str, default: str) -> str:
+    """A note the daemon wrote in one of its folders, read as untrusted (a link, a FIFO or a
+    device there is not read): its first line, or `default`."""
+    try:
+        text = untrusted.read_text(path, within=None, max_bytes=_NOTE_MAX, whole=False)
+    except OSError:
+        return default
+    return text.strip() or default
 
 
 # --- copy and verify ----------------------------------------------------------------------
@@ -226,11 +258,12 @@ def schema_version_of(path: str) -> int | None:
 def take(source: str, folder: str, moment: datetime, label: str = "") -> Copied:
     """Back up `source` into `folder`: copy, sync, verify, then (only then) name it.
     A copy that fails verification is moved to `folder/failed/` and BackupError says why."""
-    private_folder(folder)
-    for stale in os.listdir(folder):  # what a crash in the middle of a backup left behind
-        if stale.endswith(".partial"):
-            remove_database(os.path.join(folder, stale))
-    name = free_name(folder, moment, label)
+    with private_folders.opened(folder, what=BACKUPS) as fd:
+        for stale in os.listdir(fd):  # what a crash in the middle of a backup left behind
+            if stale.endswith(".partial"):
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    private_folders.remove_own_file(fd, stale + suffix)
+        name = free_name(folder, moment, label)
     final = os.path.join(folder, name)
     partial = final + ".partial"
     started = time.perf_counter()
@@ -253,12 +286,24 @@ def take(source: str, folder: str, moment: datetime, label: str = "") -> Copied:
 
 
 def keep_failed(folder: str, path: str, name: str, reason: str) -> str:
-    failed = private_folder(os.path.join(folder, FAILED_DIR))
-    dest = os.path.join(failed, name)
-    os.replace(path, dest)
-    with open(dest + ".txt", "w", encoding="utf-8", opener=_private_opener) as f:
-        f.write(reason + "\n")
-    return dest
+    """Move `path` (in `folder`) to `folder/failed/name`, with the reason beside it."""
+    with (
+        private_folders.opened(folder, what=BACKUPS, create=False) as src,
+        private_folders.opened(os.path.join(folder, FAILED_DIR), what=FAILED) as dst,
+    ):
+        os.replace(os.path.basename(path), name, src_dir_fd=src, dst_dir_fd=dst)
+        write_note(dst, name + ".txt", reason + "\n")
+        os.fsync(dst)
+    return os.path.join(folder, FAILED_DIR, name)
+
+
+def mark_damaged(folder: str, name: str, found: list[str]) -> str:
+    """A backup that a later check found damaged: moved to `failed/` with what was found, so
+    it is listed as damaged, never restored and never counted by retention from then on."""
+    with private_folders.opened(folder, what=BACKUPS, create=False) as fd:
+        for suffix in ("-wal", "-shm", "-journal"):  # a backup has none; a leftover goes too
+            private_folders.remove_own_file(fd, name + suffix)
+    return keep_failed(folder, os.path.join(folder, name), name, "; ".join(found))
 
 
 def _private_opener(path: str, flags: int) -> int:
@@ -266,43 +311,55 @@ def _private_opener(path: str, flags: int) -> int:
 
 
 def copy_file(source: str, dest: str) -> None:
-    """A byte copy (for a file nobody has open), synced, 0600."""
-    with open(source, "rb") as src, open(dest, "wb", opener=_private_opener) as dst:
+    """A byte copy (for a file nobody has open), synced, 0600. The source is opened as a
+    regular file only, never through a link (it may be a file found in the backups folder)."""
+    with (
+        untrusted.open_file(source, within=None, max_bytes=sys.maxsize) as src,
+        open(dest, "wb", opener=_private_opener) as dst,
+    ):
         shutil.copyfileobj(src, dst, 1 << 20)
         dst.flush()
         os.fsync(dst.fileno())
 
 
 # --- listing ------------------------------------------------------------------------------
+def _entries(directory: str, what: str) -> list[tuple[str, os.stat_result]]:
+    """The regular files in a checked folder ([] when it does not exist), by name."""
+    try:
+        with private_folders.opened(directory, what=what, create=False) as fd:
+            entries = []
+            for name in os.listdir(fd):
+                try:
+                    entries.append((name, os.lstat(name, dir_fd=fd)))
+                except FileNotFoundError:
+                    continue
+            return entries
+    except FileNotFoundError:
+        return []
+
+
 def listing(folder: str, *, with_versions: bool = True) -> list[BackupFile]:
-    """Every backup, newest first; failed ones (in failed/) too, marked not ok."""
+    """Every backup, newest first; failed ones (in failed/) too, marked not ok.
+    Raises FolderRefused when a folder is not one of ours (a link, say)."""
     found: list[BackupFile] = []
-    for directory, ok in ((folder, True), (os.path.join(folder, FAILED_DIR), False)):
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            continue
-        for name in names:
+    for directory, ok, what in (
+        (folder, True, BACKUPS),
+        (os.path.join(folder, FAILED_DIR), False, FAILED),
+    ):
+        for name, st in _entries(directory, what):
             parsed = parse_name(name)
-            if parsed is None:
-                continue
-            path = os.path.join(directory, name)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
+            if parsed is None or not stat.S_ISREG(st.st_mode):
                 continue  # only files written here are backups: a link could point anywhere
-            size = st.st_size
+            path = os.path.join(directory, name)
             found.append(
                 BackupFile(
                     name=name,
                     path=path,
                     created_at=iso(parsed[0]),
                     label=parsed[1],
-                    bytes=size,
+                    bytes=st.st_size,
                     ok=ok,
-                    problem=None if ok else _reason(path),
+                    problem=None if ok else read_note(path + ".txt", _FAILED),
                     schema_version=schema_version_of(path) if with_versions else None,
                 )
             )
@@ -310,12 +367,7 @@ def listing(folder: str, *, with_versions: bool = True) -> list[BackupFile]:
     return found
 
 
-def _reason(path: str) -> str:
-    try:
-        with open(path + ".txt", encoding="utf-8") as f:
-            return f.read().strip() or "failed its integrity check"
-    except OSError:
-        return "failed its integrity check"
+_FAILED = "failed its integrity check"
 
 
 def find(folder: str, name: str) -> BackupFile:
@@ -327,23 +379,61 @@ def find(folder: str, name: str) -> BackupFile:
 
 
 # --- retention ----------------------------------------------------------------------------
+def remember_restored(folder: str, name: str) -> None:
+    """Note `name` as the backup just restored from: retention never removes it (until
+    another backup is restored)."""
+    with private_folders.opened(folder, what=BACKUPS) as fd:
+        write_note(fd, RESTORED_NOTE, name + "\n")
+
+
+def restored_from(folder: str) -> str | None:
+    name = read_note(os.path.join(folder, RESTORED_NOTE), "")
+    return name if parse_name(name) else None
+
+
 def expired(
-    backups: Iterable[tuple[str, datetime]], now: datetime, *, keep_last: int, keep_weeks: int
+    backups: Iterable[tuple[str, datetime]],
+    now: datetime,
+    *,
+    keep_last: int,
+    keep_weeks: int,
+    protected: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Which backups retention removes: all but the newest `keep_last`, and the newest of
-    each of the last `keep_weeks` weeks (counted back from `now`). The newest backup taken
-    before a migration is always kept: `pm db rollback` needs it."""
+    """Which backups retention removes.
+
+    Regular backups (scheduled or on demand, no label): all but the newest `keep_last`, and
+    the newest of each of the last `keep_weeks` weeks (counted back from `now`). Safety copies
+    (a label: before-restore, before-import, before-reset, before-rollback, before-migration-N)
+    are counted apart, so they never push a regular backup out: the newest `keep_last` of them
+    are kept, and the newest one taken before a migration always (`pm db rollback` needs it).
+    A `protected` name (the backup last restored) is never removed."""
     ordered = sorted(backups, key=lambda b: (b[1], sequence_of(b[0])), reverse=True)
-    keep = {name for name, _ in ordered[:keep_last]}
+    labelled = {name: parsed[1] for name, _ in ordered if (parsed := parse_name(name))}
+    regular = [(n, m) for n, m in ordered if not labelled.get(n)]
+    safety = [(n, m) for n, m in ordered if labelled.get(n)]
+    keep = set(protected)
+    keep |= {name for name, _ in regular[:keep_last]}
+    keep |= {name for name, _ in safety[:keep_last]}
     weeks_seen: set[int] = set()
-    for name, moment in ordered:
+    for name, moment in regular:
         week = int((now - moment) / timedelta(weeks=1))
         if 0 <= week < keep_weeks and week not in weeks_seen:
             weeks_seen.add(week)
             keep.add(name)
-    for name, _ in ordered:
-        parsed = parse_name(name)
-        if parsed and parsed[1].startswith("before-migration"):
-            keep.add(name)
-            break
+    migrations = [n for n, _ in safety if labelled[n].startswith("before-migration")]
+    keep.update(migrations[:1])
     return [name for name, _ in ordered if name not in keep]
+
+
+def remove_expired(folder: str, names: Iterable[str]) -> list[str]:
+    """Remove the named backups from the backups folder (checked now): only regular files of
+    ours; returns the names removed."""
+    gone = []
+    with private_folders.opened(folder, what=BACKUPS, create=False) as fd:
+        for name in names:
+            check_name(name)
+            if private_folders.remove_own_file(fd, name):
+                gone.append(name)
+            for suffix in ("-wal", "-shm", "-journal"):
+                private_folders.remove_own_file(fd, name + suffix)
+    return gone

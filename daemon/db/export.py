@@ -14,6 +14,9 @@ backslash, taken off on reading. Numbers come back through the columns' type aff
 
 Exports exclude ``schema_migrations`` (the new database records its own), ``sqlite_*``, views
 and virtual tables.
+
+The daemon's own exports go to ``<data>/exports/`` as ``pm-agent_<UTC time>[.json]``; only the
+newest `KEEP` are kept there (an export is a copy to take elsewhere, not a backup).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import math
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import IO, Any, Literal, NoReturn
 
 import msgspec
@@ -33,12 +38,18 @@ import msgspec
 from daemon.clock import utc_now
 from daemon.db import migrations as migrations_mod
 from daemon.db.connection import quote
+from daemon.platform import private_folders
 
 FORMAT = "pm-agent-export"
 FORMAT_VERSION = 1
 _BATCH = 1000
 MANIFEST = "manifest.json"
 SPECIAL_TEXT = re.compile(r"\\+(?:N|X[0-9A-F]*)\Z")  # what a text must be escaped from
+KEEP = 3  # exports kept in <data>/exports: each new one removes those older than the newest 3
+EXPORTS = "exports folder"  # what it is called in messages
+IMPORTS_DIR = "imports"  # below the data folder: where `pm db import` puts a copy to import
+IMPORTS = "imports folder"
+_OWN_NAME = re.compile(r"^pm-agent_\d{8}_\d{6}_\d{6}(?:\.json)?$")
 
 Value = int | float | str | bytes | None
 
@@ -268,6 +279,48 @@ def export_csv(conn: sqlite3.Connection, folder: str) -> ExportSummary:
     size = sum(os.path.getsize(os.path.join(folder, e)) for e in os.listdir(folder))
     counts = {name: t.rows for name, t in tables.items()}
     return ExportSummary(folder, "csv", version, counts, size)
+
+
+# --- the daemon's exports folder ---------------------------------------------------------------
+def own_name(moment: datetime, fmt: Literal["json", "csv"]) -> str:
+    return moment.astimezone(UTC).strftime("pm-agent_%Y%m%d_%H%M%S_%f") + (
+        ".json" if fmt == "json" else ""
+    )
+
+
+def prune(folder: str, keep: int = KEEP) -> list[str]:
+    """Remove all but the newest `keep` exports the daemon made in `folder` (checked now):
+    only its own names, regular files or folders of export files; returns the names removed."""
+    removed = []
+    with private_folders.opened(folder, what=EXPORTS, create=False) as fd:
+        mine = sorted((n for n in os.listdir(fd) if _OWN_NAME.match(n)), reverse=True)
+        for name in mine[keep:]:
+            if _remove_own_export(fd, name):
+                removed.append(name)
+    return removed
+
+
+def _remove_own_export(folder_fd: int, name: str) -> bool:
+    try:
+        st = os.lstat(name, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISREG(st.st_mode):
+        return private_folders.remove_own_file(folder_fd, name)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        return False  # a link or another user's: not an export of ours
+    inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder_fd)
+    try:
+        for entry in os.listdir(inner):
+            if entry == MANIFEST or entry.endswith(".csv"):
+                private_folders.remove_own_file(inner, entry)
+    finally:
+        os.close(inner)
+    try:
+        os.rmdir(name, dir_fd=folder_fd)
+    except OSError:  # something else in it: left alone
+        return False
+    return True
 
 
 def _remove_folder(folder: str) -> None:

@@ -1,26 +1,33 @@
 """A new database built from an export (the format is described in daemon/db/export.py).
 
 Everything is checked before the new file is created: the marker, the schema version, every
-table's columns against the shipped migrations, every row readable and of the right length.
-The build then runs the migrations up to the export's version, loads the rows (triggers set
-aside, foreign keys checked once at the end), then runs the newer migrations.
+table's columns against the shipped migrations, every row readable and of the right length,
+every value within the limits the caller gives (`ImportRules`: the API's own, so a row could
+have come from the API). The build then runs the migrations up to the export's version, loads
+the rows (triggers set aside, foreign keys checked once at the end), runs the newer migrations
+and the caller's `finish` (which may settle or refuse rows, daemon/db/imported.py).
+
+An export is read as untrusted (daemon/platform/untrusted.py): confined to `within`, never a
+FIFO or a device, a link only if it stays inside; no value is decoded whole before its size is
+known to be within its limit, so a huge value costs no more memory than the limit.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import csv
-import errno
 import mmap
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
 
+from daemon.db import csvtext, jsontext
 from daemon.db import migrations as migrations_mod
 from daemon.db.connection import quote
 from daemon.db.export import (
@@ -35,10 +42,75 @@ from daemon.db.export import (
     user_tables,
 )
 from daemon.db.migrations import Migration, MigrationError
+from daemon.platform import untrusted
 
-_FIELD_LIMIT = 1 << 30  # SQLite's own default limit on the length of a value
+_SQLITE_VALUE_MAX = 1 << 30  # SQLite's own default limit on the length of a value
+_MANIFEST_MAX = 16 << 20  # a manifest lists tables and their columns: a few KiB
+_NAME_MAX = 1024  # bytes of a column name in a CSV header row
+_ESCAPED = 6  # a JSON string's text is at most this many bytes per byte it stands for (\u0000)
 
 _JsonValue = int | float | str | None | dict[str, str]
+_NESTED = "it nests too deeply to be a pm-agent export"
+
+
+class ColumnLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """How large one column's values may be (bytes of UTF-8 or of a BLOB; `max_chars`:
+    characters, for a limit the API counts so), and for JSON text how deeply it may nest;
+    `owner` names whose limit it is (for the message)."""
+
+    max_bytes: int = _SQLITE_VALUE_MAX
+    max_chars: int | None = None
+    max_depth: int | None = None
+    owner: str = ""
+
+
+@dataclass(frozen=True)
+class ImportRules:
+    """What an imported row must satisfy beyond the schema: `value_bytes` for any value,
+    `columns` (table → column → limit) for some, and `finish(conn, where)`, run on the new
+    file at the newest schema inside a transaction, which may change rows or raise
+    ExportError to refuse the import."""
+
+    value_bytes: int = _SQLITE_VALUE_MAX
+    value_owner: str = "SQLite's limit"
+    columns: Mapping[str, Mapping[str, ColumnLimit]] = field(default_factory=dict)
+    finish: Callable[[sqlite3.Connection, str], None] | None = None
+
+    def limit(self, table: str, column: str) -> ColumnLimit:
+        given = self.columns.get(table, {}).get(column)
+        if given is None:
+            return ColumnLimit(max_bytes=self.value_bytes, owner=self.value_owner)
+        if given.max_bytes > self.value_bytes:
+            return msgspec.structs.replace(given, max_bytes=self.value_bytes)
+        return given
+
+
+def _size(value: Value) -> int:
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    return 0
+
+
+def _within(column: str, value: Value, limit: ColumnLimit) -> None:
+    """Raise ValueError when `value` breaks `limit`."""
+    size = _size(value)
+    owner = f" ({limit.owner})" if limit.owner else ""
+    if size > limit.max_bytes:
+        raise ValueError(
+            f"{column} holds {size} bytes, over the limit of {limit.max_bytes} bytes{owner}"
+        )
+    if limit.max_chars is not None and isinstance(value, str) and len(value) > limit.max_chars:
+        raise ValueError(
+            f"{column} holds {len(value)} characters, over the limit of {limit.max_chars}{owner}"
+        )
+    if limit.max_depth is not None and isinstance(value, str):
+        deep = jsontext.depth(value)
+        if deep > limit.max_depth:
+            raise ValueError(
+                f"{column} nests {deep} levels deep, over the limit of {limit.max_depth}{owner}"
+            )
 
 
 class ImportSummary(msgspec.Struct, frozen=True):
@@ -109,24 +181,54 @@ def _untag(value: _JsonValue) -> Value:
     raise ValueError(f"{value!r} is not a value (only $blob and $real objects are)")
 
 
+def _cannot_read(shown: str, e: OSError) -> ExportError:
+    why = str(e) if isinstance(e, untrusted.RefusedFile) else e.strerror or str(e)
+    return ExportError(f"cannot read {shown}: {why}")
+
+
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+
+
+def _surely_over(encoded: msgspec.Raw, limit: int) -> bool:
+    """Does the JSON value `encoded` stand for more than `limit` bytes? Told without decoding
+    it (so a huge one is never held twice): a string's text is its bytes plus two quotes and
+    at most five more per escape (`\\u0041` for `A`); anything else (a `$blob` tag, base64)
+    is at most `_ESCAPED` times what it stands for."""
+    size = len(encoded)
+    if size <= limit + 2:
+        return False
+    if bytes(memoryview(encoded)[:1]) != b'"':
+        return size > _ESCAPED * limit + 2
+    needed = (size - 2 - limit + 4) // 5  # escapes it would take to fit
+    escapes = enumerate(_ESCAPE.finditer(memoryview(encoded)), 1)
+    return all(count < needed for count, _ in escapes)  # stops at the `needed`-th
+
+
+_raw_row = msgspec.json.Decoder(list[msgspec.Raw])
+_value = msgspec.json.Decoder(_JsonValue)
+
+
 class _JsonSource:
     kind: Literal["json", "csv"] = "json"
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, shown: str, within: Sequence[str] | None, rules: ImportRules):
+        self.path, self.shown, self._rules = path, shown, rules
         try:
-            with open(path, "rb") as f:
+            with untrusted.open_file(path, within=within, max_bytes=sys.maxsize) as f:
                 self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:
-            raise ExportError(f"{path} is empty, not a pm-agent export") from None
+            raise ExportError(f"{shown} is empty, not a pm-agent export") from None
         except OSError as e:
-            raise ExportError(f"cannot read {path}: {e.strerror}") from e
+            raise _cannot_read(shown, e) from e
         try:
-            _check_marker(path, msgspec.json.decode(self._map, type=_Marker))
+            _check_marker(shown, msgspec.json.decode(self._map, type=_Marker))
             doc = msgspec.json.decode(self._map, type=_JsonExport)
         except msgspec.DecodeError as e:
             self._map.close()
-            raise ExportError(f"{path} is not a readable pm-agent export: {e}") from e
+            raise ExportError(f"{shown} is not a readable pm-agent export: {e}") from e
+        except RecursionError:
+            self._map.close()
+            raise ExportError(f"{shown} is not a readable pm-agent export: {_NESTED}") from None
         except BaseException:
             self._map.close()
             raise
@@ -135,16 +237,27 @@ class _JsonSource:
         self._rows = {name: t.rows for name, t in doc.tables.items()}
 
     def rows(self, table: str) -> Iterator[list[Value]]:
-        decoder = msgspec.json.Decoder(list[_JsonValue])
-        width = len(self.columns[table])
+        columns = self.columns[table]
+        limits = [self._rules.limit(table, c) for c in columns]
         for number, raw in enumerate(self._rows[table], 1):
             try:
-                values = decoder.decode(raw)
-                if len(values) != width:
-                    raise ValueError(f"has {len(values)} values, expected {width}")
-                row = [_untag(v) for v in values]
+                values = _raw_row.decode(raw)  # each value still encoded, a view of the file
+                if len(values) != len(columns):
+                    raise ValueError(f"has {len(values)} values, expected {len(columns)}")
+                row = []
+                for column, limit, encoded in zip(columns, limits, values, strict=True):
+                    if _surely_over(encoded, limit.max_bytes):
+                        raise ValueError(
+                            f"{column} holds over {limit.max_bytes} bytes, the limit"
+                            + (f" ({limit.owner})" if limit.owner else "")
+                        )
+                    value = _untag(_value.decode(encoded))
+                    _within(column, value, limit)
+                    row.append(value)
             except (msgspec.DecodeError, ValueError) as e:
-                raise _row_error(self.path, table, number, e) from e
+                raise _row_error(self.shown, table, number, e) from e
+            except RecursionError:
+                raise _row_error(self.shown, table, number, _NESTED) from None
             yield row
 
     def close(self) -> None:
@@ -153,69 +266,74 @@ class _JsonSource:
             self._map.close()  # the map is then released when that is collected
 
 
-def _no_follow(path: str, flags: int) -> int:
-    """Opens a file of a CSV export, never through a symbolic link: the folder was checked to
-    be inside the data or Dev folder, but a link in it could point anywhere."""
-    return os.open(path, flags | os.O_NOFOLLOW)
-
-
-def _why(e: OSError) -> str:
-    return "it is a symbolic link" if e.errno == errno.ELOOP else str(e.strerror)
-
-
 class _CsvSource:
     kind: Literal["json", "csv"] = "csv"
 
-    def __init__(self, folder: str) -> None:
-        self.path = folder
-        where = os.path.join(folder, MANIFEST)
+    def __init__(self, folder: str, shown: str, rules: ImportRules) -> None:
+        self.path, self.shown, self._rules = folder, shown, rules
+        where, shown_where = os.path.join(folder, MANIFEST), os.path.join(shown, MANIFEST)
         try:
-            with open(where, "rb", opener=_no_follow) as f:
-                text = f.read()
-            _check_marker(where, msgspec.json.decode(text, type=_Marker))
+            text = untrusted.read(where, within=folder, max_bytes=_MANIFEST_MAX)
+            _check_marker(shown_where, msgspec.json.decode(text, type=_Marker))
             manifest = msgspec.json.decode(text, type=Manifest)
         except OSError as e:
-            raise ExportError(
-                f"{folder} is not a CSV export: cannot read {where} ({_why(e)})"
-            ) from e
+            raise ExportError(f"{shown} is not a CSV export: {_cannot_read(shown_where, e)}") from e
         except msgspec.DecodeError as e:
-            raise ExportError(f"{where} is not a readable pm-agent manifest: {e}") from e
+            raise ExportError(f"{shown_where} is not a readable pm-agent manifest: {e}") from e
+        except RecursionError:
+            raise ExportError(f"{shown_where} is not a readable manifest: {_NESTED}") from None
         for name, t in manifest.tables.items():
             if os.path.basename(t.file) != t.file or t.file in ("", ".", ".."):
-                raise ExportError(f"{where}: table {name!r} names an unsafe file {t.file!r}")
+                raise ExportError(f"{shown_where}: table {name!r} names an unsafe file {t.file!r}")
         self.schema_version, self.sequences = manifest.schema_version, manifest.sequences
         self.columns = {name: t.columns for name, t in manifest.tables.items()}
         self._tables = manifest.tables
 
     def rows(self, table: str) -> Iterator[list[Value]]:
         entry = self._tables[table]
-        path = os.path.join(self.path, entry.file)
-        csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+        path, shown = os.path.join(self.path, entry.file), os.path.join(self.shown, entry.file)
+        limits = [self._rules.limit(table, c) for c in entry.columns]
         try:
-            f = open(  # noqa: SIM115 - closed below
-                path, encoding="utf-8", newline="", opener=_no_follow
-            )
+            with untrusted.open_file(path, within=self.path, max_bytes=sys.maxsize) as f:
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file: not even the header row
+            mapped = None
         except OSError as e:
+            why = e if isinstance(e, untrusted.RefusedFile) else e.strerror
             raise ExportError(
-                f"{self.path}: the manifest lists {entry.file} for table {table!r}, but it "
-                f"cannot be read ({_why(e)}): the export is incomplete"
+                f"{self.shown}: the manifest lists {entry.file} for table {table!r}, but it "
+                f"cannot be read ({why}): the export is incomplete"
             ) from e
         count = 0
-        with f:
-            reader = csv.reader(f)
-            try:
-                if next(reader, None) != entry.columns:
-                    raise ExportError(f"{path}: the header row is not the manifest's columns")
-                for row in reader:
-                    if len(row) != len(entry.columns):
-                        raise ValueError(f"has {len(row)} values, expected {len(entry.columns)}")
-                    yield [_from_csv(v) for v in row]
-                    count += 1
-            except (csv.Error, ValueError) as e:  # UnicodeDecodeError is a ValueError
-                raise _row_error(path, table, count + 1, e) from e
+        found = csvtext.records(
+            mapped if mapped is not None else b"",
+            [limit.max_bytes for limit in limits],
+            header=[_NAME_MAX] * len(entry.columns),
+        )
+        try:
+            if next(found, None) != entry.columns:
+                raise ExportError(f"{shown}: the header row is not the manifest's columns")
+            for row in found:
+                if len(row) != len(entry.columns):
+                    raise ValueError(f"has {len(row)} values, expected {len(entry.columns)}")
+                values = [_from_csv(v) for v in row]
+                for column, limit, value in zip(entry.columns, limits, values, strict=True):
+                    _within(column, value, limit)
+                yield values
+                count += 1
+        except csvtext.FieldTooLong as e:
+            problem = f"{entry.columns[e.index]}: {e}"
+            raise _row_error(shown, table, count + 1, problem) from e
+        except ValueError as e:  # UnicodeDecodeError is a ValueError
+            raise _row_error(shown, table, count + 1, e) from e
+        finally:
+            found.close()
+            if mapped is not None:
+                with contextlib.suppress(BufferError):  # a failed row's traceback may hold a
+                    mapped.close()  # view: the map then goes when that is collected
         if count != entry.rows:
             raise ExportError(
-                f"{path} has {count} rows but the manifest says {entry.rows}: "
+                f"{shown} has {count} rows but the manifest says {entry.rows}: "
                 "the file is truncated or was edited"
             )
 
@@ -226,12 +344,18 @@ class _CsvSource:
 _Source = _JsonSource | _CsvSource
 
 
-def _open_source(source: str) -> _Source:
-    if os.path.isdir(source):
-        return _CsvSource(source)
-    if os.path.isfile(source):
-        return _JsonSource(source)
-    raise ExportError(f"{source} does not exist: expected a JSON export file or a CSV folder")
+def _open_source(
+    source: str, shown: str, within: Sequence[str] | None, rules: ImportRules
+) -> _Source:
+    try:
+        real = source if within is None else untrusted.resolve_within(source, within)
+    except untrusted.Outside as e:
+        raise ExportError(f"cannot read {shown}: {e}") from e
+    if os.path.isdir(real):
+        return _CsvSource(real, shown, rules)
+    if os.path.lexists(real):
+        return _JsonSource(real, shown, within, rules)
+    raise ExportError(f"{shown} does not exist: expected a JSON export file or a CSV folder")
 
 
 # --- validating and building ------------------------------------------------------------------
@@ -266,17 +390,17 @@ def _validate_header(src: _Source, migrations: list[Migration]) -> None:
     version, shipped = src.schema_version, {m.version for m in migrations}
     if version > max(shipped, default=0):
         raise ExportError(
-            f"{src.path} is at schema version {version}, but this pm-agent knows only up to "
+            f"{src.shown} is at schema version {version}, but this pm-agent knows only up to "
             f"{max(shipped, default=0)}: the export was made by a newer pm-agent. Upgrade "
             "pm-agent and import again."
         )
     if version < 0 or (version and version not in shipped):
-        raise ExportError(f"{src.path}: schema version {version} is not one pm-agent ever had")
+        raise ExportError(f"{src.shown}: schema version {version} is not one pm-agent ever had")
     schema = _schema_at([m for m in migrations if m.version <= version])
     unknown, missing = set(src.columns) - set(schema.tables), set(schema.tables) - set(src.columns)
     if unknown or missing:
         raise ExportError(
-            f"{src.path}: the tables do not match schema version {version} "
+            f"{src.shown}: the tables do not match schema version {version} "
             f"(unknown: {sorted(unknown) or 'none'}; missing: {sorted(missing) or 'none'})"
         )
     for table, columns in src.columns.items():
@@ -284,13 +408,13 @@ def _validate_header(src: _Source, migrations: list[Migration]) -> None:
         extra, absent = [c for c in columns if c not in want], [c for c in want if c not in columns]
         if extra or absent or len(set(columns)) != len(columns):
             raise ExportError(
-                f"{src.path}: table {table!r} has the wrong columns for schema version {version} "
+                f"{src.shown}: table {table!r} has the wrong columns for schema version {version} "
                 f"(unknown: {extra or 'none'}; missing: {absent or 'none'}; "
                 f"each exactly once: {want})"
             )
     for table, seq in src.sequences.items():
         if table not in schema.autoincrement or seq < 0:
-            raise ExportError(f"{src.path}: invalid sequence {table!r} = {seq}")
+            raise ExportError(f"{src.shown}: invalid sequence {table!r} = {seq}")
 
 
 def _insert(conn: sqlite3.Connection, src: _Source, table: str) -> int:
@@ -310,7 +434,7 @@ def _insert(conn: sqlite3.Connection, src: _Source, table: str) -> int:
     try:
         conn.executemany(sql, counted())  # a failure is always on the row counted last
     except (sqlite3.Error, OverflowError) as e:
-        raise _row_error(src.path, table, done, f"{e}; correct or remove the row") from e
+        raise _row_error(src.shown, table, done, f"{e}; correct or remove the row") from e
     return done
 
 
@@ -348,7 +472,7 @@ def _load(conn: sqlite3.Connection, src: _Source, schema: _Schema) -> dict[str, 
                 conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, seq))
         for _name, sql in triggers:
             conn.execute(sql)
-        _check_foreign_keys(conn, src.path)
+        _check_foreign_keys(conn, src.shown)
         for table in schema.autoincrement:
             top = conn.execute(f"SELECT max(rowid) FROM {quote(table)}").fetchone()[0]
             high = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
@@ -362,7 +486,23 @@ def _load(conn: sqlite3.Connection, src: _Source, schema: _Schema) -> dict[str, 
     return counts
 
 
-def _build(src: _Source, migrations: list[Migration], dest: str) -> ImportSummary:
+def _finish(conn: sqlite3.Connection, src: _Source, rules: ImportRules) -> None:
+    if rules.finish is None:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rules.finish(conn, src.shown)
+        _check_foreign_keys(conn, src.shown)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _build(
+    src: _Source, migrations: list[Migration], dest: str, rules: ImportRules
+) -> ImportSummary:
     conn = sqlite3.connect(dest, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -373,7 +513,8 @@ def _build(src: _Source, migrations: list[Migration], dest: str) -> ImportSummar
         try:
             migrations_mod.migrate(conn, migrations)
         except MigrationError as e:
-            raise ExportError(f"{src.path} imported, but upgrading its schema failed: {e}") from e
+            raise ExportError(f"{src.shown} imported, but upgrading its schema failed: {e}") from e
+        _finish(conn, src, rules)
         check = conn.execute("PRAGMA integrity_check").fetchall()
         if check != [("ok",)]:
             raise ExportError(f"the imported database fails its integrity check: {check[:3]}")
@@ -387,7 +528,7 @@ def _build(src: _Source, migrations: list[Migration], dest: str) -> ImportSummar
     finally:
         os.close(fd)
     fsync_dir(os.path.dirname(os.path.abspath(dest)))
-    return ImportSummary(src.path, src.kind, src.schema_version, migrated_to, counts)
+    return ImportSummary(src.shown, src.kind, src.schema_version, migrated_to, counts)
 
 
 def _discard(dest: str) -> None:
@@ -396,16 +537,27 @@ def _discard(dest: str) -> None:
             os.unlink(dest + suffix)
 
 
-def build_from_export(source: str, migrations: list[Migration], dest_path: str) -> ImportSummary:
+def build_from_export(
+    source: str,
+    migrations: list[Migration],
+    dest_path: str,
+    *,
+    rules: ImportRules | None = None,
+    within: Sequence[str] | None = None,
+    shown_as: str | None = None,
+) -> ImportSummary:
     """A new database file at `dest_path` holding an export's rows, at the newest schema.
 
     Everything is checked before `dest_path` is created; on any failure it is removed again.
     The file is left closed, fsynced, 0600 and in rollback-journal mode, for the caller to
-    move into place.
+    move into place. `within`: the folders the export (and every file of it) must lie in;
+    `shown_as`: how messages name the export (the file a user gave, when `source` is a copy).
     """
     if os.path.lexists(dest_path):
         raise ExportError(f"{dest_path} already exists; an import builds a new file")
-    src = _open_source(source)
+    rules = rules or ImportRules()
+    shown = shown_as or source
+    src = _open_source(source, shown, within, rules)
     try:
         _validate_header(src, migrations)
         for table in src.columns:
@@ -416,11 +568,11 @@ def build_from_export(source: str, migrations: list[Migration], dest_path: str) 
         except OSError as e:
             raise ExportError(f"cannot create {dest_path}: {e.strerror}") from e
         try:
-            return _build(src, migrations, dest_path)
+            return _build(src, migrations, dest_path, rules)
         except BaseException as e:
             _discard(dest_path)
             if isinstance(e, sqlite3.Error | OSError | MigrationError):
-                raise ExportError(f"building {dest_path} from {source} failed: {e}") from e
+                raise ExportError(f"building the new database from {shown} failed: {e}") from e
             raise
     finally:
         src.close()

@@ -27,6 +27,10 @@ import msgspec
 from daemon.db import backup, connection, migrations
 from daemon.db import events as events_db
 from daemon.db.migrations import Migration, MigrationError
+from daemon.platform import private_folders
+
+DAMAGED = "damaged databases folder"  # what the folder is called in messages
+DATABASE = "database folder"
 
 
 class SwapError(Exception):
@@ -55,6 +59,7 @@ def replace_live(
 ) -> Swapped:
     """Make `incoming` the live database (it is copied; the caller's file stays).
     `safety_copy`: the live file was already copied there (a repair keeps the damaged one)."""
+    private_folders.check(os.path.dirname(db_path), what=DATABASE, create=False)
     found = backup.problems(incoming)
     if found:
         raise SwapError(
@@ -119,7 +124,7 @@ def keep_safety_copy(
         with contextlib.suppress(backup.BackupError):
             return backup.take(db_path, backups_dir, now, label).path
     # Damaged (or its backup would not verify): keep the bytes exactly as they are.
-    folder = backup.private_folder(damaged_dir)
+    folder = private_folders.check(damaged_dir, what=DAMAGED)
     dest = os.path.join(folder, backup.free_name(folder, now, label))
     backup.copy_file(db_path, dest)
     if os.path.exists(db_path + "-wal"):

@@ -9,7 +9,6 @@ serving. Every swap is followed by an event (`db.restored`, `db.reset`, `db.impo
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -55,6 +54,7 @@ class Verified(msgspec.Struct, kw_only=True):
     ok: bool
     problems: list[str]
     schema_version: int | None
+    moved_to: str | None = None  # a damaged backup goes to failed/: listed as damaged from then on
 
 
 class Restored(msgspec.Struct, kw_only=True):
@@ -104,37 +104,61 @@ class BackupService:
                 raise StorageError(f"the backup failed: {e}") from e
             self.last_failure = None
             report(f"copied and verified {made.name}", 90)
-            removed = await asyncio.to_thread(self.prune)
+            try:
+                removed = await asyncio.to_thread(self.prune)
+            except OSError as e:  # the backup is made; retention waits for the next one
+                log.error("retention could not run", error=str(e))
+                removed = []
             await self._emit("db.backed_up", {"name": made.name, "bytes": made.bytes})
             report("done", 100)
             log.info("backup made", name=made.name, bytes=made.bytes, removed=removed)
             return BackupMade(**msgspec.structs.asdict(made), removed=removed)
 
     def prune(self) -> list[str]:
-        """Delete what the retention policy no longer keeps; returns the names deleted."""
+        """Delete what the retention policy no longer keeps (never the backup last restored);
+        returns the names deleted."""
         kept = [
             (b.name, datetime.fromisoformat(b.created_at.replace("Z", "+00:00")))
             for b in backup.listing(self.folder, with_versions=False)
             if b.ok
         ]
+        restored = backup.restored_from(self.folder)
         gone = backup.expired(
-            kept, self._clock(), keep_last=self._keep_last, keep_weeks=self._keep_weeks
+            kept,
+            self._clock(),
+            keep_last=self._keep_last,
+            keep_weeks=self._keep_weeks,
+            protected=frozenset([restored] if restored else []),
         )
-        for name in gone:
-            backup.remove_database(os.path.join(self.folder, name))
-        return gone
+        return backup.remove_expired(self.folder, gone)
 
     async def list(self) -> list[BackupFile]:
-        return await asyncio.to_thread(backup.listing, self.folder)
+        try:
+            return await asyncio.to_thread(backup.listing, self.folder)
+        except OSError as e:  # a folder that is not ours (a link planted there), unreadable
+            raise StorageError(f"cannot list the backups: {e}") from e
 
     async def verify(self, name: str) -> Verified:
-        found = await self._find(name)
-        problems = await asyncio.to_thread(backup.problems, found.path)
+        """integrity_check now; a damaged backup is moved to failed/ with what was found, so
+        it is listed as damaged (and never restored or counted) from then on."""
+        async with self._lock:
+            found = await self._find(name)
+            problems = await asyncio.to_thread(backup.problems, found.path)
+            moved = None
+            if problems and found.ok:
+                try:
+                    moved = await asyncio.to_thread(
+                        backup.mark_damaged, self.folder, name, problems
+                    )
+                except OSError as e:
+                    raise StorageError(f"{name} is damaged but could not be set aside: {e}") from e
+                log.warning("backup found damaged", name=name, problem=problems[0])
         return Verified(
             name=name,
             ok=not problems,
             problems=problems,
             schema_version=found.schema_version,
+            moved_to=moved,
         )
 
     async def newest_good(self) -> BackupFile | None:
@@ -153,6 +177,8 @@ class BackupService:
             raise NotFound(
                 f"no backup named {name} in {self.folder}; `pm backup list` shows them"
             ) from None
+        except OSError as e:
+            raise StorageError(f"cannot read the backups: {e}") from e
 
     # --- swaps ----------------------------------------------------------------------------
     async def restore(self, name: str, report: Report = _quiet) -> Restored:
@@ -161,6 +187,10 @@ class BackupService:
             raise InvalidState(f"{name} failed its check when it was made ({found.problem})")
         report(f"restoring {name}", 0)
         swapped = await self.swap_in(found.path, "before-restore", "db.restored", {"name": name})
+        try:
+            await asyncio.to_thread(backup.remember_restored, self.folder, name)
+        except OSError as e:  # restored all the same; only its protection from retention failed
+            log.error("could not note the backup restored", name=name, error=str(e))
         report("done", 100)
         return Restored(
             name=name,

@@ -3,6 +3,10 @@
 Check and export read from connections of their own (a long integrity_check or export does
 not take a reader from the clients). Repair, reset and import end in a swap under the paused
 writer (BackupService.swap_in), so each is all or nothing and keeps the file it replaced.
+
+An import is data, never instructions: every row is held to the limits the API enforces (the
+same constants), a project outside the Dev folder is kept only as not yet confirmed, and every
+row must read back through the API's own readers (`import_rules`).
 """
 
 from __future__ import annotations
@@ -12,20 +16,26 @@ import os
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
+import structlog
 
+from daemon.clock import utc_now
 from daemon.config import Paths
-from daemon.db import backup, care, connection, export, importer, swap
+from daemon.db import backup, care, connection, export, imported, importer, swap
 from daemon.db.care import CheckResult, RepairReport
 from daemon.db.database import Database
 from daemon.db.export import ExportError, ExportSummary
-from daemon.db.importer import ImportSummary
+from daemon.db.importer import ColumnLimit, ImportRules, ImportSummary
 from daemon.db.migrations import Migration
 from daemon.errors import Forbidden, InvalidParams, NotFound, StorageError
+from daemon.platform import private_folders
 from daemon.scheduler import Report
+from daemon.services import jobs, kv
 from daemon.services.backups import BackupService
+
+log = structlog.get_logger("pm.care")
 
 
 class ResetDone(msgspec.Struct, kw_only=True):
@@ -41,6 +51,39 @@ def _quiet(message: str, percentage: int | None = None) -> None:
     pass
 
 
+def import_rules(paths: Paths, roots: list[str], max_message_bytes: int) -> ImportRules:
+    """What an imported row must satisfy: what the API would have let in (its own limits),
+    and what the daemon can serve back (daemon/db/imported.py)."""
+    recorded = "what jobs.record and jobs.update accept"
+
+    def finish(conn: Any, where: str) -> None:
+        imported.settle_projects(conn, roots, [paths.data_dir], utc_now())
+        imported.read_back(conn, where)
+
+    return ImportRules(
+        value_bytes=max_message_bytes,
+        value_owner="no message to the daemon may be larger",
+        columns={
+            "kv": {"value": ColumnLimit(max_bytes=kv.MAX_VALUE_BYTES, owner="what kv.set accepts")},
+            "jobs": {
+                "metadata": ColumnLimit(
+                    max_bytes=jobs.METADATA_MAX, max_depth=jobs.METADATA_DEPTH_MAX, owner=recorded
+                ),
+                "response": ColumnLimit(
+                    max_bytes=jobs.RESPONSE_INLINE_MAX,
+                    owner="a larger response is kept in a file, never inline",
+                ),
+                "error": ColumnLimit(max_chars=jobs.ERROR_MAX, owner=recorded),
+                **{
+                    column: ColumnLimit(max_chars=jobs.SHORT_MAX, owner=recorded)
+                    for column in ("api_type", "model_used", "session_id")
+                },
+            },
+        },
+        finish=finish,
+    )
+
+
 class CareService:
     def __init__(
         self,
@@ -48,11 +91,15 @@ class CareService:
         paths: Paths,
         backups: BackupService,
         shipped: Callable[[], list[Migration]],
+        *,
+        roots: list[str],
+        max_message_bytes: int,
     ) -> None:
         self._db = db
         self._paths = paths
         self._backups = backups
         self._shipped = shipped
+        self._rules = import_rules(paths, roots, max_message_bytes)
 
     async def check(self) -> CheckResult:
         return await asyncio.to_thread(self._check_file)
@@ -116,43 +163,61 @@ class CareService:
         return path
 
     async def export(self, fmt: Literal["json", "csv"]) -> ExportSummary:
-        folder = backup.private_folder(self._paths.exports_dir)
-        stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S_%f")
-        target = os.path.join(folder, f"pm-agent_{stamp}" + (".json" if fmt == "json" else ""))
-        return await asyncio.to_thread(self._export_file, fmt, target)
+        """Into <data>/exports, which keeps the newest `export.KEEP` exports."""
+        moment = datetime.now(UTC)
+        try:
+            return await asyncio.to_thread(self._export_file, fmt, moment)
+        except (ExportError, OSError) as e:
+            raise StorageError(f"the export failed: {e}") from e
 
-    def _export_file(self, fmt: str, target: str) -> ExportSummary:
+    def _export_file(self, fmt: Literal["json", "csv"], moment: datetime) -> ExportSummary:
+        folder = private_folders.check(self._paths.exports_dir, what=export.EXPORTS)
+        target = os.path.join(folder, export.own_name(moment, fmt))
         conn = connection.open_reader(self._db.path, busy_timeout_ms=5000)
         try:
-            if fmt == "json":
-                return export.export_json(conn, target)
-            return export.export_csv(conn, target)
-        except ExportError as e:
-            raise StorageError(f"the export failed: {e}") from e
+            made = (export.export_json if fmt == "json" else export.export_csv)(conn, target)
         finally:
             conn.close()
+        try:
+            removed = export.prune(folder)
+        except OSError as e:  # the export is made; older ones wait for the next
+            log.error("could not remove older exports", error=str(e))
+        else:
+            if removed:
+                log.info("older exports removed", removed=removed)
+        return made
 
-    async def import_(self, source: str, report: Report = _quiet) -> Imported:
+    async def import_(
+        self, source: str, report: Report = _quiet, shown_as: str | None = None
+    ) -> Imported:
         """Replace the database with an export: validated and built into a new file first
-        (nothing live changes if anything is wrong), then swapped in."""
+        (nothing live changes if anything is wrong), then swapped in. `shown_as` names the
+        export in messages (the file the user gave, when `source` is a copy of it)."""
         path = self._allowed(source)
+        shown = shown_as or source
         report("validating the export", 0)
         scratch = self._scratch_path("import")
         try:
             try:
                 summary = await asyncio.to_thread(
-                    importer.build_from_export, path, self._shipped(), scratch
-                )
+                    importer.build_from_export, path, self._shipped(), scratch,
+                    rules=self._rules, within=self._roots(), shown_as=shown,
+                )  # fmt: skip
             except ExportError as e:
-                raise InvalidParams(f"the export cannot be imported: {e}; nothing changed") from e
+                raise InvalidParams(
+                    f"the export cannot be imported: {e}; nothing changed", path=shown
+                ) from e
             report("replacing the database", 60)
             swapped = await self._backups.swap_in(
-                scratch, "before-import", "db.imported", {"source": path}
+                scratch, "before-import", "db.imported", {"source": shown}
             )
         finally:
             await asyncio.to_thread(backup.remove_database, scratch)
         report("done", 100)
         return Imported(**msgspec.structs.asdict(summary), backup=swapped.safety_copy)
+
+    def _roots(self) -> list[str]:
+        return [os.path.realpath(p) for p in (self._paths.data_dir, self._paths.dev_root)]
 
     def _allowed(self, source: str) -> str:
         """The daemon reads imports only from its own data folder or the Dev folder."""
@@ -161,7 +226,7 @@ class CareService:
         if "\0" in source:  # no file has one: os.path would raise, not answer
             raise InvalidParams(f"path holds a NUL byte: {source!r}")
         real = os.path.realpath(source)
-        roots = [os.path.realpath(p) for p in (self._paths.data_dir, self._paths.dev_root)]
+        roots = self._roots()
         if not any(os.path.commonpath([real, root]) == root for root in roots):
             raise Forbidden(
                 f"{source} is outside the data folder and the Dev folder; `pm db import` "

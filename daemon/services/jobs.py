@@ -16,33 +16,46 @@ A response larger than 64 KiB is not stored inline: it goes to `<data>/jobs/<id>
 in a 0700 folder) and `output_path` names the file. The file is written and fsynced before
 the transaction and renamed into place inside it, so a committed `output_path` names a
 complete file.
+
+`output_path` is derived, never trusted: the stored column only says that the output is in a
+file (an imported row may hold any path there). The path shown is always `<data>/jobs/<id>.out`,
+and only that file is ever removed, if at the moment of removal it is a regular file of ours in
+the jobs folder, itself checked (not a link, ours, 0700) each time it is used.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
+import structlog
 
 from daemon.db import jobs as jobs_db
+from daemon.db import jsontext
 from daemon.db.database import Database
 from daemon.db.jobs import FINISHED, STATUSES, Interrupted, Job
 from daemon.db.writer import Tx
-from daemon.errors import InvalidParams, InvalidState, NotFound, TooLarge
+from daemon.errors import InvalidParams, InvalidState, NotFound, StorageError, TooLarge
+from daemon.platform import private_folders
 
+JOBS_DIR = "jobs"  # below the data folder
+JOBS_FOLDER = "job outputs folder"  # what it is called in messages
 RESPONSE_INLINE_MAX = 64 * 1024  # bytes of UTF-8; larger responses go to a file
 METADATA_MAX = 256 * 1024  # bytes of JSON
+METADATA_DEPTH_MAX = 64  # arrays and objects: deeper ones fail to encode deep in a reply
+SHORT_MAX = 500  # characters of api_type, model_used, session_id
+ERROR_MAX = 100_000  # characters of error
 FIELDS: frozenset[str] = frozenset(
     {"status", "prompt", "response", "error", "api_type", "model_used", "session_id",
      "project_id", "metadata"}
 )  # fmt: skip
 _TEXT = ("prompt", "response")  # named, not copied, in events: they can be large
+
+log = structlog.get_logger("pm.jobs")
 
 
 class Page(msgspec.Struct, kw_only=True):
@@ -137,32 +150,51 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
     if metadata is not None:
         if not isinstance(metadata, Mapping):
             raise InvalidParams("Invalid params: metadata must be an object", field="metadata")
-        size = len(jobs_db.encode_metadata(metadata))
-        if size > METADATA_MAX:
-            raise TooLarge(
-                f"metadata of {size} bytes exceeds the limit of {METADATA_MAX} bytes",
-                limit=METADATA_MAX,
-            )
+        check_metadata(jobs_db.encode_metadata(metadata))
+
+
+def check_metadata(text: str) -> None:
+    """A job's metadata (JSON text) within the limits: the API's, and an import's."""
+    size = len(text.encode("utf-8"))
+    if size > METADATA_MAX:
+        raise TooLarge(
+            f"metadata of {size} bytes exceeds the limit of {METADATA_MAX} bytes",
+            limit=METADATA_MAX,
+        )
+    deep = jsontext.depth(text)
+    if deep > METADATA_DEPTH_MAX:
+        raise InvalidParams(
+            f"Invalid params: metadata nests {deep} levels deep, over the limit of "
+            f"{METADATA_DEPTH_MAX}",
+            field="metadata",
+        )
 
 
 class JobService:
     def __init__(self, db: Database, data_dir: str) -> None:
         self._db = db
-        self._dir = os.path.join(data_dir, "jobs")
+        self._dir = os.path.join(data_dir, JOBS_DIR)
         self._canceller: Canceller | None = None
 
     def attach_scheduler(self, canceller: Canceller) -> None:
         self._canceller = canceller
 
     def output_path(self, job_id: int) -> str:
-        return os.path.join(self._dir, f"{job_id}.out")
+        return os.path.join(self._dir, _output_name(job_id))
+
+    def _shown(self, job: Job) -> Job:
+        """The job with its output path derived from its id (the stored one is not trusted)."""
+        derived = None if job.output_path is None else self.output_path(job.id)
+        if derived == job.output_path:
+            return job
+        return msgspec.structs.replace(job, output_path=derived)
 
     # --- reading ----------------------------------------------------------------------
     async def get(self, job_id: int) -> Job:
         job = await self._db.read(jobs_db.get, job_id)
         if job is None:
             raise NotFound(f"no job with id {job_id}", id=job_id)
-        return job
+        return self._shown(job)
 
     async def list(
         self,
@@ -187,7 +219,7 @@ class JobService:
                 conn, status=status, kind=kind, source=source, project_id=project_id,
                 session_id=session_id,
             )  # fmt: skip
-            return Page(items=items, total=total)
+            return Page(items=[self._shown(job) for job in items], total=total)
 
         return await self._db.read(page)
 
@@ -225,11 +257,11 @@ class JobService:
                 row["finished_at"] = tx.now
             job_id = jobs_db.insert(tx.conn, row, tx.now)
             if staged is not None:
-                final = self.output_path(job_id)
-                os.replace(staged, final)
-                jobs_db.update(tx.conn, job_id, {"output_path": final}, tx.now)
+                self._place(staged, job_id)
+                jobs_db.update(tx.conn, job_id, {"output_path": self.output_path(job_id)}, tx.now)
             job = jobs_db.get(tx.conn, job_id)
             assert job is not None
+            job = self._shown(job)
             tx.emit(
                 "job.created",
                 {**_summary(job), "project_id": job.project_id, "session_id": job.session_id},
@@ -249,7 +281,7 @@ class JobService:
         _check_fields(fields)
         response = fields.get("response")
         staged = await self._stage(response) if isinstance(response, str) else None
-        replaced_file: list[str] = []
+        replaced_file: list[int] = []
 
         def op(tx: Tx) -> Job:
             job = jobs_db.get(tx.conn, job_id)
@@ -260,18 +292,18 @@ class JobService:
                 self._check_project(tx, changes["project_id"])
             if "response" in fields:
                 if staged is not None:
-                    final = self.output_path(job_id)
-                    os.replace(staged, final)
-                    changes |= {"response": None, "output_path": final}
+                    self._place(staged, job_id)
+                    changes |= {"response": None, "output_path": self.output_path(job_id)}
                 elif response != job.response or job.output_path is not None:
                     changes |= {"response": response, "output_path": None}
-                    if job.output_path is not None:
-                        replaced_file.append(job.output_path)
+                    if job.output_path is not None:  # its file, wherever the row says it is
+                        replaced_file.append(job_id)
             if not changes:
-                return job
+                return self._shown(job)
             jobs_db.update(tx.conn, job_id, changes, tx.now)
             updated = jobs_db.get(tx.conn, job_id)
             assert updated is not None
+            updated = self._shown(updated)
             tx.emit(
                 "job.updated",
                 {
@@ -285,9 +317,8 @@ class JobService:
             return updated
 
         job = await self._write(op, staged)
-        for path in replaced_file:
-            with contextlib.suppress(OSError):
-                await asyncio.to_thread(os.unlink, path)
+        for old in replaced_file:
+            await asyncio.to_thread(self._remove_output, old)
         return job
 
     async def cancel(self, job_id: int) -> Job:
@@ -343,35 +374,57 @@ class JobService:
             job: Job = await self._db.write(op)
         except BaseException:
             if staged is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(staged)
+                await asyncio.to_thread(self._remove_own, staged)
             raise
         return job
 
     async def _stage(self, text: str) -> str | None:
         """A response too large to keep inline, written (and fsynced) to a temporary file in
-        the jobs folder; None when it stays inline."""
+        the jobs folder; its name there, or None when it stays inline."""
         data = text.encode("utf-8")
         if len(data) <= RESPONSE_INLINE_MAX:
             return None
-        return await asyncio.to_thread(self._write_temp, data)
+        try:
+            return await asyncio.to_thread(self._write_temp, data)
+        except OSError as e:
+            raise StorageError(f"could not keep the response in a file: {e}") from e
 
     def _write_temp(self, data: bytes) -> str:
-        _private_dir(self._dir)
-        fd, path = tempfile.mkstemp(dir=self._dir, prefix=".", suffix=".tmp")  # 0600
+        with private_folders.opened(self._dir, what=JOBS_FOLDER, parents=True) as folder:
+            name = f".{os.urandom(8).hex()}.tmp"
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
+                         dir_fd=folder)  # fmt: skip
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:
+                private_folders.remove_own_file(folder, name)
+                raise
+        return name
+
+    def _place(self, staged: str, job_id: int) -> None:
+        """Inside the write: the staged file becomes the job's output file."""
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
-        return path
+            with private_folders.opened(self._dir, what=JOBS_FOLDER, create=False) as folder:
+                os.replace(staged, _output_name(job_id), src_dir_fd=folder, dst_dir_fd=folder)
+        except OSError as e:
+            raise StorageError(f"could not keep the response in a file: {e}") from e
+
+    def _remove_output(self, job_id: int) -> None:
+        self._remove_own(_output_name(job_id))
+
+    def _remove_own(self, name: str) -> None:
+        """Remove `name` from the jobs folder if it is a file of ours there, now."""
+        try:
+            with private_folders.opened(self._dir, what=JOBS_FOLDER, create=False) as folder:
+                private_folders.remove_own_file(folder, name)
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # the output stays; the job itself was changed
+            log.warning("could not remove a job's output file", file=name, error=str(e))
 
 
-def _private_dir(path: str) -> None:
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    if os.stat(path).st_mode & 0o077:
-        os.chmod(path, 0o700)
+def _output_name(job_id: int) -> str:
+    return f"{job_id}.out"
