@@ -9,10 +9,14 @@ commands named in the CI file itself counted: `scripts/test`, `bundle exec rake`
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.quality import steps
 from daemon.quality.detect import Findings, detect
@@ -348,3 +352,40 @@ OTHER_NAMES = ["latest", "contest", "build", "cibuild", "deploy"]
 )
 def test_names_that_say_tests_or_lint(name: str, check: bool) -> None:
     assert steps.named_check(name) is check
+
+
+_TOKENS = [*"abcmnpst -_./:;&|()'\"$={}[]#@\t\n*\\~", "make", "npm run", "yarn", "just"]
+_TOKENS += ["task", "rake", "bundle exec", "hatch run", "bash -c", "python", "scripts/test"]
+_TOKENS += [
+    "ci",
+    "- run: ",
+    "script:",
+    "$(MAKE)",
+    "pre",
+    "test",
+    "lint",
+    "tasks:",
+    "deps:",
+    "..",
+    "/",
+]
+_SHELLISH = st.lists(st.sampled_from(_TOKENS), max_size=120).map("".join)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(ci=_SHELLISH, makefile=_SHELLISH, justfile=_SHELLISH, taskfile=_SHELLISH, package=_SHELLISH)
+def test_following_never_raises(
+    ci: str, makefile: str, justfile: str, taskfile: str, package: str
+) -> None:
+    """Whatever the CI file and the files it names hold, detection ends with an answer."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        files = {".github/workflows/ci.yml": ci, "Makefile": makefile, "justfile": justfile}
+        scripts = {"ci": package, "test": ci, "lint": makefile, "pretest": justfile}
+        files |= {"Taskfile.yml": taskfile, "scripts/test": ci}
+        files |= {"package.json": json.dumps({"scripts": scripts})}
+        files |= {"pyproject.toml": "[tool.hatch.envs.default.scripts]\n" + package}
+        make(root, files)
+        findings = detect(str(root))
+        assert isinstance(findings.detected.ci_runs_checks, bool)
+        assert len(findings.detected.ci_checks) <= 12
