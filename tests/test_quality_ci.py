@@ -209,6 +209,16 @@ build:
             id="buildkite-command",
         ),
         pytest.param(
+            {".github/workflows/ci.yml": workflow("python manage.py test --parallel")},
+            "manage.py test",
+            id="django-manage-py-test",
+        ),
+        pytest.param(
+            {".github/workflows/ci.yml": workflow("pip install -e .[test] && pytest")},
+            "pytest",
+            id="installing-then-testing",
+        ),
+        pytest.param(
             {".github/workflows/ci.yml": workflow("bash -c 'make check'"), "Makefile": ""},
             "make check (by its name)",
             id="gnu-make-check",
@@ -268,6 +278,29 @@ def test_tools_run_through_make_feed_linting(tmp_path: Path) -> None:
                 "scripts/test": "pytest\n",
             },
             id="a-path-that-is-not-a-command",
+        ),
+        pytest.param(
+            {
+                ".github/workflows/ci.yml": workflow("scripts/bootstrap"),
+                "scripts/bootstrap": "#!/bin/sh\npip install pytest ruff\n"
+                "npm install --save-dev jest\n",
+            },
+            id="a-script-that-installs-test-tools",
+        ),
+        pytest.param(
+            {
+                ".github/workflows/ci.yml": workflow("python setup.py sdist"),
+                "setup.py": "setup(name='x', extras_require={'test': ['pytest']})\n",
+            },
+            id="setup-py-builds",
+        ),
+        pytest.param(
+            {
+                ".github/workflows/ci.yml": workflow(
+                    "uv pip install pytest", "cargo install nextest"
+                )
+            },
+            id="installing-in-the-ci-file",
         ),
     ],
 )

@@ -111,6 +111,7 @@ _COMMANDS: tuple[tuple[tuple[str, ...], str, str, str], ...] = (
         "test",
     ),
     (("rake", "test.sh", "tests.sh"), r"rake (test|spec)|tests?\.sh", "*", "test"),
+    (("setup.py", "manage.py"), r"(setup|manage)\.py test", "*", "test"),  # setuptools, Django
     (("ruff format",), r"ruff format", "ruff-format", "format"),
     (("ruff",), r"ruff(?! format)", "ruff", "lint"),
     (
@@ -148,6 +149,8 @@ _MATCHERS: tuple[tuple[tuple[str, ...], re.Pattern[str], str, str], ...] = tuple
     for words, pattern, tool, kind in _COMMANDS
 )
 _WORDISH = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_COMMAND_START = re.compile(r"&&|\|\||[;|]")
+_INSTALLING = re.compile(r"\b(?:install|add)\s")
 
 
 @dataclass(slots=True)
@@ -249,6 +252,10 @@ def _named_below(target: steps.Target, files: ProjectFiles) -> list[str]:
 
 
 def _live(text: str, at: int) -> bool:
-    """Not on a comment line (YAML's #, a Jenkinsfile's //): "# TODO: run pytest" runs nothing."""
-    line = text[text.rfind("\n", 0, at) + 1 : at].lstrip()
-    return not line.startswith(("#", "//"))
+    """Not on a comment line (YAML's #, a Jenkinsfile's //): "# TODO: run pytest" runs nothing.
+    Nor an argument of an install: `pip install pytest ruff` runs neither."""
+    line = text[text.rfind("\n", 0, at) + 1 : at]
+    if line.lstrip().startswith(("#", "//")):
+        return False
+    command = _COMMAND_START.split(line)[-1]
+    return _INSTALLING.search(command) is None

@@ -65,6 +65,8 @@ _SCRIPT_SUFFIXES = frozenset({"", ".sh", ".bash", ".zsh", ".py", ".rb", ".pl", "
 _SCRIPT_SUFFIXES |= {".cjs", ".ts", ".ps1", ".bat", ".cmd", ".php"}
 _SHELL_SUFFIXES = frozenset({"", ".sh", ".bash", ".zsh", ".ps1", ".bat", ".cmd"})
 _CODE_SHEBANG = re.compile(r"python|ruby|node|perl|php|deno")
+# Files run with arguments that say what they do; their own text says nothing of it.
+_LAUNCHERS = frozenset({"setup.py", "manage.py", "gradlew", "mvnw", "gradlew.bat", "mvnw.cmd"})
 _MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
 _JUSTFILES = ("justfile", "Justfile", ".justfile")
 _TASKFILES = ("Taskfile.yml", "Taskfile.yaml", "taskfile.yml", "taskfile.yaml")
@@ -173,6 +175,8 @@ def _script(
     if rel is None or not (any_suffix or suffix in _SCRIPT_SUFFIXES):
         return []
     stem = posixpath.splitext(posixpath.basename(rel))[0]
+    if posixpath.basename(rel) in _LAUNCHERS:
+        return []  # a tool's entry point, judged by its command: `python setup.py test`
     if budget is None:
         return [Target(rel, (stem,), "")]
     if not files.is_file(rel) or not budget.take(rel):
