@@ -320,6 +320,14 @@ def test_a_script_outside_the_project_is_not_read(tmp_path: Path, path: str) -> 
     assert not findings.detected.ci_runs_checks
 
 
+def test_shell_in_shell_is_looked_into_once(tmp_path: Path) -> None:
+    """`bash -c 'bash -c …'` nested thousands deep ends (it once could recurse without end)."""
+    nested = "bash -c " * 5000 + "make test"
+    findings = found(tmp_path, {".github/workflows/ci.yml": workflow(nested), "Makefile": ""})
+    assert findings.problems == []
+    assert steps.targets(["bash", "-c", "make", "test"], ProjectFiles(str(tmp_path)))
+
+
 def test_a_fifo_named_like_a_script_does_not_hang_the_scan(tmp_path: Path) -> None:
     make(tmp_path, {".github/workflows/ci.yml": workflow("./scripts/cibuild"), "app.py": ""})
     (tmp_path / "scripts").mkdir()

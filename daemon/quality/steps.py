@@ -145,14 +145,19 @@ def commands(line: str) -> list[list[str]]:
     return found
 
 
-def targets(words: list[str], files: ProjectFiles, budget: Budget | None = None) -> list[Target]:
+def targets(
+    words: list[str], files: ProjectFiles, budget: Budget | None = None, *, unwrap: bool = True
+) -> list[Target]:
     """The project's own entry points one command runs, with what they run when `budget`
-    allows reading them (None: names only, for the level below)."""
+    allows reading them (None: names only, for the level below). `bash -c '…'` is looked
+    into once (`unwrap`), never shell inside shell without end."""
     program, args = words[0], words[1:]
     base = program.rsplit("/", 1)[-1]
     if base in _SHELLS and args[:1] == ["-c"]:
-        line = " ".join(args[1:])
-        return [t for words in commands(line) for t in targets(words, files, budget)]
+        if not unwrap:
+            return []
+        inner = commands(" ".join(args[1:]))
+        return [t for one in inner for t in targets(one, files, budget, unwrap=False)]
     if base in _INTERPRETERS or _PY_INTERPRETER.fullmatch(base):
         path = next((arg for arg in args if not arg.startswith("-")), None)
         if path is None or "-m" in args[: args.index(path)]:
