@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -326,6 +327,19 @@ def test_shell_in_shell_is_looked_into_once(tmp_path: Path) -> None:
     findings = found(tmp_path, {".github/workflows/ci.yml": workflow(nested), "Makefile": ""})
     assert findings.problems == []
     assert steps.targets(["bash", "-c", "make", "test"], ProjectFiles(str(tmp_path)))
+
+
+def test_hostile_files_cost_no_time(tmp_path: Path) -> None:
+    """Long lines that made regexes backtrack: 64 KB of "mvn " in a CI file took ~16 s, a
+    Makefile or justfile line of 64 KB without a colon ~6 s and minutes. Now linear: well
+    under a second for all of them together (3 s allows for a loaded machine)."""
+    spaces = "a" + " " * 64_000 + "b\n"
+    files = {".github/workflows/ci.yml": workflow("make ci", "just ci") + "mvn " * 15_000}
+    files |= {".gitlab-ci.yml": "script: gradle " * 4_000, "Makefile": spaces}
+    files |= {"justfile": spaces + "x" * 64_000 + "\n"}
+    started = time.monotonic()
+    found(tmp_path, files)
+    assert time.monotonic() - started < 3
 
 
 def test_a_fifo_named_like_a_script_does_not_hang_the_scan(tmp_path: Path) -> None:

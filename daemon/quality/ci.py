@@ -101,8 +101,9 @@ _COMMANDS: tuple[tuple[tuple[str, ...], str, str, str], ...] = (
     ),
     # a Rakefile's test tasks (`rake` runs them: `task default: :spec`)
     (("rake::testtask", "minitest::testtask"), r"(rake|minitest)::testtask", "rake test", "test"),
-    (("mvn",), r"mvnw?\b[^\n]*\b(test|verify|install|package)", "maven", "test"),
-    (("gradle",), r"gradlew?\b[^\n]*\b(test|check|build)", "gradle", "test"),
+    # the goal within a line's reach ([^\n]* backtracked quadratically over "mvn mvn mvn…")
+    (("mvn",), r"mvnw?\b[^\n]{0,160}?\b(test|verify|install|package)", "maven", "test"),
+    (("gradle",), r"gradlew?\b[^\n]{0,160}?\b(test|check|build)", "gradle", "test"),
     (("make", "just", "task"), r"(make|just|task) (test|check)", "make test", "test"),
     (
         ("jest", "vitest", "mocha", "karma", "phpunit", "pest", "rspec", "playwright", "cypress"),

@@ -77,9 +77,8 @@ _JS_BUILTINS = frozenset(
     {"install", "i", "ci", "add", "remove", "rm", "update", "up", "upgrade", "exec", "dlx"}
 ) | {"x", "create", "init", "publish", "pack", "link", "audit", "outdated", "workspace"}
 _JS_BUILTINS |= {"workspaces", "config", "set", "cache", "global", "why", "info", "version"}
-_MAKE_RULE = re.compile(r"([^\s#:=.%][^:=]*?)\s*::?(?!=)(.*)$")
 _MAKE_CALL = re.compile(r"\$[({]MAKE[)}]")
-_JUST_RECIPE = re.compile(r"@?([A-Za-z_][\w-]*)(?:\s+[^:=]*)?:(?!=)(.*)$")
+_JUST_NAME = re.compile(r"[A-Za-z_][\w-]*")
 _JUST_DEP = re.compile(r"[A-Za-z_][\w-]*")
 _TOML_KEY = re.compile(r"^[ \t]*[\"']?[\w.:-]+[\"']?[ \t]*=", re.M)
 _PY_INTERPRETER = re.compile(r"python(?:\d+(?:\.\d+)*)?(?:\.exe)?")
@@ -224,14 +223,14 @@ def _make_rules(text: str) -> dict[str, tuple[list[str], list[str]]]:
             for recipe in current:
                 recipe.append(_MAKE_CALL.sub("make", line.strip().lstrip("@-+")))
             continue
-        rule = _MAKE_RULE.match(line)
+        rule = _rule(line, make=True)
         if rule is None:
             if line.strip() and not line.lstrip().startswith("#"):
                 current = []
             continue
-        prerequisites, _, inline = rule.group(2).partition(";")
+        prerequisites, _, inline = rule[1].partition(";")
         current = []
-        for name in rule.group(1).split():
+        for name in rule[0].split():
             deps, recipe = rules.setdefault(name, ([], []))
             deps += prerequisites.split()
             recipe += [inline.strip()] if inline.strip() else []
@@ -323,28 +322,40 @@ def _just(args: list[str], files: ProjectFiles, budget: Budget | None) -> list[T
     rel = files.first_file(_JUSTFILES)
     if rel is None or not budget.take(label):
         return [Target(label, tuple(names[:1]), "")]
-    recipes = _blocks(files.text(rel) or "", _JUST_RECIPE, deps=_JUST_DEP.findall)
+    recipes = _recipes(files.text(rel) or "")
     wanted = [n for n in names if n in recipes][:1] or ([] if names else list(recipes)[:1])
     return [Target(label, tuple(names[:1]), _expand(wanted, recipes, lambda _: []))]
 
 
-def _blocks(
-    text: str, header: re.Pattern[str], deps: Callable[[str], list[str]]
-) -> dict[str, tuple[list[str], list[str]]]:
-    """Named blocks of a file: a header at column 0, then indented lines (justfile recipes)."""
-    blocks: dict[str, tuple[list[str], list[str]]] = {}
+def _recipes(text: str) -> dict[str, tuple[list[str], list[str]]]:
+    """A justfile's recipes: `name params: deps` at column 0, then its indented lines."""
+    recipes: dict[str, tuple[list[str], list[str]]] = {}
     body: list[str] | None = None
     for line in text.splitlines():
         if line[:1] in (" ", "\t"):
             if body is not None:
                 body.append(line.strip().lstrip("@-"))
             continue
-        match = header.match(line)
+        rule = _rule(line, make=False)
+        head = rule[0].lstrip("@").split() if rule else []
         body = None
-        if match:
-            found, body = blocks.setdefault(match.group(1), ([], []))
-            found += deps(match.group(2))
-    return blocks
+        if rule and head and _JUST_NAME.fullmatch(head[0]):
+            deps, body = recipes.setdefault(head[0], ([], []))
+            deps += _JUST_DEP.findall(rule[1])
+    return recipes
+
+
+def _rule(line: str, *, make: bool) -> tuple[str, str] | None:
+    """(names, rest) of a rule line `names: rest` (a Makefile's or a justfile's), or None
+    for anything else: an assignment (`X := y`, make's `X = a:b`), a comment, a special
+    target (.PHONY). Found with str.find: a regex for it backtracked for seconds on a long
+    line without a colon."""
+    colon = line.find(":")
+    if colon <= 0 or line[0] in " \t#.%" or (make and "=" in line[:colon]):
+        return None
+    rest = line[colon + 1 :]
+    rest = rest[1:] if make and rest.startswith(":") else rest  # make's double-colon rule
+    return None if rest.startswith("=") else (line[:colon], rest)
 
 
 def _task(args: list[str], files: ProjectFiles, budget: Budget | None) -> list[Target]:
