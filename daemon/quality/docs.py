@@ -55,7 +55,9 @@ _FENCE_CHARS = frozenset("`~")
 _ADORNMENT_CHARS = frozenset("=-~^\"'`#*+:._")
 _ATX = re.compile(r" {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$")
 _UNDERLINE = re.compile(r"([=\-~^\"'`#*+:._])\1{2,}\s*")  # setext (md) and rst adornments
-_HTML_HEADING = re.compile(r"<h[1-6][^>]*>(.*?)</h[1-6]>", re.IGNORECASE)
+# Bounded: unbounded [^>]* and .*? rescanned the rest of a line from every "<h1>" in it
+# (a 64 KB README line of them took 7 s).
+_HTML_HEADING = re.compile(r"<h[1-6][^>]{0,200}>(.{0,300}?)</h[1-6]>", re.IGNORECASE)
 _INSTALL = re.compile(
     r"\b(install(ation|ing)?|usage|getting[ -]started|get[ -]started|quick[ -]?start|"
     r"set[ -]?up|how to (use|run|install|build)|running|building|examples?|tutorial)\b",
