@@ -277,8 +277,8 @@ class Scanner:
         in_scope = [r for r in rows if self._in_scope(r, scope, projects_only)]
         candidates = [c for c in found.candidates if c.path not in ignored and _utf8(c.path)]
         summary.errors += [
-            ScanIssue(c.path.encode("utf-8", "replace").decode(), "the folder name is not "
-                      "valid UTF-8; rename it to track it")
+            ScanIssue(c.path.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                      "the folder name is not valid UTF-8; rename it to track it")
             for c in found.candidates if not _utf8(c.path)
         ]  # fmt: skip
         summary.found = len(candidates)
