@@ -1,10 +1,12 @@
 """A project keeps its id, its hand-set fields and its history however it moves under the Dev
-root — renamed, into or out of a grouping folder, between grouping folders, into a folder made
-for the occasion — whether the daemon watches it happen or finds it moved at its next start.
+roots — renamed, into or out of a grouping folder, between grouping folders, into a folder made
+for the occasion, deeper, to another root — whether the daemon watches it happen or finds it
+moved at its next start.
 And the duplicates older versions made of such moves are merged back, losing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 from pathlib import Path
@@ -12,6 +14,10 @@ from typing import Any
 
 import pytest
 
+from daemon.db import migrations
+from daemon.db import projects as projects_db
+from daemon.db.database import Database
+from daemon.services.scanner import Scanner
 from tests.conftest import DaemonFactory
 from tests.gitrepos import make_repo
 from tests.helpers import DaemonProcess, wait_for
@@ -203,3 +209,37 @@ def test_a_copy_is_a_project_of_its_own(make_daemon: DaemonFactory) -> None:
     assert again["path"] == str(d.dev_root / "huey") and again["present"] is True
     d.call("projects.scan")
     assert d.call("projects.list", {"include_missing": True})["total"] == 2
+
+
+def test_a_project_moved_between_roots_keeps_its_record(tmp_path: Path) -> None:
+    """The daemon is given one Dev root; the scanner serves several alike. A project moved
+    from one root to another, seen by a scan of only the root it moved into (as the watcher
+    rescans the folder where something appeared), is the same project, under its new root."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    make_repo(first / "huey", home=tmp_path)
+    second.mkdir()
+
+    async def scenario() -> None:
+        db = Database(str(tmp_path / "pm.db"))
+        db.migrate(migrations.load())
+        await db.start()
+        scanner = Scanner(
+            db, roots=[str(first), str(second)], exclude=[], max_depth=4,
+            follow_symlinks=False, threads=2, own_handles=[],
+        )  # fmt: skip
+        try:
+            await scanner.scan_all()
+            [before] = await db.read(projects_db.scan_rows)
+            shutil.move(str(first / "huey"), str(second / "huey"))
+            summary = await scanner.scan_folders([str(second)])
+            assert (summary.moved, summary.new, summary.missing) == (1, 0, 0)
+            [after] = await db.read(projects_db.scan_rows)
+            assert after.id == before.id and after.path == str(second / "huey")
+            assert after.root == str(second) and after.present
+            again = await scanner.scan_folders([str(first)])  # the root it left: nothing more
+            assert (again.missing, again.new) == (0, 0)
+        finally:
+            scanner.close()
+            await db.close()
+
+    asyncio.run(scenario())
