@@ -312,3 +312,18 @@ def test_a_registered_plain_folder_inside_the_root_is_not_lost_by_scans(
     assert world.call("projects.get", {"project": "notes"})["present"] is True
     summary = world.call("projects.scan", {"project": str(world.dev_root)})
     assert summary["missing"] == 0
+
+
+def test_a_name_means_the_present_project_when_the_others_are_gone(world: DaemonProcess) -> None:
+    make_repo(world.dev_root / "other" / "api", home=world.home)
+    world.start()
+    scan(world)
+    gone = world.call("projects.get", {"project": str(world.dev_root / "other" / "api")})
+    shutil.rmtree(world.dev_root / "other" / "api")
+    assert scan(world)["missing"] == 1
+    here = world.call("projects.get", {"project": "api"})
+    assert here["path"] == str(world.dev_root / "work" / "api") and here["id"] != gone["id"]
+    shutil.rmtree(world.dev_root / "work" / "api")
+    scan(world)  # both gone: the name is ambiguous again, and says so
+    error = world.call_error("projects.get", {"project": "api"})
+    assert error.kind == "conflict" and len(error.data["candidates"]) == 2
