@@ -9,6 +9,7 @@ from typing import Any, Literal
 import msgspec
 
 from daemon.db import rows
+from daemon.db.connection import quote
 from daemon.db.paging import PAGE_BYTES, fetch_page
 
 Order = Literal["last_worked_on", "name", "quality"]
@@ -272,7 +273,8 @@ def repoint(conn: sqlite3.Connection, *, keep: int, drop: int) -> dict[str, int]
     moved = {}
     for table, column in _references(conn):
         cursor = conn.execute(
-            f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?', (keep, drop)
+            f"UPDATE {quote(table)} SET {quote(column)} = ? WHERE {quote(column)} = ?",
+            (keep, drop),
         )
         if cursor.rowcount:
             moved[f"{table}.{column}"] = cursor.rowcount
