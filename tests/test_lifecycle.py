@@ -150,7 +150,6 @@ def test_a_socket_path_too_long_gets_a_clear_error(make_daemon: DaemonFactory) -
         ({"dev_rot": "/x"}, {}, "unknown field `dev_rot`"),
         ({"busy_timeout_ms": "soon"}, {}, "busy_timeout_ms"),
         ({}, {"PM_AGENT_WRITE_QUEUE_MAX": "lots"}, "PM_AGENT_WRITE_QUEUE_MAX='lots'"),
-        ({}, {"PM_AGENT_QUEUE": "1"}, "unknown environment variable PM_AGENT_QUEUE"),
         ({}, {"PM_AGENT_SYNCHRONOUS": "SOMETIMES"}, "Invalid enum value 'SOMETIMES'"),
     ],
 )
