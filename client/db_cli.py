@@ -93,7 +93,7 @@ def render_backups(result: dict[str, Any]) -> str:
         return f"no backups in {result['folder']} yet (`pm backup now` makes one)\n"
     rows = []
     for b in items:
-        state = "ok" if b["ok"] else f"FAILED: {b.get('problem') or '?'}"
+        state = "ok" if b["ok"] else f"FAILED: {output.visible(b.get('problem') or '?')}"
         schema = "?" if b.get("schema_version") is None else str(b["schema_version"])
         rows.append([b["name"], _size(b["bytes"]), schema, b["label"] or "-", state,
                      output.relative_time(b["created_at"])])  # fmt: skip
@@ -131,7 +131,7 @@ def cmd_backup_verify(args: argparse.Namespace, s: Session) -> int:
     else:
         print(f"{result['name']}: DAMAGED")
         for line in result["problems"]:
-            print(f"  {line}")
+            print(f"  {output.visible(line)}")
         if result.get("moved_to"):
             print(f"  set aside as {result['moved_to']}: listed as damaged from now on")
     return 0 if result["ok"] else errors.EXIT_FAILED

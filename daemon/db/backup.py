@@ -40,6 +40,7 @@ PREFIX = "pm-agent_"
 FAILED_DIR = "failed"
 RESTORED_NOTE = ".restored-from"  # the name of the backup last restored; retention keeps it
 _NOTE_MAX = 4096  # bytes read from a reason file or the note: they are a line each
+_FAILED = "failed its integrity check"  # a failed backup's reason when none can be read
 BACKUPS = "backups folder"  # what the folders are called in messages
 FAILED = "failed backups folder"
 # pm-agent_YYYYmmdd_HHMMSS[-N][_label].db: -N tells apart backups made within one second.
@@ -365,9 +366,6 @@ def listing(folder: str, *, with_versions: bool = True) -> list[BackupFile]:
             )
     found.sort(key=lambda b: (b.created_at, sequence_of(b.name), b.name), reverse=True)
     return found
-
-
-_FAILED = "failed its integrity check"
 
 
 def find(folder: str, name: str) -> BackupFile:

@@ -35,7 +35,7 @@ class Job(msgspec.Struct, kw_only=True):
     session_id: str | None
     prompt: str | None
     response: str | None
-    output_path: str | None
+    output_path: str | None  # stored: "the response is in a file"; shown: derived from the id
     api_type: str | None
     model_used: str | None
     metadata: dict[str, Any]

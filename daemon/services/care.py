@@ -155,6 +155,10 @@ class CareService:
         return path
 
     def _scratch_path(self, what: str) -> str:
+        try:
+            private_folders.check(self._paths.db_dir, what=swap.DATABASE, create=False)
+        except OSError as e:
+            raise StorageError(str(e)) from e
         fd, path = tempfile.mkstemp(
             prefix=f"pm-agent.{what}.", suffix=".db", dir=self._paths.db_dir
         )
