@@ -106,11 +106,10 @@ def cmd_backup_list(args: argparse.Namespace, s: Session) -> int:
     if _online(s):
         result = s.call("db.backups")
     else:
-        from daemon.db import backup
+        from daemon import offline
 
         def listing(paths: Paths) -> dict[str, Any]:
-            items = msgspec.to_builtins(backup.listing(paths.backups_dir))
-            return {"folder": paths.backups_dir, "items": items}
+            return {"folder": paths.backups_dir, "items": offline.listing(paths)}
 
         result = _offline("listing", listing)
     output.show(result, args.json, render_backups)

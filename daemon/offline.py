@@ -64,9 +64,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _good(paths: Paths, name: str) -> BackupFile:
+def _found(paths: Paths, name: str) -> BackupFile:
     try:
-        found = backup.find(paths.backups_dir, name)
+        return backup.find(paths.backups_dir, name)
     except backup.BackupError as e:
         raise OfflineError(str(e)) from None
     except FileNotFoundError:
@@ -75,15 +75,20 @@ def _good(paths: Paths, name: str) -> BackupFile:
         ) from None
     except OSError as e:
         raise OfflineError(f"cannot read the backups: {e}") from None
+
+
+def _good(paths: Paths, name: str) -> BackupFile:
+    found = _found(paths, name)
     if not found.ok:
         raise OfflineError(f"{name} failed its check when it was made ({found.problem})")
     return found
 
 
-def _listing(paths: Paths) -> list[BackupFile]:
+def listing(paths: Paths) -> list[BackupFile]:
+    """Every backup, newest first (as `db.backups` lists them)."""
     try:
         return backup.listing(paths.backups_dir)
-    except OSError as e:
+    except OSError as e:  # a folder that is not ours (a link planted there), unreadable
         raise OfflineError(f"cannot list the backups: {e}") from None
 
 
@@ -99,12 +104,7 @@ def verify(paths: Paths, name: str) -> dict[str, object]:
     """`integrity_check` on one backup; a damaged one goes to failed/ (listed as damaged
     from then on), as the daemon does."""
     with holding_lock(paths):
-        try:
-            found = backup.find(paths.backups_dir, name)
-        except (backup.BackupError, FileNotFoundError):
-            raise OfflineError(
-                f"no backup named {name} in {paths.backups_dir}; `pm backup list` shows them"
-            ) from None
+        found = _found(paths, name)
         problems = backup.problems(found.path)
         moved = None
         if problems and found.ok:
@@ -140,7 +140,7 @@ def rollback(paths: Paths) -> Rolledback:
     """Restore the backup taken before the last migration."""
     with holding_lock(paths):
         live = backup.schema_version_of(paths.db_path) if os.path.exists(paths.db_path) else None
-        candidate = rollback_target(_listing(paths), live)
+        candidate = rollback_target(listing(paths), live)
         swapped = _swap(paths, candidate.path, "")
         _remember(paths, candidate.name)
         return Rolledback(backup=candidate, swapped=swapped)
@@ -224,10 +224,15 @@ def migrate(paths: Paths) -> Migrated:
                 raise OfflineError(str(e)) from None
             made = None
             if todo and migrations.schema_version(conn) > 0:
-                made = backup.take(
-                    paths.db_path, paths.backups_dir, _now(),
-                    f"before-migration-{todo[0].version:04d}",
-                ).name  # fmt: skip
+                try:
+                    made = backup.take(
+                        paths.db_path, paths.backups_dir, _now(),
+                        f"before-migration-{todo[0].version:04d}",
+                    ).name  # fmt: skip
+                except (backup.BackupError, OSError) as e:
+                    raise OfflineError(
+                        f"no backup could be taken, so nothing was migrated: {e}"
+                    ) from None
             applied = migrations.migrate(conn, shipped)
             return Migrated(
                 schema_version=migrations.schema_version(conn),

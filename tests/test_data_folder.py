@@ -259,3 +259,21 @@ def test_the_restored_note_is_read_as_untrusted(
     made = answer_within(lambda: d.call("db.backup"))  # retention reads the note
     assert not isinstance(made, BaseException), made
     assert (outside / "secret.txt").read_text() == SECRET
+
+
+def test_pm_offline_refuses_a_linked_backups_folder(
+    make_daemon: DaemonFactory, outside: Path
+) -> None:
+    """With the daemon down, `pm` works on the files itself: through the same checks."""
+    d = make_daemon(config=QUIET).start()
+    name = d.call("db.backup")["name"]
+    d.stop()
+    plant_link(d.data_dir, "backups", outside)
+    before = canaries(outside)
+    cli = Cli(d)
+    for args in (["backup", "list"], ["backup", "verify", name], ["backup", "restore", name],
+                 ["backup", "now"], ["db", "rollback"]):  # fmt: skip
+        done = cli.run("--no-spawn", *args)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert "symbolic link" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert canaries(outside) == before and stat.S_IMODE(outside.stat().st_mode) == 0o755
