@@ -102,8 +102,16 @@ def test_each_kind_of_field_round_trips(tmp_path: Path) -> None:
         made = await db.write(
             lambda tx: GADGETS.insert(
                 tx,
-                {"name": "a", "kind": "large", "shiny": True, "maybe": None, "tags": ["x", "y"],
-                 "size": Size(2, 3), "weight": 1.5, "note": "é\x00z"},
+                {
+                    "name": "a",
+                    "kind": "large",
+                    "shiny": True,
+                    "maybe": None,
+                    "tags": ["x", "y"],
+                    "size": Size(2, 3),
+                    "weight": 1.5,
+                    "note": "é\x00z",
+                },
             )  # fmt: skip
         )
         return made, await db.read(GADGETS.get, made.id)
@@ -186,18 +194,21 @@ def test_pages_filters_orders_and_totals(tmp_path: Path) -> None:
     async def body(db: Database) -> list[Page[Gadget]]:
         def fill(tx: Tx) -> None:
             for i in range(25):
-                GADGETS.insert(tx, {"name": f"g{i:02d}", "kind": "large" if i % 5 == 0 else "small",
-                                    "shiny": i % 2 == 0})  # fmt: skip
+                kind = "large" if i % 5 == 0 else "small"
+                GADGETS.insert(tx, {"name": f"g{i:02d}", "kind": kind, "shiny": i % 2 == 0})
+
+        def pages(c: sqlite3.Connection) -> list[Page[Gadget]]:
+            large = Where(GADGETS).eq("kind", "large")
+            shiny = Where(GADGETS).eq("shiny", True).eq("kind", ["large", "small"])
+            return [
+                GADGETS.page(c),
+                GADGETS.page(c, large, order="newest", limit=2, offset=1),
+                GADGETS.page(c, shiny, limit=3),
+                GADGETS.page(c, Where(GADGETS).eq("note", None), limit=1),
+            ]
 
         await db.write(fill)
-        return [
-            await db.read(GADGETS.page, None),
-            await db.read(lambda c: GADGETS.page(c, Where(GADGETS).eq("kind", "large"),
-                                                  order="newest", limit=2, offset=1)),  # fmt: skip
-            await db.read(lambda c: GADGETS.page(c, Where(GADGETS).eq("shiny", True)
-                                                  .eq("kind", ["large", "small"]), limit=3)),  # fmt: skip
-            await db.read(lambda c: GADGETS.page(c, Where(GADGETS).eq("note", None), limit=1)),
-        ]
+        return await db.read(pages)
 
     everything, large, shiny, no_note = run(world, body)
     assert everything.total == 25 and len(everything.items) == 25
