@@ -205,6 +205,7 @@ def _surely_over(encoded: msgspec.Raw, limit: int) -> bool:
 
 
 _raw_row = msgspec.json.Decoder(list[msgspec.Raw])
+_whole_row = msgspec.json.Decoder(list[_JsonValue])
 _value = msgspec.json.Decoder(_JsonValue)
 
 
@@ -239,26 +240,34 @@ class _JsonSource:
     def rows(self, table: str) -> Iterator[list[Value]]:
         columns = self.columns[table]
         limits = [self._rules.limit(table, c) for c in columns]
+        smallest = min((limit.max_bytes for limit in limits), default=0)
         for number, raw in enumerate(self._rows[table], 1):
             try:
-                values = _raw_row.decode(raw)  # each value still encoded, a view of the file
+                if len(raw) <= smallest:  # no value in it can be over its limit: decoded whole
+                    values: list[Any] = _whole_row.decode(raw)
+                else:  # each value still encoded, a view of the file, measured first
+                    values = _raw_row.decode(raw)
                 if len(values) != len(columns):
                     raise ValueError(f"has {len(values)} values, expected {len(columns)}")
-                row = []
-                for column, limit, encoded in zip(columns, limits, values, strict=True):
-                    if _surely_over(encoded, limit.max_bytes):
-                        raise ValueError(
-                            f"{column} holds over {limit.max_bytes} bytes, the limit"
-                            + (f" ({limit.owner})" if limit.owner else "")
-                        )
-                    value = _untag(_value.decode(encoded))
-                    _within(column, value, limit)
-                    row.append(value)
+                yield [
+                    self._value(column, limit, value)
+                    for column, limit, value in zip(columns, limits, values, strict=True)
+                ]
             except (msgspec.DecodeError, ValueError) as e:
                 raise _row_error(self.shown, table, number, e) from e
             except RecursionError:
                 raise _row_error(self.shown, table, number, _NESTED) from None
-            yield row
+
+    @staticmethod
+    def _value(column: str, limit: ColumnLimit, given: Any) -> Value:
+        if isinstance(given, msgspec.Raw):
+            if _surely_over(given, limit.max_bytes):
+                owner = f" ({limit.owner})" if limit.owner else ""
+                raise ValueError(f"{column} holds over {limit.max_bytes} bytes, the limit{owner}")
+            given = _value.decode(given)
+        value = _untag(given)
+        _within(column, value, limit)
+        return value
 
     def close(self) -> None:
         self._rows = {}  # the rows are views into the map: drop them before closing it
