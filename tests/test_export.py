@@ -97,6 +97,11 @@ def fill_all(conn: sqlite3.Connection) -> None:
         "VALUES ('api', 'client', '', '\\\\\\N', ?, ?)",
         (NOW, NOW),
     )
+    conn.execute(  # a line longer than the CSV reader copies whole, quotes and commas in it
+        "INSERT INTO jobs (kind, source, prompt, created_at, updated_at) "
+        "VALUES ('long', 'client', ?, ?, ?)",
+        ('say "hi", ' * 150_000 + "\nand a last line", NOW, NOW),
+    )
 
 
 def user_tables(conn: sqlite3.Connection) -> list[str]:
