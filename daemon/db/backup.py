@@ -162,7 +162,7 @@ def write_note(folder_fd: int, name: str, text: str) -> None:
 
 def read_note(path: str, default: str) -> str:
     """A note the daemon wrote in one of its folders, read as untrusted (a link, a FIFO or a
-    device there is not read): its first line, or `default`."""
+    device there is not read): its text, at most `_NOTE_MAX` bytes of it, or `default`."""
     try:
         text = untrusted.read_text(path, within=None, max_bytes=_NOTE_MAX, whole=False)
     except OSError:

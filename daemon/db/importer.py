@@ -21,13 +21,12 @@ import os
 import re
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import msgspec
 
-from daemon.db import csvtext, jsontext
+from daemon.db import csvtext
 from daemon.db import migrations as migrations_mod
 from daemon.db.connection import quote
 from daemon.db.export import (
@@ -41,76 +40,15 @@ from daemon.db.export import (
     fsync_dir,
     user_tables,
 )
+from daemon.db.import_limits import ColumnLimit, ImportRules, surely_over, within
 from daemon.db.migrations import Migration, MigrationError
 from daemon.platform import untrusted
 
-_SQLITE_VALUE_MAX = 1 << 30  # SQLite's own default limit on the length of a value
 _MANIFEST_MAX = 16 << 20  # a manifest lists tables and their columns: a few KiB
 _NAME_MAX = 1024  # bytes of a column name in a CSV header row
-_ESCAPED = 6  # a JSON string's text is at most this many bytes per byte it stands for (\u0000)
 
 _JsonValue = int | float | str | None | dict[str, str]
 _NESTED = "it nests too deeply to be a pm-agent export"
-
-
-class ColumnLimit(msgspec.Struct, frozen=True, kw_only=True):
-    """How large one column's values may be (bytes of UTF-8 or of a BLOB; `max_chars`:
-    characters, for a limit the API counts so), and for JSON text how deeply it may nest;
-    `owner` names whose limit it is (for the message)."""
-
-    max_bytes: int = _SQLITE_VALUE_MAX
-    max_chars: int | None = None
-    max_depth: int | None = None
-    owner: str = ""
-
-
-@dataclass(frozen=True)
-class ImportRules:
-    """What an imported row must satisfy beyond the schema: `value_bytes` for any value,
-    `columns` (table → column → limit) for some, and `finish(conn, where)`, run on the new
-    file at the newest schema inside a transaction, which may change rows or raise
-    ExportError to refuse the import."""
-
-    value_bytes: int = _SQLITE_VALUE_MAX
-    value_owner: str = "SQLite's limit"
-    columns: Mapping[str, Mapping[str, ColumnLimit]] = field(default_factory=dict)
-    finish: Callable[[sqlite3.Connection, str], None] | None = None
-
-    def limit(self, table: str, column: str) -> ColumnLimit:
-        given = self.columns.get(table, {}).get(column)
-        if given is None:
-            return ColumnLimit(max_bytes=self.value_bytes, owner=self.value_owner)
-        if given.max_bytes > self.value_bytes:
-            return msgspec.structs.replace(given, max_bytes=self.value_bytes)
-        return given
-
-
-def _size(value: Value) -> int:
-    if isinstance(value, bytes):
-        return len(value)
-    if isinstance(value, str):
-        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
-    return 0
-
-
-def _within(column: str, value: Value, limit: ColumnLimit) -> None:
-    """Raise ValueError when `value` breaks `limit`."""
-    size = _size(value)
-    owner = f" ({limit.owner})" if limit.owner else ""
-    if size > limit.max_bytes:
-        raise ValueError(
-            f"{column} holds {size} bytes, over the limit of {limit.max_bytes} bytes{owner}"
-        )
-    if limit.max_chars is not None and isinstance(value, str) and len(value) > limit.max_chars:
-        raise ValueError(
-            f"{column} holds {len(value)} characters, over the limit of {limit.max_chars}{owner}"
-        )
-    if limit.max_depth is not None and isinstance(value, str):
-        deep = jsontext.depth(value)
-        if deep > limit.max_depth:
-            raise ValueError(
-                f"{column} nests {deep} levels deep, over the limit of {limit.max_depth}{owner}"
-            )
 
 
 class ImportSummary(msgspec.Struct, frozen=True):
@@ -186,24 +124,6 @@ def _cannot_read(shown: str, e: OSError) -> ExportError:
     return ExportError(f"cannot read {shown}: {why}")
 
 
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
-
-
-def _surely_over(encoded: msgspec.Raw, limit: int) -> bool:
-    """Does the JSON value `encoded` stand for more than `limit` bytes? Told without decoding
-    it (so a huge one is never held twice): a string's text is its bytes plus two quotes and
-    at most five more per escape (`\\u0041` for `A`); anything else (a `$blob` tag, base64)
-    is at most `_ESCAPED` times what it stands for."""
-    size = len(encoded)
-    if size <= limit + 2:
-        return False
-    if bytes(memoryview(encoded)[:1]) != b'"':
-        return size > _ESCAPED * limit + 2
-    needed = (size - 2 - limit + 4) // 5  # escapes it would take to fit
-    escapes = enumerate(_ESCAPE.finditer(memoryview(encoded)), 1)
-    return all(count < needed for count, _ in escapes)  # stops at the `needed`-th
-
-
 _raw_row = msgspec.json.Decoder(list[msgspec.Raw])
 _whole_row = msgspec.json.Decoder(list[_JsonValue])
 _value = msgspec.json.Decoder(_JsonValue)
@@ -261,12 +181,12 @@ class _JsonSource:
     @staticmethod
     def _value(column: str, limit: ColumnLimit, given: Any) -> Value:
         if isinstance(given, msgspec.Raw):
-            if _surely_over(given, limit.max_bytes):
+            if surely_over(given, limit.max_bytes):
                 owner = f" ({limit.owner})" if limit.owner else ""
                 raise ValueError(f"{column} holds over {limit.max_bytes} bytes, the limit{owner}")
             given = _value.decode(given)
         value = _untag(given)
-        _within(column, value, limit)
+        within(column, value, limit)
         return value
 
     def close(self) -> None:
@@ -327,7 +247,7 @@ class _CsvSource:
                     raise ValueError(f"has {len(row)} values, expected {len(entry.columns)}")
                 values = [_from_csv(v) for v in row]
                 for column, limit, value in zip(entry.columns, limits, values, strict=True):
-                    _within(column, value, limit)
+                    within(column, value, limit)
                 yield values
                 count += 1
         except csvtext.FieldTooLong as e:

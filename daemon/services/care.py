@@ -27,7 +27,8 @@ from daemon.db import backup, care, connection, export, imported, importer, swap
 from daemon.db.care import CheckResult, RepairReport
 from daemon.db.database import Database
 from daemon.db.export import ExportError, ExportSummary
-from daemon.db.importer import ColumnLimit, ImportRules, ImportSummary
+from daemon.db.import_limits import ColumnLimit, ImportRules
+from daemon.db.importer import ImportSummary
 from daemon.db.migrations import Migration
 from daemon.errors import Forbidden, InvalidParams, NotFound, StorageError
 from daemon.platform import private_folders
