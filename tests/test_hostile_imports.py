@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -310,6 +311,24 @@ def test_the_api_and_the_import_hold_metadata_to_one_depth(world: World) -> None
     assert error.kind == "invalid_params" and "65 levels" in error.message
     d.call("db.import", {"path": str(world.write(world.export()))})
     assert d.call("jobs.list", {"kind": "deep"})["items"][0]["metadata"] == deepest
+
+
+def test_the_read_path_survives_deep_metadata_it_did_not_import(world: World) -> None:
+    """A backup restored with such a row (backups are not imports: they are swapped in as they
+    are): jobs.get and jobs.list still answer, with a note in place of the metadata, instead
+    of an internal error with "id": null."""
+    d = world.d
+    job = d.call("jobs.record", {"kind": "agent.call", "metadata": {"ok": 1}})
+    made = d.call("db.backup")
+    conn = sqlite3.connect(made["path"])
+    with conn:
+        conn.execute("UPDATE jobs SET metadata = ?", (nested(990),))
+    conn.close()
+    d.call("db.restore", {"name": made["name"]})
+    shown = d.call("jobs.get", {"id": job["id"]})
+    assert "990 levels" in shown["metadata"]["unreadable"]
+    assert d.call("jobs.list", {})["items"][0]["metadata"] == shown["metadata"]
+    world.still_serves()
 
 
 def big_value_export(world: World, table_name: str, column: str, size: int, name: str) -> Path:

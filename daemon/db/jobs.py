@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from daemon.db import rows
+from daemon.db import jsontext, rows
 from daemon.db.paging import fetch_page
 
 Status = Literal["queued", "running", "completed", "failed", "canceled"]
@@ -22,6 +22,7 @@ Source = Literal["daemon", "client"]
 STATUSES: tuple[Status, ...] = ("queued", "running", "completed", "failed", "canceled")
 FINISHED: frozenset[str] = frozenset({"completed", "failed", "canceled"})
 
+METADATA_DEPTH_MAX = 64  # arrays and objects: deeper ones fail to encode deep in a reply
 STOPPED_WHILE_RUNNING = "the daemon stopped while it ran"
 STOPPED_BEFORE_RUNNING = "the daemon stopped before it ran"
 
@@ -62,8 +63,18 @@ def encode_metadata(metadata: Mapping[str, Any]) -> str:
 
 def _job(row: Sequence[Any]) -> Job:
     values = dict(zip(_COLUMNS, row, strict=True))
-    values["metadata"] = _metadata.decode(values["metadata"])
+    values["metadata"] = _readable_metadata(values["metadata"])
     return Job(**values)
+
+
+def _readable_metadata(text: str) -> dict[str, Any]:
+    """The stored metadata, or, when it nests deeper than any reply can carry (a row from a
+    restored backup, say: imports and the API refuse it), a note saying so instead."""
+    if text.count("{") + text.count("[") > METADATA_DEPTH_MAX:  # else it cannot nest deeper
+        deep = jsontext.depth(text)
+        if deep > METADATA_DEPTH_MAX:
+            return {"unreadable": f"the stored metadata nests {deep} levels deep"}
+    return _metadata.decode(text)
 
 
 def _encode_value(column: str, value: Any) -> Any:

@@ -24,6 +24,7 @@ import structlog
 from daemon.clock import utc_now
 from daemon.config import Paths
 from daemon.db import backup, care, connection, export, imported, importer, swap
+from daemon.db import jobs as jobs_db
 from daemon.db.care import CheckResult, RepairReport
 from daemon.db.database import Database
 from daemon.db.export import ExportError, ExportSummary
@@ -68,7 +69,9 @@ def import_rules(paths: Paths, roots: list[str], max_message_bytes: int) -> Impo
             "kv": {"value": ColumnLimit(max_bytes=kv.MAX_VALUE_BYTES, owner="what kv.set accepts")},
             "jobs": {
                 "metadata": ColumnLimit(
-                    max_bytes=jobs.METADATA_MAX, max_depth=jobs.METADATA_DEPTH_MAX, owner=recorded
+                    max_bytes=jobs.METADATA_MAX,
+                    max_depth=jobs_db.METADATA_DEPTH_MAX,
+                    owner=recorded,
                 ),
                 "response": ColumnLimit(
                     max_bytes=jobs.RESPONSE_INLINE_MAX,

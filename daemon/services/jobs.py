@@ -37,7 +37,7 @@ import structlog
 from daemon.db import jobs as jobs_db
 from daemon.db import jsontext
 from daemon.db.database import Database
-from daemon.db.jobs import FINISHED, STATUSES, Interrupted, Job
+from daemon.db.jobs import FINISHED, METADATA_DEPTH_MAX, STATUSES, Interrupted, Job
 from daemon.db.writer import Tx
 from daemon.errors import InvalidParams, InvalidState, NotFound, StorageError, TooLarge
 from daemon.platform import private_folders
@@ -46,7 +46,6 @@ JOBS_DIR = "jobs"  # below the data folder
 JOBS_FOLDER = "job outputs folder"  # what it is called in messages
 RESPONSE_INLINE_MAX = 64 * 1024  # bytes of UTF-8; larger responses go to a file
 METADATA_MAX = 256 * 1024  # bytes of JSON
-METADATA_DEPTH_MAX = 64  # arrays and objects: deeper ones fail to encode deep in a reply
 SHORT_MAX = 500  # characters of api_type, model_used, session_id
 ERROR_MAX = 100_000  # characters of error
 FIELDS: frozenset[str] = frozenset(
