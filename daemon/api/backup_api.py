@@ -41,7 +41,9 @@ class BackupApi:
         """Back the database up now, with `$/progress`; answers once the copy is verified.
 
         The copy reads one snapshot from a connection of its own: writes go on meanwhile.
-        Retention then removes what it no longer keeps (listed in `removed`).
+        Retention then removes what it no longer keeps (listed in `removed`): safety copies
+        (`…_before-*.db`) are counted apart from regular backups, and the backup last restored
+        is never removed.
         """
         return await self._backups.backup(call.progress)
 
@@ -53,7 +55,8 @@ class BackupApi:
 
     @rpc_method("db.verify")
     async def verify(self, call: Call, params: BackupNameParams) -> Verified:
-        """Run `integrity_check` on one backup now."""
+        """Run `integrity_check` on one backup now. A damaged one is set aside in `failed/`
+        (`moved_to`): listed as damaged from then on, never restored or counted by retention."""
         return await self._backups.verify(params.name)
 
     @rpc_method("db.restore")
