@@ -129,9 +129,7 @@ class Table(Generic[R]):
         }
         self.columns: tuple[str, ...] = tuple(self.storage)
         self.writable: frozenset[str] = frozenset(self.columns) - Row.SYSTEM
-        self._defaults = {
-            f.name: f for f in msgspec.structs.fields(row) if f.name in self.writable
-        }
+        self._defaults = {f.name: f for f in msgspec.structs.fields(row) if f.name in self.writable}
         self.orders = dict(orders or {"id": "t.id"})
         self._from = f"{name} AS t {joins}".strip()
         self._decode = msgspec.json.Decoder(row).decode
