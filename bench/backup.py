@@ -42,8 +42,8 @@ from typing import Any
 from bench import common
 from bench.common import PipeChild, Table, fmt_ratio, median, percentile, spread
 from client.sync import Client
-from daemon.clock import utc_now
-from daemon.db import backup as backup_files
+from daemon.store import backup as backup_files
+from daemon.store.clock import utc_now
 
 MB = 1_000_000
 FULL_MB = 200
@@ -65,7 +65,7 @@ _SET = (
 def config_toml() -> str:
     """Every schedule off: none of the daemon's own jobs (its nightly backup above all) runs
     during a measurement."""
-    from daemon.config import Schedules
+    from daemon.runtime.config import Schedules
 
     lines = ["[schedule]"] + [f'{name} = "off"' for name in Schedules.__struct_fields__]
     return "\n".join(lines) + "\n"

@@ -39,10 +39,10 @@ from typing import Any
 from bench import common, devtree
 from bench.common import PipeChild, Table, fmt_ratio, median, percentile, spread
 from client.sync import Client
-from daemon.db.quality import ScanState, scan_states
-from daemon.quality import score
-from daemon.quality.model import Assessment
-from daemon.services.quality import QualityService
+from daemon.domain.quality import score
+from daemon.domain.quality.model import Assessment
+from daemon.domain.quality.service import QualityService
+from daemon.domain.quality.sql import ScanState, scan_states
 
 GOAL_FULL_S = 2.0
 GOAL_RESCAN_S = 0.3
@@ -56,7 +56,7 @@ VALUE = {"answer": 42, "text": "a small JSON value"}
 def config_toml() -> str:
     """Every schedule off (the daemon's own jobs: none run during a measurement), and the
     settle delay of the one-project assessments that project events defer out of reach."""
-    from daemon.config import Schedules
+    from daemon.runtime.config import Schedules
 
     lines = [f"quality_settle_s = {SETTLE_OUT_OF_REACH_S}", "", "[schedule]"]
     lines += [f'{name} = "off"' for name in Schedules.__struct_fields__]

@@ -51,8 +51,8 @@ from bench.common import Table, median, percentile, spread
 from bench.quality import config_toml
 from bench.rpc import VALUE, Placer, round_trips
 from bench.watch import GOAL_P95_S, commit_empty, project_events
-from daemon.config import Config
-from daemon.watcher import count_inotify_watches
+from daemon.runtime.config import Config
+from daemon.runtime.watcher import count_inotify_watches
 
 LIMITED = common.REPO / "tests" / "watch_limited_daemon.py"
 DEFAULTS = Config()

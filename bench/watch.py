@@ -33,7 +33,7 @@ import watchfiles
 from bench import common, devtree
 from bench.common import Table, median, percentile, spread
 from client.aio import AsyncClient
-from daemon.watcher import count_inotify_watches
+from daemon.runtime.watcher import count_inotify_watches
 
 GOAL_P95_S = 0.2
 GOAL_WATCHES_PER_PROJECT = 8.0

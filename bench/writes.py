@@ -59,8 +59,8 @@ def open_baseline(path: str) -> sqlite3.Connection:
 
 
 def sqlite_worker(spec: SqliteClient, handshake: Handshake) -> Result:
-    from daemon.clock import utc_now
-    from daemon.db import kv as kv_db
+    from daemon.domain.kv import sql as kv_db
+    from daemon.store.clock import utc_now
 
     conn = open_baseline(spec.db_path)
     result = Result()
@@ -86,7 +86,7 @@ def sqlite_worker(spec: SqliteClient, handshake: Handshake) -> Result:
 
 
 def baseline_run(warmup: float, duration: float) -> tuple[Totals, int]:
-    from daemon.db import migrations
+    from daemon.store import migrations
 
     folder = tempfile.mkdtemp(prefix="pm-bench-base-")
     try:

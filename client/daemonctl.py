@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from client.service import Report
 
 # Once the daemon has let go of its socket and its lock, its process should be gone within a
-# moment; it forces its own exit 3 s after a clean stop (daemon/exit_guard.py).
+# moment; it forces its own exit 3 s after a clean stop (daemon/runtime/exit_guard.py).
 EXIT_WAIT_S = 5.0
 
 

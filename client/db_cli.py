@@ -2,7 +2,7 @@
 reset|export|import`.
 
 The recovery commands work with the daemon down too: when nothing answers (say the daemon
-refused a damaged database), they work on the files themselves (daemon.offline) under the
+refused a damaged database), they work on the files themselves (daemon.runtime.offline) under the
 daemon's instance lock, and say so on stderr.
 """
 
@@ -22,7 +22,7 @@ from client import errors, output
 
 if TYPE_CHECKING:
     from client.commands import Session
-    from daemon.config import Paths
+    from daemon.runtime.config import Paths
 
 
 def _online(s: Session) -> bool:
@@ -36,8 +36,8 @@ def _online(s: Session) -> bool:
 
 def _offline(what: str, fn: Callable[[Paths], Any]) -> Any:
     """Run `fn(paths)` on the files, with the daemon not running; its result as plain data."""
-    from daemon import offline
-    from daemon.config import ConfigError
+    from daemon.runtime import offline
+    from daemon.runtime.config import ConfigError
 
     output.error(f"the daemon is not running: {what} directly on the files")
     try:
@@ -74,7 +74,7 @@ def cmd_backup_now(args: argparse.Namespace, s: Session) -> int:
     if _online(s):
         made = _progress_call(s, "db.backup", {})
     else:
-        from daemon import offline
+        from daemon.runtime import offline
 
         made = _offline("backing up", offline.backup_now)
         made.setdefault("removed", [])
@@ -106,7 +106,7 @@ def cmd_backup_list(args: argparse.Namespace, s: Session) -> int:
     if _online(s):
         result = s.call("db.backups")
     else:
-        from daemon import offline
+        from daemon.runtime import offline
 
         def listing(paths: Paths) -> dict[str, Any]:
             return {"folder": paths.backups_dir, "items": offline.listing(paths)}
@@ -120,7 +120,7 @@ def cmd_backup_verify(args: argparse.Namespace, s: Session) -> int:
     if _online(s):
         result = s.call("db.verify", {"name": args.name})
     else:
-        from daemon import offline
+        from daemon.runtime import offline
 
         result = _offline("verifying", lambda paths: offline.verify(paths, args.name))
     if args.json:
@@ -140,7 +140,7 @@ def cmd_backup_restore(args: argparse.Namespace, s: Session) -> int:
     if _online(s):
         result = _progress_call(s, "db.restore", {"name": args.name})
     else:
-        from daemon import offline
+        from daemon.runtime import offline
 
         result = _offline("restoring", lambda paths: offline.restore(paths, args.name))
     if args.json:
@@ -172,7 +172,7 @@ def cmd_db_check(args: argparse.Namespace, s: Session) -> int:
     if _online(s):
         result = s.call("db.check")
     else:
-        from daemon import offline
+        from daemon.runtime import offline
 
         result = _offline("checking", offline.check)
     output.show(result, args.json, render_check)
@@ -206,7 +206,7 @@ def cmd_db_repair(args: argparse.Namespace, s: Session) -> int:
     if _online(s):
         result = _progress_call(s, "db.repair", {})
     else:
-        from daemon import offline
+        from daemon.runtime import offline
 
         result = _offline("repairing", offline.repair)
     output.show(result, args.json, render_repair)
@@ -219,7 +219,7 @@ def cmd_db_migrate(args: argparse.Namespace, s: Session) -> int:
         result = {"schema_version": health["schema_version"], "applied": [], "backup": None}
         note = "the daemon applies migrations when it starts; nothing is pending"
     else:
-        from daemon import offline
+        from daemon.runtime import offline
 
         result = _offline("migrating", offline.migrate)
         note = (
@@ -238,12 +238,12 @@ def cmd_db_rollback(args: argparse.Namespace, s: Session) -> int:
     """Restore the backup taken before the last migration, with the daemon stopped: the
     running daemon needs the newer schema, so it is stopped first — only once it is known that
     there is something to roll back; if the rollback then fails, it is started again."""
-    from daemon import offline
+    from daemon.runtime import offline
 
     stopped = False
     if _online(s):
         from client import daemonctl
-        from daemon.db.backup import BackupFile
+        from daemon.store.backup import BackupFile
 
         backups = msgspec.convert(s.call("db.backups")["items"], list[BackupFile])
         try:
@@ -368,8 +368,8 @@ def cmd_db_export(args: argparse.Namespace, s: Session) -> int:
 
 
 def cmd_db_import(args: argparse.Namespace, s: Session) -> int:
-    from daemon.db import export
     from daemon.platform import private_folders
+    from daemon.store import export
 
     source = os.path.abspath(os.path.expanduser(args.path))
     if not os.path.exists(source):

@@ -22,8 +22,8 @@ from client.doctor_probe import Finding, NotChecked, Probe, fail, ok, warn
 
 if TYPE_CHECKING:
     from client.commands import Session
-    from daemon.config import ConfigError
-    from daemon.start_failure import StartFailure
+    from daemon.runtime.config import ConfigError
+    from daemon.runtime.start_failure import StartFailure
 
 THEN_START = "; then pm daemon start"
 BACKUP_WARN_AFTER_S = 2 * 86400  # a daily backup missed twice
@@ -39,7 +39,7 @@ class Check(NamedTuple):
 
 # --- config, socket, daemon ------------------------------------------------------------------
 def check_config(p: Probe) -> Finding:
-    from daemon.config import ConfigError, unknown_environment
+    from daemon.runtime.config import ConfigError, unknown_environment
 
     path = locations.config_path()
     paths = p.config()
@@ -62,7 +62,7 @@ def check_config(p: Probe) -> Finding:
 
 
 def check_socket_dir(p: Probe) -> Finding:
-    from daemon.startup import SUN_PATH_MAX
+    from daemon.runtime.startup import SUN_PATH_MAX
 
     path = p.s.socket_path
     folder = os.path.dirname(path)
@@ -128,7 +128,7 @@ def check_daemon(p: Probe) -> Finding:
 
 def _not_running(p: Probe) -> Finding:
     """Not running: why it stopped when it last tried to start, and the fix for that cause."""
-    from daemon.startup import SUN_PATH_MAX
+    from daemon.runtime.startup import SUN_PATH_MAX
 
     path = p.s.socket_path
     if len(os.fsencode(path)) >= SUN_PATH_MAX:
@@ -152,7 +152,7 @@ def _not_running(p: Probe) -> Finding:
 
 def _cannot_start(p: Probe) -> ConfigError | None:
     """What in the config stops the daemon from starting now, even if nothing started it."""
-    from daemon.config import ConfigError, check_dev_root
+    from daemon.runtime.config import ConfigError, check_dev_root
 
     paths = p.config()
     if isinstance(paths, ConfigError):
@@ -249,7 +249,7 @@ def check_database(p: Probe) -> Finding:
         ]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         return fail(f"damaged: {found[0]}{more}", _repair_fix(p))
-    from daemon.db import backup
+    from daemon.store import backup
 
     db_path = p.where().db_path
     if not os.path.exists(db_path):

@@ -15,7 +15,7 @@ def dev_roots(p: Probe) -> list[str]:
     """The Dev roots the running daemon watches or, when none answers, the config names."""
     if p.online:
         return [str(root["path"]) for root in p.status.get("dev_roots") or []]
-    from daemon.config import ConfigError
+    from daemon.runtime.config import ConfigError
 
     paths = p.config()
     if isinstance(paths, ConfigError):
@@ -24,7 +24,7 @@ def dev_roots(p: Probe) -> list[str]:
 
 
 def check_dev_root(p: Probe) -> Finding:
-    from daemon.config import dev_root_fix
+    from daemon.runtime.config import dev_root_fix
 
     roots = dev_roots(p)
     if not roots:
@@ -81,7 +81,7 @@ def check_data_dir(p: Probe) -> Finding:
     try:
         st = os.lstat(data_dir)
     except FileNotFoundError:
-        from daemon.config import dev_root_fix
+        from daemon.runtime.config import dev_root_fix
 
         for root in dev_roots(p):
             if not os.path.isdir(root) and os.path.commonpath([root, data_dir]) == root:

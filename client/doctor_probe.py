@@ -14,8 +14,8 @@ from client import errors
 if TYPE_CHECKING:
     from client.commands import Session
     from client.sync import Client
-    from daemon.config import ConfigError, Paths
-    from daemon.start_failure import StartFailure
+    from daemon.runtime.config import ConfigError, Paths
+    from daemon.runtime.start_failure import StartFailure
 
 
 class Finding(NamedTuple):
@@ -90,8 +90,8 @@ class Probe:
     def config(self) -> Paths | ConfigError:
         """The paths the config resolves to, or why it cannot be read (with its fix)."""
         if self._config is None:
-            from daemon import offline
-            from daemon.config import ConfigError
+            from daemon.runtime import offline
+            from daemon.runtime.config import ConfigError
 
             try:
                 self._config = offline.paths_from_config()
@@ -104,7 +104,7 @@ class Probe:
             data_dir = str(self.status["data_dir"])
             backups = os.path.join(data_dir, "backups")
             return Where(data_dir, str(self.status["db_path"]), backups)
-        from daemon.config import ConfigError
+        from daemon.runtime.config import ConfigError
 
         paths = self.config()
         if isinstance(paths, ConfigError):
@@ -113,9 +113,9 @@ class Probe:
 
     def start_failure(self) -> StartFailure | None:
         """Why the daemon last stopped before serving on this socket, if it did (and has not
-        started since): what the daemon itself recorded (daemon/start_failure.py)."""
+        started since): what the daemon itself recorded (daemon/runtime/start_failure.py)."""
         if not self._start_failure_read:
-            from daemon import start_failure
+            from daemon.runtime import start_failure
 
             found = start_failure.read()
             if found is not None and found.socket in ("", self.s.socket_path):
@@ -131,7 +131,7 @@ class Probe:
         if "backups" not in self._answers:
             import msgspec
 
-            from daemon.db import backup
+            from daemon.store import backup
 
             found = backup.listing(self.where().backups_dir, with_versions=False)
             self._answers["backups"] = msgspec.to_builtins(found)

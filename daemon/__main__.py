@@ -1,5 +1,5 @@
 """`python -m daemon` runs pm-agentd."""
 
-from daemon.main import entry
+from daemon.runtime.main import entry
 
 entry()

@@ -12,8 +12,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import cast
 
-from daemon.db import migrations
-from daemon.main import main
+from daemon.runtime.main import main
+from daemon.store import migrations
 
 if __name__ == "__main__":
     extra_dir = Path(os.environ.pop("PM_TEST_EXTRA_MIGRATIONS"))

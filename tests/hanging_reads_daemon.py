@@ -17,9 +17,9 @@ import sys
 import threading
 from typing import Any
 
-import daemon.services.scanner
-from daemon import exit_guard
-from daemon.main import main
+import daemon.runtime.scanner
+from daemon.runtime import exit_guard
+from daemon.runtime.main import main
 
 HANG_NAME = os.environ.pop("PM_TEST_HANG_NAME", "")
 SCAN_BOUND_S = os.environ.pop("PM_TEST_SCAN_BOUND_S", "")  # each project, and each walk
@@ -37,8 +37,8 @@ def scandir(path: Any = ".") -> Any:
 if __name__ == "__main__":
     os.scandir = scandir
     if SCAN_BOUND_S:
-        daemon.services.scanner.PROJECT_TIME_BOUND_S = float(SCAN_BOUND_S)
-        daemon.services.scanner.WALK_TIME_BOUND_S = float(SCAN_BOUND_S)
+        daemon.runtime.scanner.PROJECT_TIME_BOUND_S = float(SCAN_BOUND_S)
+        daemon.runtime.scanner.WALK_TIME_BOUND_S = float(SCAN_BOUND_S)
     if LINGER:
         exit_guard.FORCE_EXIT_AFTER_S = 3600.0
     code = main(sys.argv[1:])

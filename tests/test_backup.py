@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from client.errors import RemoteError
-from daemon.config import Config, resolve_paths
-from daemon.db import backup
-from daemon.db.database import Database
 from daemon.platform import private_folders
-from daemon.services.backups import BackupService
+from daemon.runtime.backups import BackupService
+from daemon.runtime.config import Config, resolve_paths
+from daemon.store import backup
+from daemon.store.database import Database
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess, RawConnection, wait_for
 

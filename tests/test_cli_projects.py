@@ -135,7 +135,7 @@ def test_the_current_project_is_found_through_links(make_daemon: DaemonFactory) 
 
 def test_project_set_register_forget(cli: Cli) -> None:
     from client.projects_cli import SETTABLE
-    from daemon.api.projects_api import Field
+    from daemon.domain.projects.api import Field
 
     assert set(SETTABLE) == set(typing.get_args(Field))  # every hand-set field has its flag
     done = cli.run(

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from client.errors import RemoteError
-from daemon.db import backup, swap
 from daemon.platform import private_folders
+from daemon.store import backup, swap
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess
 from tests.test_backup import corrupt

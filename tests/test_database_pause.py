@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.db import migrations
-from daemon.db.database import Database
-from daemon.db.workers import ConnectionWorkers, WorkersStopped
-from daemon.db.writer import Tx
-from daemon.fairness import ReadShare, read_share
+from daemon.rpc.fairness import ReadShare, read_share
+from daemon.store import migrations
+from daemon.store.database import Database
+from daemon.store.workers import ConnectionWorkers, WorkersStopped
+from daemon.store.writer import Tx
 
 DEADLINE_S = 20.0  # far above any honest wait here; a hang fails instead of blocking CI
 
@@ -196,7 +196,7 @@ def test_a_read_whose_caller_stopped_waiting_is_not_run(tmp_path: Path) -> None:
 def test_a_clients_reads_take_its_share_and_wait_while_it_does_not_read(
     tmp_path: Path,
 ) -> None:
-    """daemon.fairness.ReadShare as Database.read uses it: at most `slots` of one client's
+    """daemon.rpc.fairness.ReadShare as Database.read uses it: at most `slots` of one client's
     reads at a time on the shared readers, and none started while its replies go unread."""
     path = tmp_path / "f.db"
     running = 0

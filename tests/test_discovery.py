@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from daemon.projects import discovery
-from daemon.projects.discovery import PRUNED_NAMES, walk
-from daemon.projects.model import Discovery
+from daemon.domain.projects import discovery
+from daemon.domain.projects.discovery import PRUNED_NAMES, walk
+from daemon.domain.projects.model import Discovery
 from tests.gitrepos import git, make_repo
 
 

@@ -10,8 +10,8 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.errors import NotFound
 from daemon.rpc.dispatcher import Call, Dispatcher, Session
+from daemon.rpc.errors import NotFound
 from daemon.rpc.registry import Params, ProgressParams, Registry, rpc_method
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from client.doctor_host import Mount, judge_filesystem, mount_for
-from daemon.db import backup
+from daemon.store import backup
 from tests.conftest import DaemonFactory
 from tests.helpers import REPO, DaemonProcess, other_install, wait_for
 from tests.test_backup import corrupt

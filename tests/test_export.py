@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from daemon.db import connection, migrations
-from daemon.db.export import ExportError, ExportSummary, export_csv, export_json
-from daemon.db.importer import build_from_export
+from daemon.store import connection, migrations
+from daemon.store.export import ExportError, ExportSummary, export_csv, export_json
+from daemon.store.importer import build_from_export
 
 SHIPPED = migrations.load()
 NEWEST = SHIPPED[-1].version

@@ -10,16 +10,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from daemon.clock import iso
-from daemon.projects import gitconfig, gitmeta
-from daemon.projects.gitconfig import parse_config
-from daemon.projects.gitmeta import (
-    is_submodule,
-    locate,
-    read_git,
-)
-from daemon.projects.model import ReflogSummary, Remote
-from daemon.projects.remotes import normalise_remote
+from daemon.domain.projects import gitconfig, gitmeta
+from daemon.domain.projects.gitconfig import parse_config
+from daemon.domain.projects.gitmeta import is_submodule, locate, read_git
+from daemon.domain.projects.model import ReflogSummary, Remote
+from daemon.domain.projects.remotes import normalise_remote
+from daemon.store.clock import iso
 from tests.gitrepos import AUTHOR, git, make_repo
 
 ZERO = "0" * 40

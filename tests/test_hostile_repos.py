@@ -29,10 +29,10 @@ import msgspec
 import pytest
 
 from client.sync import Client
-from daemon.projects import discovery, gitmeta
-from daemon.projects.metadata import analyze
-from daemon.projects.model import Candidate, GitInfo, ProjectFacts
-from daemon.quality.score import assess
+from daemon.domain.projects import discovery, gitmeta
+from daemon.domain.projects.metadata import analyze
+from daemon.domain.projects.model import Candidate, GitInfo, ProjectFacts
+from daemon.domain.quality.score import assess
 from tests.conftest import DaemonFactory
 from tests.gitrepos import git, make_repo
 from tests.helpers import DaemonProcess

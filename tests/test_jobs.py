@@ -16,15 +16,15 @@ from typing import Any, TypeVar
 
 import pytest
 
-from daemon.clock import iso
-from daemon.db import migrations
-from daemon.db import projects as projects_db
-from daemon.db.database import Database
-from daemon.db.events import Event
-from daemon.db.writer import Tx
-from daemon.errors import InvalidParams, InvalidState, NotFound
-from daemon.services.jobs import RESPONSE_INLINE_MAX, JobService
-from daemon.services.maintenance import maintenance_job, retention_job
+from daemon.domain.jobs.service import RESPONSE_INLINE_MAX, JobService
+from daemon.domain.projects import sql as projects_db
+from daemon.rpc.errors import InvalidParams, InvalidState, NotFound
+from daemon.runtime.maintenance import maintenance_job, retention_job
+from daemon.store import migrations
+from daemon.store.clock import iso
+from daemon.store.database import Database
+from daemon.store.events import Event
+from daemon.store.writer import Tx
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess, wait_for
 from tests.test_cli import Cli

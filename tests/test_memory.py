@@ -1,4 +1,4 @@
-"""daemon/memory.py against the real glibc allocator, in a child process of its own (so the
+"""daemon/platform/memory.py against the real glibc allocator, in a child process of its own (so the
 test's own heap is not what gets measured)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.helpers import REPO
 CHILD = textwrap.dedent(
     """
     import json
-    from daemon import memory
+    from daemon.platform import memory
 
     def rss_mib():
         with open("/proc/self/status") as f:

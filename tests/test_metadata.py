@@ -17,8 +17,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from daemon.clock import iso
-from daemon.projects.metadata import (
+from daemon.domain.projects.metadata import (
     GIT_PLACEHOLDER,
     SOURCE_MAX_BYTES,
     WALK_MAX_ENTRIES,
@@ -26,7 +25,8 @@ from daemon.projects.metadata import (
     fingerprint,
     truncate,
 )
-from daemon.projects.model import Candidate, GitInfo, ProjectFacts, ReflogSummary, Remote
+from daemon.domain.projects.model import Candidate, GitInfo, ProjectFacts, ReflogSummary, Remote
+from daemon.store.clock import iso
 from tests.gitrepos import AUTHOR, git, make_repo
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

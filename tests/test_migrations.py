@@ -9,8 +9,8 @@ from typing import cast
 
 import pytest
 
-from daemon.db import migrations
-from daemon.db.migrations import MigrationError
+from daemon.store import migrations
+from daemon.store.migrations import MigrationError
 from tests.conftest import DaemonFactory
 
 

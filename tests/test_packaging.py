@@ -24,14 +24,14 @@ def test_wheel_ships_schema_and_entry_points(tmp_path: Path) -> None:
         sql = sorted(n for n in names if n.startswith("schema/") and n.endswith(".sql"))
         shipped = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "schema").glob("*.sql"))
         assert sql == shipped and sql
-        assert "daemon/main.py" in names and "client/cli.py" in names
+        assert "daemon/runtime/main.py" in names and "client/cli.py" in names
         assert not any(n.startswith("tests/") for n in names)
         # `pm daemon install` renders the unit templates from inside the installed package.
         assert {"client/units/systemd/pm-agent.service", "client/units/systemd/pm-agent.socket",
                 "client/units/launchd/dev.pm-agent.daemon.plist"} <= names  # fmt: skip
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         text = zf.read(entry_points).decode()
-    assert "pm-agentd = daemon.main:entry" in text
+    assert "pm-agentd = daemon.runtime.main:entry" in text
     assert "pm = client.cli:main" in text
 
 

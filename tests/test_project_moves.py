@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from daemon.db import migrations
-from daemon.db import projects as projects_db
-from daemon.db.database import Database
-from daemon.services.scanner import Scanner
+from daemon.domain.projects import sql as projects_db
+from daemon.runtime.scanner import Scanner
+from daemon.store import migrations
+from daemon.store.database import Database
 from tests.conftest import DaemonFactory
 from tests.gitrepos import make_repo
 from tests.helpers import DaemonProcess, wait_for

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.quality import steps
-from daemon.quality.detect import Findings, detect
-from daemon.quality.files import ProjectFiles
-from daemon.quality.items import total
+from daemon.domain.quality import steps
+from daemon.domain.quality.detect import Findings, detect
+from daemon.domain.quality.files import ProjectFiles
+from daemon.domain.quality.items import total
 
 
 def make(root: Path, files: dict[str, str]) -> Path:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.quality import reports, xmlsafe
-from daemon.quality.coverage import find_coverage, is_stale
-from daemon.quality.reports import parse
+from daemon.domain.quality import reports, xmlsafe
+from daemon.domain.quality.coverage import find_coverage, is_stale
+from daemon.domain.quality.reports import parse
 
 DAY = 86_400
 T0 = 1_750_000_000  # a fixed mtime (2025-06-15), so nothing depends on the clock

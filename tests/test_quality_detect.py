@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.quality import walk as walk_module
-from daemon.quality.detect import Findings, detect
-from daemon.quality.docs import headings
-from daemon.quality.files import ProjectFiles
-from daemon.quality.items import total
-from daemon.quality.walk import walk
+from daemon.domain.quality import walk as walk_module
+from daemon.domain.quality.detect import Findings, detect
+from daemon.domain.quality.docs import headings
+from daemon.domain.quality.files import ProjectFiles
+from daemon.domain.quality.items import total
+from daemon.domain.quality.walk import walk
 
 
 def make(root: Path, files: dict[str, str]) -> Path:

@@ -30,11 +30,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.clock import iso
-from daemon.db import connection, migrations
-from daemon.db import quality as quality_db
-from daemon.quality.model import Assessment, Weights
-from daemon.quality.score import assess, rescore
+from daemon.domain.quality import sql as quality_db
+from daemon.domain.quality.model import Assessment, Weights
+from daemon.domain.quality.score import assess, rescore
+from daemon.store import connection, migrations
+from daemon.store.clock import iso
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 WEIGHTS = Weights()

@@ -13,10 +13,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from daemon.clock import iso
-from daemon.quality import score as score_module
-from daemon.quality.model import METRICS_VERSION, Assessment, Weights
-from daemon.quality.score import (
+from daemon.domain.quality import score as score_module
+from daemon.domain.quality.model import METRICS_VERSION, Assessment, Weights
+from daemon.domain.quality.score import (
     assess,
     combine,
     fingerprint,
@@ -25,6 +24,7 @@ from daemon.quality.score import (
     round_half_up,
     verdict,
 )
+from daemon.store.clock import iso
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 RECENT = iso(NOW - timedelta(days=3))

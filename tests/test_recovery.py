@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.db import backup
+from daemon.store import backup
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess, wait_for
 from tests.test_backup import corrupt, kv_keys

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from daemon.db import migrations
-from daemon.db.salvage import Recovery, SalvageError, TableRecovery, damaged, recover
-from daemon.db.salvage_read import MAX_ROWID
+from daemon.store import migrations
+from daemon.store.salvage import Recovery, SalvageError, TableRecovery, damaged, recover
+from daemon.store.salvage_read import MAX_ROWID
 
 KV_ROWS, EVENTS, EVENTS_KEPT, PROJECTS = 20_000, 300, 280, 60
 Rows = dict[int, tuple[Any, ...]]

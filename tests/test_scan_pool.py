@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from daemon.services.scan_pool import PoolExhausted, ScanPool
+from daemon.runtime.scan_pool import PoolExhausted, ScanPool
 from tests.helpers import wait_for
 
 

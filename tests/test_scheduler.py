@@ -12,16 +12,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from daemon.clock import iso
-from daemon.db import migrations
-from daemon.db.database import Database
-from daemon.db.events import Event
-from daemon.db.jobs import STOPPED_BEFORE_RUNNING, STOPPED_WHILE_RUNNING, Job
-from daemon.db.writer import Tx
-from daemon.errors import InvalidParams, InvalidState
-from daemon.scheduler import Report, Scheduler
-from daemon.schedules import Daily, Interval, parse_schedule
-from daemon.services.jobs import JobService
+from daemon.domain.jobs.service import JobService
+from daemon.domain.jobs.sql import STOPPED_BEFORE_RUNNING, STOPPED_WHILE_RUNNING, Job
+from daemon.rpc.errors import InvalidParams, InvalidState
+from daemon.runtime.scheduler import Report, Scheduler
+from daemon.runtime.schedules import Daily, Interval, parse_schedule
+from daemon.store import migrations
+from daemon.store.clock import iso
+from daemon.store.database import Database
+from daemon.store.events import Event
+from daemon.store.writer import Tx
 
 T = TypeVar("T")
 

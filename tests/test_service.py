@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from client import service, service_units
-from daemon import launchd
+from daemon.platform import launchd
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess, require_tool, short_socket_dir, wait_for
 
@@ -356,7 +356,7 @@ def test_the_plist_install_writes(world: World, tmp_path: Path) -> None:
 def test_launchd_activation_is_none_off_macos_without_loading_ctypes() -> None:
     code = (
         "import sys\n"
-        "from daemon import launchd\n"
+        "from daemon.platform import launchd\n"
         "assert launchd.activation_socket() is None\n"
         "assert 'ctypes' not in sys.modules, 'ctypes was imported'\n"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import start_failure
+from daemon.runtime import start_failure
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess
 from tests.test_backup import corrupt

@@ -12,12 +12,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 import pytest
 
-from daemon.db import migrations
-from daemon.db.database import Database
-from daemon.db.events import Event
-from daemon.db.writer import Tx
-from daemon.errors import Conflict, NotFound
+from daemon.rpc.errors import Conflict, NotFound
+from daemon.store import migrations
+from daemon.store.database import Database
+from daemon.store.events import Event
 from daemon.store.table import Page, Row, RowDeleted, RowUpdated, Table, Where, uuid7
+from daemon.store.writer import Tx
 
 SCHEMA = """
 CREATE TABLE gadgets (

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon import config
-from daemon.clock import iso, utc_now
-from daemon.db.kv import prefix_upper_bound
+from daemon.domain.kv.sql import prefix_upper_bound
 from daemon.rpc.framing import FrameTooLarge, FramingError, LspFraming, NdjsonFraming, detect
+from daemon.runtime import config
+from daemon.store.clock import iso, utc_now
 
 
 def test_timestamps_are_fixed_width_utc_and_ordered() -> None:

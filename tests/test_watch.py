@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from client.aio import AsyncClient
-from daemon.watcher import count_inotify_watches
+from daemon.runtime.watcher import count_inotify_watches
 from tests.conftest import DaemonFactory
 from tests.gitrepos import git, make_repo
 from tests.helpers import REPO, DaemonProcess, wait_for

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from client.aio import AsyncClient
-from daemon.db import migrations
-from daemon.db.database import Database
-from daemon.services.scanner import Scanner
-from daemon.watcher import Watcher
+from daemon.runtime.scanner import Scanner
+from daemon.runtime.watcher import Watcher
+from daemon.store import migrations
+from daemon.store.database import Database
 from tests.conftest import DaemonFactory
 from tests.gitrepos import git, make_repo
 from tests.helpers import DaemonProcess, wait_for

@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from daemon.cancellation import outcome_over_cancel
-from daemon.db import migrations
-from daemon.db.database import Database
-from daemon.db.events import Event
-from daemon.db.writer import Tx, Writer
-from daemon.errors import Busy, Conflict, ShuttingDown, StorageError
+from daemon.rpc.errors import Busy, Conflict, ShuttingDown, StorageError
+from daemon.store import migrations
+from daemon.store.cancellation import outcome_over_cancel
+from daemon.store.database import Database
+from daemon.store.events import Event
+from daemon.store.writer import Tx, Writer
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from watchfiles._rust_notify import RustNotify
 
-import daemon.watcher
-from daemon.main import main
+import daemon.runtime.watcher
+from daemon.runtime.main import main
 
 LIMIT = int(os.environ.pop("PM_TEST_WATCH_LIMIT"))
 
@@ -39,5 +39,5 @@ class LimitedRustNotify:
 
 
 if __name__ == "__main__":
-    daemon.watcher.RustNotify = LimitedRustNotify  # type: ignore[attr-defined, assignment]
+    daemon.runtime.watcher.RustNotify = LimitedRustNotify  # type: ignore[attr-defined, assignment]
     sys.exit(main(sys.argv[1:]))

@@ -16,8 +16,8 @@ import msgspec
 import structlog
 from msgspec import UNSET
 
-from daemon.cancellation import outcome_over_cancel
-from daemon.errors import (
+from daemon.rpc import wire
+from daemon.rpc.errors import (
     InternalError,
     InvalidParams,
     InvalidRequest,
@@ -28,9 +28,9 @@ from daemon.errors import (
     ShuttingDown,
     Starting,
 )
-from daemon.fairness import ReadShare, read_share
-from daemon.rpc import wire
+from daemon.rpc.fairness import ReadShare, read_share
 from daemon.rpc.registry import Method, ProgressParams, Registry
+from daemon.store.cancellation import outcome_over_cancel
 
 log = structlog.get_logger("pm.rpc")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from daemon.errors import ALL_KINDS
+from daemon.rpc.errors import ALL_KINDS
 from daemon.rpc.registry import Registry
 
 OPENRPC_VERSION = "1.3.2"

@@ -4,7 +4,7 @@ Each connection picks its framing from its first byte, checks its peer's uid, an
 framed messages to the transport-free Dispatcher. A client cannot stall others: a connection
 with too many requests in flight (or `max_message_bytes` of them), or too much unread output,
 stops being read and starts nothing more of what it already sent (nor any read of what it
-started: daemon.fairness); one whose unread output passes the hard limit, or whose replies
+started: daemon.rpc.fairness); one whose unread output passes the hard limit, or whose replies
 have gone unread for `message_timeout_s`, is closed; idle ones are closed after `idle_timeout`;
 a message that has begun must be complete within `message_timeout_s` (a client sending a byte
 now and then cannot hold a connection slot for ever), and a connection being closed whose
@@ -23,7 +23,9 @@ from typing import Any
 
 import structlog
 
-from daemon.errors import (
+from daemon.rpc import framing, wire
+from daemon.rpc.dispatcher import Dispatcher, Session
+from daemon.rpc.errors import (
     Busy,
     Forbidden,
     InternalError,
@@ -32,8 +34,6 @@ from daemon.errors import (
     ShuttingDown,
     TooLarge,
 )
-from daemon.rpc import framing, wire
-from daemon.rpc.dispatcher import Dispatcher, Session
 from daemon.rpc.peercred import peer_uid
 
 log = structlog.get_logger("pm.server")

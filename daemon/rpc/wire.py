@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from daemon.errors import RpcError
+from daemon.rpc.errors import RpcError
 
 Id = int | float | str | None
 

@@ -24,10 +24,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 import msgspec
 from msgspec import UNSET, inspect
 
-from daemon.db.paging import fetch_page
-from daemon.db.writer import Tx
-from daemon.errors import Conflict, NotFound
+from daemon.rpc.errors import Conflict, NotFound
 from daemon.store.events_catalogue import EventKind
+from daemon.store.paging import fetch_page
+from daemon.store.writer import Tx
 
 R = TypeVar("R", bound="Row")
 T = TypeVar("T")

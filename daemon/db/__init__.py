@@ -1,1 +1,0 @@
-"""The database layer: connections, migrations, the single writer, readers, and all SQL."""

@@ -1,1 +1,0 @@
-"""Domain services: what the daemon does, between the RPC layer and the database layer."""
