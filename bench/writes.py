@@ -59,8 +59,11 @@ def open_baseline(path: str) -> sqlite3.Connection:
 
 
 def sqlite_worker(spec: SqliteClient, handshake: Handshake) -> Result:
-    from daemon.domain.kv import sql as kv_db
+    import msgspec
+
+    from daemon.domain import kv
     from daemon.store.clock import utc_now
+    from daemon.store.writer import Tx
 
     conn = open_baseline(spec.db_path)
     result = Result()
@@ -73,7 +76,8 @@ def sqlite_worker(spec: SqliteClient, handshake: Handshake) -> Result:
             ok = True
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                kv_db.put(conn, NAMESPACE, f"b{spec.index}-{n}", f'{{"n":{n}}}', utc_now(), None)
+                value = msgspec.Raw(f'{{"n":{n}}}'.encode())
+                kv.put(Tx(conn, utc_now()), NAMESPACE, f"b{spec.index}-{n}", value, None)
                 conn.execute("COMMIT")
             except sqlite3.OperationalError:  # "database is locked" past busy_timeout
                 ok = False

@@ -205,7 +205,7 @@ def test_busy_exits_75(make_daemon: DaemonFactory) -> None:
 def test_events_list_and_follow(running: Cli) -> None:
     running.ok("kv", "set", "e", "one", "1")
     lines = running.ok("events", "--topic", "kv").splitlines()
-    assert len(lines) == 1 and "kv.set" in lines[0]
+    assert len(lines) == 1 and "kv.created" in lines[0]
     follow = subprocess.Popen(
         [PM, "--json", "events", "--follow", "--since", "0", "--topic", "kv"],
         env=running.env,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 from collections.abc import Callable
@@ -220,9 +221,9 @@ def test_csv_folder_format(exports: dict[str, Path]) -> None:
         ["manifest.json", *(t["file"] for t in manifest["tables"].values())]
     )
     kv = (folder / "kv.csv").read_bytes().decode("utf-8")
-    assert (
-        ",\\N\r\n" in kv and ",\\\\N," in kv and ",\\\\\\N," in kv and "Z,\r\n" in kv
-    )  # NULL, then ""
+    # NULL (the expires_at before uid and version), then "\N" and "\\N" as text, then ""
+    assert re.search(r",\\N,[0-9a-f-]{36},1\r\n", kv) and ",\\\\N," in kv
+    assert ",\\\\\\N," in kv and re.search(r"Z,,[0-9a-f-]{36},1\r\n", kv)
 
 
 def test_csv_export_wants_a_new_or_empty_folder(source_db: Path, tmp_path: Path) -> None:
@@ -283,7 +284,15 @@ def test_an_older_export_is_imported_and_migrated(tmp_path: Path) -> None:
         assert (summary.schema_version, summary.migrated_to) == (2, NEWEST)
         assert set(summary.tables) == {"events", "kv", "projects", "ignored_paths"}
         got, want = contents(dest), contents(old)
-        assert {t: got[t] for t in want} == want
+        # Migrated: every old column as it was, then what later migrations added (a uid
+        # for every row, version 1).
+        for table, rows in want.items():
+            assert [row[: len(old_row)] for row, old_row in zip(got[table], rows)] == rows
+        for table in ("kv", "projects"):
+            added = [row[len(want[table][0]) :] for row in got[table]]  # (uid, version)
+            assert len(added) == len(want[table]) > 0
+            assert all(a[1] == ("int", 1) and len(a[0][1]) == 36 for a in added)
+            assert len({a[0][1] for a in added}) == len(added)
         assert got["quality_metrics"] == got["jobs"] == []
 
 
@@ -328,7 +337,7 @@ JSON_EDITS: dict[str, tuple[Callable[[Any], None], str]] = {
     ),
     "row length": (
         lambda d: d["tables"]["kv"]["rows"][3].pop(),
-        "table 'kv', row 4: has 6 values, expected 7",
+        "table 'kv', row 4: has 8 values, expected 9",
     ),
     "bad value": (
         lambda d: set_value(d, "kv", 0, "key", [1]),
@@ -416,7 +425,7 @@ def test_a_bad_csv_export_is_refused_and_leaves_nothing(
     refused("lists jobs.csv for table 'jobs', but it cannot be read.*incomplete")
     (folder / "jobs.csv").write_bytes((exports["csv"] / "jobs.csv").read_bytes())
     (folder / "kv.csv").write_bytes(kv.replace(b"ns,", b"ns,extra,", 1))
-    refused(r"kv.csv: table 'kv', row 1: has more than 7 values, expected 7")
+    refused(r"kv.csv: table 'kv', row 1: has more than 9 values, expected 9")
     (folder / "kv.csv").write_bytes(kv[: kv.rindex(b"\r\n10,ns,") + 2])
     refused(r"kv.csv has 9 rows but the manifest says 10")
     (folder / "kv.csv").write_bytes(kv.replace(b"namespace", b"space", 1))

@@ -121,13 +121,13 @@ def test_a_page_of_big_values_stops_at_its_byte_budget(daemon: DaemonProcess) ->
     assert len(first["items"]) == 8 and first["total"] == 12
     rest = daemon.call("kv.list", {"namespace": "big", "limit": 100, "offset": 8})
     assert [e["key"] for e in first["items"] + rest["items"]] == [f"v{i:02d}" for i in range(12)]
-    events = daemon.call("events.list", {"topics": ["kv.set"], "limit": 100})
+    events = daemon.call("events.list", {"topics": ["kv.created"], "limit": 100})
     assert len(events["items"]) == 8 and events["total"] == 12
 
     async def replayed() -> list[str]:
         client = await AsyncClient.connect(daemon.socket_path)
         try:
-            await client.call("events.subscribe", {"topics": ["kv.set"], "since": 0})
+            await client.call("events.subscribe", {"topics": ["kv.created"], "since": 0})
             got = []
             for _ in range(12):
                 message = await client.next_notification(30)
@@ -164,17 +164,34 @@ def test_sql_metacharacters_are_only_data(daemon: DaemonProcess) -> None:
 
 def test_every_change_is_an_event(daemon: DaemonProcess) -> None:
     kv_set(daemon, "ev", "k", {"v": 1})
+    kv_set(daemon, "ev", "k", {"v": 2}, ttl_s=60)
     daemon.call("kv.delete", {"namespace": "ev", "key": "k"})
     daemon.call("kv.delete", {"namespace": "ev", "key": "k"})  # no change, no event
     events = daemon.call("events.list", {"topics": ["kv"]})["items"]
-    assert [e["type"] for e in events] == ["kv.set", "kv.deleted"]
-    assert events[0]["data"] == {
-        "namespace": "ev",
-        "key": "k",
-        "value": {"v": 1},
-        "expires_at": None,
-    }
-    assert events[1]["seq"] > events[0]["seq"]  # other topics (a job at start) may come between
+    assert [e["type"] for e in events] == ["kv.created", "kv.updated", "kv.deleted"]
+    created, updated, deleted = (e["data"] for e in events)
+    assert {k: created[k] for k in ("namespace", "key", "value", "expires_at", "version")} == {
+        "namespace": "ev", "key": "k", "value": {"v": 1}, "expires_at": None, "version": 1,
+    }  # fmt: skip
+    assert updated == {
+        "id": created["id"], "uid": created["uid"], "version": 2, "namespace": "ev", "key": "k",
+        "changed": {"value": {"v": 2}, "expires_at": updated["changed"]["expires_at"]},
+    }  # fmt: skip
+    assert updated["changed"]["expires_at"] > created["created_at"]
+    assert deleted == {"id": created["id"], "uid": created["uid"], "namespace": "ev", "key": "k"}
+
+
+def test_an_expired_entry_written_again_is_a_new_entry(daemon: DaemonProcess) -> None:
+    conn = sqlite3.connect(daemon.db_path)
+    kv_set(daemon, "exp", "k", 1, ttl_s=60)
+    with conn:  # let it expire (the daemon compares stored times as text)
+        conn.execute("UPDATE kv SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE key = 'k'")
+    conn.close()
+    assert kv_get(daemon, "exp", "k") is None
+    assert kv_set(daemon, "exp", "k", 2)["created"] is True
+    events = daemon.call("events.list", {"topics": ["kv"]})["items"]
+    assert [e["type"] for e in events] == ["kv.created", "kv.deleted", "kv.created"]
+    assert events[1]["data"]["uid"] == events[0]["data"]["uid"] != events[2]["data"]["uid"]
 
 
 def test_clear_reports_progress_and_deletes_in_chunks(make_daemon: DaemonFactory) -> None:
@@ -211,8 +228,9 @@ def test_cancel_stops_a_clear_between_chunks(make_daemon: DaemonFactory) -> None
     daemon.stop()
     conn = sqlite3.connect(daemon.db_path)
     conn.executemany(
-        "INSERT INTO kv (namespace, key, value, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-        (("big", f"k{i:07d}", "1", "t", "t") for i in range(300_000)),
+        "INSERT INTO kv (uid, namespace, key, value, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        ((f"u{i}", "big", f"k{i:07d}", "1", "t", "t") for i in range(300_000)),
     )
     conn.commit()
     conn.close()

@@ -302,7 +302,7 @@ def test_unbounded_damage_is_probed_and_stays_fast(copy: Path, original: Path) -
     index can bound the table, so reading probes upward and reports what it could not read."""
     last = pages(copy, "kv")[-1]
     on_bad_page = rowids_on(copy, [last])
-    smash(copy, [last, *pages(copy, "sqlite_autoindex_kv_1")])
+    smash(copy, [last, *pages(copy, "sqlite_autoindex_kv_1"), *pages(copy, "kv_uid")])
     dest = copy.parent / "recovered.db"
     started = time.perf_counter()
     report = recover(str(copy), str(dest), migrations.load())

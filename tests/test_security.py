@@ -395,7 +395,7 @@ def test_no_sql_is_built_from_values() -> None:
         "{', '.join(_ROW_COLUMNS)}",
         "{'min' if down", "{'DESC' if desc", "{column} = ?",
         # the generic table layer: names of the table and of its row Struct's fields only
-        "{self.name}", "{self._select}", "{self._from}", "{self._returning}",
+        "{self.name}", "{self._select}", "{self._from}", "{self.returning}", "KV.returning",
         "{self._json_row(", "{source}",
     )  # fmt: skip
     statement = re.compile(

@@ -16,7 +16,8 @@ from daemon.rpc.errors import Conflict, NotFound
 from daemon.store import migrations
 from daemon.store.database import Database
 from daemon.store.events import Event
-from daemon.store.table import Page, Row, RowDeleted, RowUpdated, Table, Where, uuid7
+from daemon.store.table import Page, Row, RowDeleted, RowUpdated, Table, Where
+from daemon.store.uid import uuid7
 from daemon.store.writer import Tx
 
 SCHEMA = """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.domain.kv.sql import prefix_upper_bound
+from daemon.domain.kv import prefix_upper_bound
 from daemon.rpc.framing import FrameTooLarge, FramingError, LspFraming, NdjsonFraming, detect
 from daemon.runtime import config
 from daemon.store.clock import iso, utc_now

@@ -21,9 +21,9 @@ from typing import Any, Literal
 import msgspec
 import structlog
 
+from daemon.domain import kv
 from daemon.domain.jobs import service as jobs
 from daemon.domain.jobs import sql as jobs_db
-from daemon.domain.kv import service as kv
 from daemon.platform import private_folders
 from daemon.rpc.errors import Forbidden, InvalidParams, NotFound, StorageError
 from daemon.runtime.backups import BackupService

@@ -17,7 +17,6 @@ LEGACY_TYPES = frozenset(
         "db.backed_up", "db.backup_failed", "db.imported", "db.repaired", "db.rescued",
         "db.reset", "db.restored",
         "job.created", "job.finished", "job.updated",
-        "kv.cleared", "kv.deleted", "kv.set",
         "project.added", "project.forgotten", "project.merged", "project.missing",
         "project.moved", "project.returned", "project.updated",
         "quality.updated",

@@ -22,12 +22,12 @@ import msgspec
 import structlog
 
 from daemon import __version__
+from daemon.domain import kv
+from daemon.domain.app import App
 from daemon.domain.events.api import EventsApi
 from daemon.domain.events.bus import EventBus
 from daemon.domain.jobs.api import JobsApi
 from daemon.domain.jobs.service import JobService
-from daemon.domain.kv.api import KvApi
-from daemon.domain.kv.service import KvService
 from daemon.domain.projects import sql as projects_db
 from daemon.domain.projects.api import ProjectsApi
 from daemon.domain.projects.service import ProjectService
@@ -170,7 +170,8 @@ class Daemon:
         )
         registry.add_api(DbApi(self._db, self, self._backups, care))
         registry.add_api(BackupApi(self._backups))
-        registry.add_api(KvApi(KvService(self._db)))
+        self.app = App(self._db, self._bus, data_dir=paths.data_dir, roots=[paths.dev_root])
+        kv.methods.bind(registry, self.app)
         registry.add_api(EventsApi(self._db, self._bus))
         projects = ProjectService(self._db, self._scanner)
         registry.add_api(ProjectsApi(projects))

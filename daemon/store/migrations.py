@@ -16,6 +16,7 @@ from importlib.resources.abc import Traversable
 import msgspec
 
 from daemon.store.clock import utc_now
+from daemon.store.uid import uuid7_at
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -141,7 +142,9 @@ def statements(sql: str) -> Iterable[str]:
 
 
 def apply(conn: sqlite3.Connection, migration: Migration) -> None:
-    """Run one migration and record it, all in one transaction."""
+    """Run one migration and record it, all in one transaction. Migrations may call
+    `uuid7_at(time)` (a UUIDv7 of that moment) to give existing rows their uid."""
+    conn.create_function("uuid7_at", 1, uuid7_at)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_CREATE_LEDGER)

@@ -15,11 +15,9 @@ value, `<namespace>.deleted` with the id and uid.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, inspect
@@ -27,6 +25,7 @@ from msgspec import UNSET, inspect
 from daemon.rpc.errors import Conflict, NotFound
 from daemon.store.events_catalogue import EventKind
 from daemon.store.paging import fetch_page
+from daemon.store.uid import uuid7
 from daemon.store.writer import Tx
 
 R = TypeVar("R", bound="Row")
@@ -75,16 +74,6 @@ class RowDeleted(msgspec.Struct, kw_only=True):
     uid: str
 
 
-def uuid7() -> str:
-    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits; sorts by time."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
-    value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
 _JSON_TYPES = (
     inspect.ListType, inspect.DictType, inspect.StructType, inspect.SetType,
     inspect.FrozenSetType, inspect.TupleType, inspect.VarTupleType, inspect.AnyType,
@@ -117,6 +106,7 @@ class Table(Generic[R]):
         computed: Mapping[str, str] | None = None,
         joins: str = "",
         orders: Mapping[str, str] | None = None,
+        identity: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.row = row
@@ -136,10 +126,28 @@ class Table(Generic[R]):
         self._decode_many = msgspec.json.Decoder(list[row]).decode  # type: ignore[valid-type]
         self._encode = msgspec.json.Encoder().encode
         self._select = f"SELECT {self._json_row('t.')}"
-        self._returning = None if self.computed else f"RETURNING {self._json_row('')}"
+        # The row as an INSERT/UPDATE … RETURNING gives it (no joins: the table's own columns).
+        self.returning = "" if self.computed else f"RETURNING {self._json_row('')}"
+        # `identity`: fields every updated/deleted event carries besides id and uid (kv's
+        # namespace and key, a project's path), so a subscriber knows the row without a read.
+        self.identity = tuple(identity)
+        updated: type[RowUpdated] = RowUpdated
+        deleted: type[RowDeleted] = RowDeleted
+        if self.identity:
+            types = {f.name: f.type for f in msgspec.structs.fields(row)}
+            extra = [(name, types[name]) for name in self.identity]
+            title = row.__name__
+            updated = cast(
+                "type[RowUpdated]",
+                msgspec.defstruct(f"{title}Updated", extra, bases=(RowUpdated,), kw_only=True),
+            )
+            deleted = cast(
+                "type[RowDeleted]",
+                msgspec.defstruct(f"{title}Deleted", extra, bases=(RowDeleted,), kw_only=True),
+            )
         self.created: EventKind[R] = EventKind(f"{self.namespace}.created", row)
-        self.updated: EventKind[RowUpdated] = EventKind(f"{self.namespace}.updated", RowUpdated)
-        self.deleted: EventKind[RowDeleted] = EventKind(f"{self.namespace}.deleted", RowDeleted)
+        self.updated: EventKind[RowUpdated] = EventKind(f"{self.namespace}.updated", updated)
+        self.deleted: EventKind[RowDeleted] = EventKind(f"{self.namespace}.deleted", deleted)
 
     # --- SQL ------------------------------------------------------------------------------
     def _json_row(self, alias: str) -> str:
@@ -183,6 +191,18 @@ class Table(Generic[R]):
     def decode(self, text: str | bytes) -> R:
         return self._decode(text)
 
+    def updated_event(self, row: R, changed: dict[str, Any]) -> RowUpdated:
+        """`<namespace>.updated` for `row` (as it is now) and what changed."""
+        who = {name: getattr(row, name) for name in self.identity}
+        return self.updated.payload(
+            id=row.id, uid=row.uid, version=row.version, changed=changed, **who
+        )
+
+    def deleted_event(self, row: R) -> RowDeleted:
+        """`<namespace>.deleted` for `row` (as it was)."""
+        who = {name: getattr(row, name) for name in self.identity}
+        return self.deleted.payload(id=row.id, uid=row.uid, **who)
+
     # --- reading --------------------------------------------------------------------------
     def get(self, conn: sqlite3.Connection, row_id: int) -> R | None:
         found = conn.execute(f"{self._select} FROM {self._from} WHERE t.id = ?", (row_id,))
@@ -204,8 +224,8 @@ class Table(Generic[R]):
         self,
         conn: sqlite3.Connection,
         where: Where | None = None,
-        *,
         order: str | None = None,
+        *,
         limit: int = -1,
         offset: int = 0,
         budget: bool = True,
@@ -230,7 +250,6 @@ class Table(Generic[R]):
         self,
         conn: sqlite3.Connection,
         where: Where | None = None,
-        *,
         order: str | None = None,
         limit: int = 100,
         offset: int = 0,
@@ -269,15 +288,15 @@ class Table(Generic[R]):
         args = [uuid7(), tx.now, tx.now, 1, *(self.stored(c, v) for c, v in values.items())]
         marks = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES ({marks})"
-        if self._returning is not None:
-            text = tx.conn.execute(f"{sql} {self._returning}", args).fetchone()[0]
+        if self.returning:
+            text = tx.conn.execute(f"{sql} {self.returning}", args).fetchone()[0]
             row = self._decode(text)
         else:
             row_id = tx.conn.execute(f"{sql} RETURNING id", args).fetchone()[0]
             row = self.must_get(tx.conn, row_id)
             text = self._encode(row)
         if emit:
-            tx.emit(self.created.name, msgspec.Raw(text))
+            tx.emit(self.created, msgspec.Raw(text))
         return row
 
     def update(
@@ -304,16 +323,13 @@ class Table(Generic[R]):
             f"UPDATE {self.name} SET {assignments}updated_at = ?, version = version + 1 "
             "WHERE id = ?"
         )
-        if self._returning is not None:
-            row = self._decode(tx.conn.execute(f"{sql} {self._returning}", args).fetchone()[0])
+        if self.returning:
+            row = self._decode(tx.conn.execute(f"{sql} {self.returning}", args).fetchone()[0])
         else:
             tx.conn.execute(sql, args)
             row = self.must_get(tx.conn, row_id)
         if emit:
-            tx.emit(
-                self.updated.name,
-                RowUpdated(id=row.id, uid=row.uid, version=row.version, changed=changed),
-            )
+            tx.emit(self.updated, self.updated_event(row, changed))
         return row
 
     def delete(
@@ -324,7 +340,7 @@ class Table(Generic[R]):
         check_version(self.namespace, old, expected_version)
         tx.conn.execute(f"DELETE FROM {self.name} WHERE id = ?", (row_id,))
         if emit:
-            tx.emit(self.deleted.name, RowDeleted(id=old.id, uid=old.uid))
+            tx.emit(self.deleted, self.deleted_event(old))
         return old
 
 

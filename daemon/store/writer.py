@@ -32,9 +32,11 @@ from daemon.store.cancellation import outcome_over_cancel
 from daemon.store.clock import utc_now
 from daemon.store.errors import translate
 from daemon.store.events import Event
+from daemon.store.events_catalogue import EventKind
 from daemon.store.stats import Window
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 class Tx:
@@ -45,11 +47,13 @@ class Tx:
     def __init__(self, conn: sqlite3.Connection, now: str) -> None:
         self.conn = conn
         self.now = now
-        self.events: list[tuple[str, Any]] = []
+        self.events: list[tuple[EventKind[Any] | str, Any]] = []
 
-    def emit(self, type_: str, data: Any) -> None:
-        """Record a change event (`topic.what`); it is stored and published only if this commits."""
-        self.events.append((type_, data))
+    def emit(self, kind: EventKind[P] | str, data: P | msgspec.Raw) -> None:
+        """Record a change event of a declared kind, its data of the kind's payload type (or
+        already encoded as such); it is stored and published only if this commits.
+        (A bare type string is the 0.1 way, left until every emitter declares its kinds.)"""
+        self.events.append((kind, data))
 
 
 WriteFn = Callable[[Tx], T]
@@ -392,17 +396,15 @@ class Writer:
             for op in ops:
                 ok, value, emitted = self._run_one(conn, op, now)
                 outcomes.append((ok, value))
-                for type_, data in emitted:
+                for kind, data in emitted:
                     seq += 1
-                    published.append(
-                        Event(
-                            seq,
-                            now,
-                            type_,
-                            type_.partition(".")[0],
-                            msgspec.Raw(self._encoder.encode(data)),
-                        )
+                    encoded = data if isinstance(data, msgspec.Raw) else self._encoder.encode(data)
+                    name, topic = (
+                        (kind, kind.partition(".")[0])
+                        if isinstance(kind, str)
+                        else (kind.name, kind.topic)
                     )
+                    published.append(Event(seq, now, name, topic, msgspec.Raw(encoded)))
             events_db.insert_many(conn, published)
             commit_started = time.perf_counter()
             conn.execute("COMMIT")
@@ -426,7 +428,7 @@ class Writer:
 
     def _run_one(
         self, conn: sqlite3.Connection, op: _Op[Any], now: str
-    ) -> tuple[bool, Any, list[tuple[str, Any]]]:
+    ) -> tuple[bool, Any, list[tuple[EventKind[Any] | str, Any]]]:
         """One operation in its savepoint: its outcome and the events it emitted."""
         tx = Tx(conn, now)
         conn.execute("SAVEPOINT op")

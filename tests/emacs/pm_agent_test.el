@@ -84,7 +84,7 @@
           (should (equal (plist-get got :value) value))
           (should (pm-agent-test--wait-for (lambda () events) 10))
           (let ((event (plist-get (car events) :event)))
-            (should (equal (plist-get event :type) "kv.set"))
+            (should (equal (plist-get event :type) "kv.created"))
             (should (equal (plist-get (plist-get event :data) :key) "greeting2"))
             (pm-agent-test--note "event_type" (plist-get event :type))
             (pm-agent-test--note "event_seq" (plist-get event :seq)))

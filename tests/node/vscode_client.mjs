@@ -95,7 +95,7 @@ async function main() {
   const eventSeen = new Promise((resolve) => { eventArrived = resolve; });
   connection.onNotification("events.event", (params) => {
     events.push(params);
-    if (params?.event?.type === "kv.set" && params.event.data?.key === "greeting") eventArrived(params);
+    if (["kv.created", "kv.updated"].includes(params?.event?.type) && params.event.data?.key === "greeting") eventArrived(params);
   });
   connection.listen();
 

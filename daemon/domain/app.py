@@ -1,0 +1,25 @@
+"""What the handlers of every domain module reach: one object the runtime builds at start.
+
+A domain module's handlers are `async def f(app: App, call, params) -> Result`; the runtime
+builds the App from the parts it runs (the database, the event bus, the scanner, the
+scheduler…) and binds each module's `methods` to it (daemon/runtime/lifecycle.py). What a
+domain needs of the runtime is named by a Protocol in that domain's module, so nothing here
+imports the runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from daemon.domain.events.bus import EventBus
+    from daemon.store.database import Database
+
+
+@dataclass
+class App:
+    db: Database
+    bus: EventBus
+    data_dir: str
+    roots: list[str] = field(default_factory=list)

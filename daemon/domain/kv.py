@@ -1,0 +1,292 @@
+"""kv: namespaced JSON values with optional expiry (key_value_store, cached_state).
+
+Its own rules: a key is (namespace, key), not an id; writing a key is one upsert; an expired
+entry reads as absent, and writing it again makes a new entry (the old one is deleted, with its
+event); `kv.clear` deletes a namespace or key prefix in chunks a cancellation can stop between.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import msgspec
+
+from daemon.domain.app import App
+from daemon.rpc.dispatcher import Call
+from daemon.rpc.errors import InvalidParams, TooLarge
+from daemon.rpc.registry import Methods, Params, ProgressParams
+from daemon.store.clock import iso, utc_now
+from daemon.store.events_catalogue import EventKind
+from daemon.store.limits import Limit, Offset
+from daemon.store.table import Page, Row, Table, Where
+from daemon.store.uid import uuid7
+from daemon.store.writer import Tx
+
+MAX_VALUE_BYTES = 1024 * 1024
+CLEAR_CHUNK = 1000
+
+Namespace = Annotated[str, msgspec.Meta(min_length=1, max_length=256, description="namespace")]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=1024, description="key")]
+Prefix = Annotated[str, msgspec.Meta(max_length=1024, description="only keys starting with this")]
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="ISO 8601 with a timezone")]
+Ttl = Annotated[float, msgspec.Meta(gt=0, description="seconds from now until it expires")]
+
+
+class KvEntry(Row, kw_only=True):
+    namespace: Namespace
+    key: Key
+    value: msgspec.Raw
+    expires_at: str | None = None
+
+
+KV = Table("kv", KvEntry, orders={"key": "t.namespace, t.key"}, identity=("namespace", "key"))
+
+
+class KvCleared(msgspec.Struct, kw_only=True):
+    """`kv.cleared`: one chunk of a `kv.clear`, every entry it deleted."""
+
+    namespace: str
+    prefix: str | None
+    keys: list[str]
+    ids: list[int]
+    uids: list[str]
+
+
+CLEARED = EventKind("kv.cleared", KvCleared)
+
+_LIVE = "t.expires_at IS NULL OR t.expires_at > ?"
+
+
+# --- params and results -------------------------------------------------------------------------
+class KvKeyParams(Params, frozen=True):
+    namespace: Namespace
+    key: Key
+
+
+class KvSetParams(Params, frozen=True):
+    namespace: Namespace
+    key: Key
+    value: msgspec.Raw
+    expires_at: UtcTime | None = None
+    ttl_s: Ttl | None = None
+
+
+class KvListParams(Params, frozen=True):
+    namespace: Namespace | None = None
+    prefix: Prefix | None = None
+    limit: Limit = 100
+    offset: Offset = 0
+
+
+class KvClearParams(ProgressParams, frozen=True):
+    namespace: Namespace
+    prefix: Prefix | None = None
+
+
+class Value(msgspec.Struct, kw_only=True):
+    value: msgspec.Raw | None
+    updated_at: str | None = None
+    expires_at: str | None = None
+
+
+class SetOutcome(msgspec.Struct, kw_only=True):
+    created: bool
+    updated_at: str
+    expires_at: str | None
+    version: int
+
+
+class Deleted(msgspec.Struct):
+    deleted: bool
+
+
+class Cleared(msgspec.Struct):
+    deleted: int
+
+
+# --- rules --------------------------------------------------------------------------------------
+def expiry(expires_at: datetime | None, ttl_s: float | None) -> str | None:
+    """The stored expiry for an `expires_at` or a `ttl_s` (never both), refusing the past."""
+    if expires_at is not None and ttl_s is not None:
+        raise InvalidParams("Invalid params: give expires_at or ttl_s, not both", field="ttl_s")
+    now = datetime.now(UTC)
+    if ttl_s is not None:
+        return iso(now + timedelta(seconds=ttl_s))
+    if expires_at is not None:
+        if expires_at <= now:
+            raise InvalidParams(
+                f"Invalid params: expires_at {iso(expires_at)} is in the past", field="expires_at"
+            )
+        return iso(expires_at)
+    return None
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least string greater than every string that starts with `prefix` (None: no bound).
+
+    SQLite compares TEXT by its UTF-8 bytes, which orders like code points, so incrementing
+    the last code point gives a bound that lets the (namespace, key) index do the range scan.
+    """
+    chars = list(prefix)
+    while chars:
+        nxt = ord(chars.pop()) + 1
+        if 0xD800 <= nxt <= 0xDFFF:
+            nxt = 0xE000  # surrogates cannot be encoded; the next encodable code point
+        if nxt <= 0x10FFFF:
+            return "".join(chars) + chr(nxt)
+    return None
+
+
+def scope(namespace: str | None, prefix: str | None) -> Where:
+    where = Where(KV)
+    if namespace is not None:
+        where.eq("namespace", namespace)
+        if prefix:
+            where.sql("t.key >= ?", prefix)
+            upper = prefix_upper_bound(prefix)
+            if upper is not None:
+                where.sql("t.key < ?", upper)
+    return where
+
+
+_UPSERT = (
+    "INSERT INTO kv (uid, created_at, updated_at, version, namespace, key, value, expires_at) "
+    "VALUES (?, ?, ?, 1, ?, ?, ?, ?) "
+    "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
+    "updated_at = excluded.updated_at, expires_at = excluded.expires_at, "
+    "version = kv.version + 1 " + KV.returning
+)
+
+
+def put(tx: Tx, namespace: str, key: str, value: msgspec.Raw, expires: str | None) -> KvEntry:
+    """Insert or replace one entry, with its event; an expired one is deleted first (its
+    `kv.deleted`), so writing it again makes a new entry."""
+    gone = tx.conn.execute(
+        f"DELETE FROM kv WHERE namespace = ? AND key = ? AND expires_at <= ? {KV.returning}",
+        (namespace, key, tx.now),
+    ).fetchone()
+    if gone is not None:
+        tx.emit(KV.deleted, KV.deleted_event(KV.decode(gone[0])))
+    text = tx.conn.execute(
+        _UPSERT,
+        (uuid7(), tx.now, tx.now, namespace, key, bytes(value).decode("utf-8"), expires),
+    ).fetchone()[0]
+    entry = KV.decode(text)
+    if entry.version == 1:
+        tx.emit(KV.created, msgspec.Raw(text))
+    else:
+        changed = {"value": entry.value, "expires_at": entry.expires_at}
+        tx.emit(KV.updated, KV.updated_event(entry, changed))
+    return entry
+
+
+def delete_chunk(tx: Tx, namespace: str, prefix: str | None) -> int:
+    """Up to CLEAR_CHUNK entries of the scope (expired ones too), with one `kv.cleared`."""
+    sql, args = scope(namespace, prefix).render()
+    rows = tx.conn.execute(
+        f"DELETE FROM kv WHERE id IN (SELECT t.id FROM kv AS t{sql} ORDER BY t.key LIMIT ?) "
+        "RETURNING id, uid, key",
+        (*args, CLEAR_CHUNK),
+    ).fetchall()
+    if rows:
+        rows.sort(key=lambda r: r[2])
+        tx.emit(
+            CLEARED,
+            KvCleared(
+                namespace=namespace,
+                prefix=prefix,
+                keys=[r[2] for r in rows],
+                ids=[r[0] for r in rows],
+                uids=[r[1] for r in rows],
+            ),
+        )
+    return len(rows)
+
+
+# --- methods ------------------------------------------------------------------------------------
+methods = Methods()
+
+
+@methods("kv.get")
+async def get(app: App, call: Call, p: KvKeyParams) -> Value:
+    """Read one value; `value` is null when the key is absent or expired."""
+    where = Where(KV).eq("namespace", p.namespace).eq("key", p.key).sql(_LIVE, utc_now())
+    entry = await app.db.read(KV.first, where)
+    if entry is None:
+        return Value(value=None)
+    return Value(value=entry.value, updated_at=entry.updated_at, expires_at=entry.expires_at)
+
+
+@methods("kv.set")
+async def set_(app: App, call: Call, p: KvSetParams) -> SetOutcome:
+    """Store any JSON value under (namespace, key), optionally expiring.
+
+    Acknowledged only once committed. `expires_at` (an absolute time) or `ttl_s` (seconds
+    from now) make the entry read as absent after that moment.
+    """
+    if len(p.value) > MAX_VALUE_BYTES:
+        raise TooLarge(
+            f"value of {len(p.value)} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes",
+            limit=MAX_VALUE_BYTES,
+        )
+    expires = expiry(p.expires_at, p.ttl_s)
+    entry = await app.db.write(lambda tx: put(tx, p.namespace, p.key, p.value, expires))
+    return SetOutcome(
+        created=entry.version == 1,
+        updated_at=entry.updated_at,
+        expires_at=entry.expires_at,
+        version=entry.version,
+    )
+
+
+@methods("kv.delete")
+async def delete(app: App, call: Call, p: KvKeyParams) -> Deleted:
+    """Remove one entry; `deleted` says whether a live entry was there."""
+
+    def op(tx: Tx) -> bool:
+        row = tx.conn.execute(
+            f"DELETE FROM kv WHERE namespace = ? AND key = ? {KV.returning}",
+            (p.namespace, p.key),
+        ).fetchone()
+        if row is None:
+            return False
+        entry = KV.decode(row[0])
+        tx.emit(KV.deleted, KV.deleted_event(entry))
+        return entry.expires_at is None or entry.expires_at > tx.now
+
+    return Deleted(await app.db.write(op))
+
+
+@methods("kv.list")
+async def list_(app: App, call: Call, p: KvListParams) -> Page[KvEntry]:
+    """Live entries ordered by namespace and key, optionally one namespace or key prefix."""
+    if p.prefix and p.namespace is None:
+        raise InvalidParams("Invalid params: prefix needs a namespace", field="prefix")
+    where = scope(p.namespace, p.prefix).sql(_LIVE, utc_now())
+    return await app.db.read(KV.page, where, "key", p.limit, p.offset)
+
+
+@methods("kv.clear")
+async def clear(app: App, call: Call, p: KvClearParams) -> Cleared:
+    """Delete a whole namespace, or the keys under `prefix`, reporting `$/progress`.
+
+    Runs in chunks of 1000, each committed on its own; a `$/cancelRequest` stops it between
+    chunks and the error's data says how many were already deleted.
+    """
+    call.progress("deleting", 0)
+    total = await app.db.read(KV.count, scope(p.namespace, p.prefix))
+
+    def report(done: int) -> None:
+        of = max(total, done)
+        call.progress(f"{done} of {of} deleted", 100 * done // of if of else 100)
+
+    deleted = 0
+    while True:
+        call.check_cancelled()
+        removed = await app.db.write(lambda tx: delete_chunk(tx, p.namespace, p.prefix))
+        deleted += removed
+        call.partial["deleted"] = deleted
+        report(deleted)
+        if removed < CLEAR_CHUNK:
+            return Cleared(deleted)
