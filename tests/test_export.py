@@ -287,7 +287,9 @@ def test_an_older_export_is_imported_and_migrated(tmp_path: Path) -> None:
         # Migrated: every old column as it was, then what later migrations added (a uid
         # for every row, version 1).
         for table, rows in want.items():
-            assert [row[: len(old_row)] for row, old_row in zip(got[table], rows)] == rows
+            assert len(got[table]) == len(rows)
+            kept = [row[: len(old)] for row, old in zip(got[table], rows, strict=True)]
+            assert kept == rows
         for table in ("kv", "projects"):
             added = [row[len(want[table][0]) :] for row in got[table]]  # (uid, version)
             assert len(added) == len(want[table]) > 0
