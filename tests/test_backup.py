@@ -17,7 +17,7 @@ from client.errors import RemoteError
 from daemon.platform import private_folders
 from daemon.runtime.backups import BackupService
 from daemon.runtime.config import Config, resolve_paths
-from daemon.store import backup
+from daemon.store import backup, migrations
 from daemon.store.database import Database
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess, RawConnection, wait_for
@@ -251,9 +251,8 @@ def test_a_restore_that_fails_after_the_swap_is_rolled_back(
     plain.stop()
     extra = tmp_path / "extra"
     extra.mkdir()
-    (extra / "0005_unique_values.sql").write_text(
-        "CREATE UNIQUE INDEX kv_unique_value ON kv (value);\n"
-    )
+    newer = f"{migrations.load()[-1].version + 1:04d}_unique_values.sql"
+    (extra / newer).write_text("CREATE UNIQUE INDEX kv_unique_value ON kv (value);\n")
     strict = make_daemon(
         "strict",
         argv=[sys.executable, str(REPO / "tests" / "extra_migrations_daemon.py")],
@@ -265,7 +264,7 @@ def test_a_restore_that_fails_after_the_swap_is_rolled_back(
     shutil.copy(old["path"], backups / old["name"])
     error = strict.call_error("db.restore", {"name": old["name"]})
     assert error.kind == "storage"
-    assert "0005_unique_values.sql failed" in error.message
+    assert f"{newer} failed" in error.message
     assert "previous database was put back" in error.message
     assert strict.call("kv.list", {"namespace": "x"})["items"][0]["key"] == "mine"
     strict.call("kv.set", {"namespace": "x", "key": "later", "value": 43})

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.store import backup
+from daemon.store import backup, migrations
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess, wait_for
 from tests.test_backup import corrupt, kv_keys
 from tests.test_cli import Cli
+from tests.test_salvage import pages
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,9 +75,9 @@ def test_repair_recovers_the_readable_rows(cli: Cli) -> None:
     world = cli.world.start()
     fill(world, 3000)
     world.stop()
-    size = int.from_bytes(world.db_path.read_bytes()[16:18], "big")
-    pages = world.db_path.stat().st_size // size
-    corrupt(world.db_path, [pages // 2, pages // 2 + 1])
+    leaves = pages(world.db_path, "kv")  # two of the kv table's own pages, mid-table
+    middle = leaves[len(leaves) // 2 : len(leaves) // 2 + 2]
+    corrupt(world.db_path, [number - 1 for number in middle])  # (page numbers count from 1)
     said = refused_start(world)
     assert "There is no good backup" in said and "pm db repair" in said
     done = cli.run("--no-spawn", "db", "repair")
@@ -101,15 +102,17 @@ def test_pre_migration_backup_and_rollback(cli: Cli, tmp_path: Path) -> None:
     world.stop()
     extra = tmp_path / "extra"
     extra.mkdir()
-    (extra / "0005_notes.sql").write_text("CREATE TABLE notes (id INTEGER PRIMARY KEY);\n")
+    shipped = migrations.load()[-1].version
+    newer = shipped + 1
+    (extra / f"{newer:04d}_notes.sql").write_text("CREATE TABLE notes (id INTEGER PRIMARY KEY);\n")
     plain_argv = world.argv
     world.argv = [sys.executable, str(REPO / "tests" / "extra_migrations_daemon.py")]
     world.env["PM_TEST_EXTRA_MIGRATIONS"] = str(extra)
     world.start()
-    assert world.call("db.health")["schema_version"] == 5
+    assert world.call("db.health")["schema_version"] == newer
     items = world.call("db.backups")["items"]
-    assert [b["label"] for b in items] == ["before-migration-0005"]
-    assert items[0]["schema_version"] == 4
+    assert [b["label"] for b in items] == [f"before-migration-{newer:04d}"]
+    assert items[0]["schema_version"] == shipped
     world.call("kv.set", {"namespace": "keep", "key": "on-v5", "value": 1})
     world.stop()
     # The older pm-agent refuses the newer schema and says how to go back.
@@ -118,13 +121,13 @@ def test_pre_migration_backup_and_rollback(cli: Cli, tmp_path: Path) -> None:
     assert "newer than this pm-agent knows" in said and "pm db rollback" in said
     done = cli.run("--no-spawn", "db", "rollback")
     assert done.returncode == 0, done.stderr
-    assert "rolled back to" in done.stdout and "schema 4" in done.stdout
+    assert "rolled back to" in done.stdout and f"schema {shipped}" in done.stdout
     world.start()
     keys = kv_keys(world.db_path, "keep")
     assert len(keys) == 20 and "on-v5" not in keys
     # The v5 database is kept, so even that rollback can be undone.
     kept = [b for b in world.call("db.backups")["items"] if b["label"] == "before-rollback"]
-    assert kept and kept[0]["schema_version"] == 5
+    assert kept and kept[0]["schema_version"] == newer
     # A second rollback has nothing to roll back: it would only lose what was written since.
     world.call("kv.set", {"namespace": "keep", "key": "since", "value": 1})
     world.stop()
