@@ -147,7 +147,8 @@ def fill(db_path: Path, target_bytes: int) -> Built:
                 kv_rows,
             )
             conn.executemany(
-                "INSERT INTO events (ts, topic, type, data) VALUES (?, 'kv', 'kv.set', ?)", events
+                "INSERT INTO events (ts, topic, type, data) VALUES (?, 'kv', 'kv.created', ?)",
+                events,
             )
             conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()

@@ -155,7 +155,8 @@ def check_files(
         logged = dict(
             conn.execute(
                 "SELECT json_extract(data, '$.key'), count(*) FROM events "
-                "WHERE type = 'kv.set' AND json_extract(data, '$.namespace') = ? GROUP BY 1",
+                "WHERE type IN ('kv.created', 'kv.updated') "
+                "AND json_extract(data, '$.namespace') = ? GROUP BY 1",
                 (namespace,),
             ).fetchall()
         )

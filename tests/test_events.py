@@ -207,7 +207,7 @@ def test_a_topic_no_event_has_is_refused_with_the_topics_there_are(daemon: Daemo
         assert error.data["field"] == "topics"
         assert error.data["unknown"] == params["topics"][-1:]
         assert {"kv", "project", "db", "job", "quality"} <= set(error.data["topics"])
-        assert "kv.set" in error.data["types"]
+        assert "kv.created" in error.data["types"]
         assert "the topics are " + ", ".join(error.data["topics"]) in error.message
     for topic in [*error.data["topics"], *error.data["types"]]:  # each one it lists is taken
         daemon.call("events.list", {"topics": [topic], "limit": 1})
@@ -219,7 +219,7 @@ def test_star_is_every_topic(daemon: DaemonProcess) -> None:
         await everything.call("events.subscribe", {"topics": ["*"]})
         put(daemon, "star")
         types = set()
-        while "kv.set" not in types:  # the daemon's own jobs may come first: every topic
+        while "kv.created" not in types:  # the daemon's own jobs may come first: every topic
             types |= {g["event"]["type"] for g in await collect(everything, 1)}
         await everything.close()
 

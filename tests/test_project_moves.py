@@ -134,7 +134,9 @@ def test_duplicates_left_by_older_versions_are_merged_without_loss(
     new_path = str(d.dev_root / "clients" / "huey")
     conn = sqlite3.connect(d.db_path)
     with conn:
-        columns = [r[1] for r in conn.execute("PRAGMA table_info(projects)") if r[1] != "id"]
+        columns = [
+            r[1] for r in conn.execute("PRAGMA table_info(projects)") if r[1] not in ("id", "uid")
+        ]
         chosen = ", ".join("?" if c == "path" else c for c in columns)
         conn.execute(
             f"INSERT INTO projects ({', '.join(columns)}) SELECT {chosen} FROM projects "
