@@ -156,7 +156,11 @@ def test_duplicates_left_by_older_versions_are_merged_without_loss(
             (old["id"],),
         )
         for table in ("quality_metrics", "jobs"):
-            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+            cols = [
+                r[1]
+                for r in conn.execute(f"PRAGMA table_info({table})")
+                if r[1] not in ("id", "uid")  # a copy is a row of its own
+            ]
             listed = ", ".join(cols)
             chosen = ", ".join("?" if c == "project_id" else c for c in cols)
             conn.execute(
