@@ -22,7 +22,7 @@ import msgspec
 import structlog
 
 from daemon import __version__
-from daemon import domain
+from daemon.domain import modules
 from daemon.domain.app import App
 from daemon.domain.events.api import EventsApi
 from daemon.domain.events.bus import EventBus
@@ -171,7 +171,7 @@ class Daemon:
         registry.add_api(DbApi(self._db, self, self._backups, care))
         registry.add_api(BackupApi(self._backups))
         self.app = App(self._db, self._bus, data_dir=paths.data_dir, roots=[paths.dev_root])
-        for module in domain.modules():
+        for module in modules.MODULES:
             module.methods.bind(registry, self.app)
         registry.add_api(EventsApi(self._db, self._bus))
         projects = ProjectService(self._db, self._scanner)

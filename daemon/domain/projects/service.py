@@ -10,9 +10,10 @@ from typing import Any
 
 import msgspec
 
+from daemon.domain.projects import ref as project_ref
 from daemon.domain.projects import sql as projects_db
 from daemon.domain.projects.sql import Order, Project
-from daemon.rpc.errors import Conflict, InvalidParams, NotFound
+from daemon.rpc.errors import InvalidParams, NotFound
 from daemon.runtime.scan_plan import ScanSummary
 from daemon.runtime.scanner import Scanner
 from daemon.store.database import Database
@@ -61,32 +62,8 @@ class ProjectService:
         self._scanner = scanner
 
     async def resolve(self, ref: ProjectRef) -> Project:
-        """A project by id, by absolute path, or by name (which must then be unambiguous among
-        the present projects, or among all when none is present)."""
-        if isinstance(ref, int):
-            found = await self._db.read(projects_db.get, ref)
-            if found is None:
-                raise NotFound(f"no project with id {ref}", project=ref)
-            return found
-        if ref.startswith(os.sep):
-            found = await self._db.read(projects_db.get_by_path, _clean(ref))
-            if found is None:
-                raise NotFound(f"no project at {ref}", project=ref)
-            return found
-        named = await self._db.read(projects_db.find_by_name, ref)
-        if not named:
-            raise NotFound(f"no project named {ref!r}", project=ref)
-        here = [p for p in named if p.present]
-        if len(named) > 1 and len(here) == 1:
-            return here[0]  # the others are folders that are gone: the name means this one
-        if len(named) > 1:
-            paths = ", ".join(p.path for p in named)
-            raise Conflict(
-                f"{len(named)} projects are named {ref!r} ({paths}); use its path or id",
-                project=ref,
-                candidates=[{"id": p.id, "path": p.path} for p in named],
-            )
-        return named[0]
+        """A project by id, absolute path or name (daemon/domain/projects/ref.py)."""
+        return await project_ref.resolve(self._db, ref)
 
     async def list(
         self,

@@ -1,0 +1,10 @@
+"""The domain modules whose `methods` the runtime binds at start: a new entity's module adds
+itself here (README, "How to add an entity")."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from daemon.domain import kv
+
+MODULES: tuple[ModuleType, ...] = (kv,)
