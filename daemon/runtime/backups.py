@@ -17,11 +17,13 @@ import msgspec
 import structlog
 
 from daemon.rpc.errors import InvalidState, NotFound, StorageError
+from daemon.runtime import db_events
 from daemon.runtime.config import Paths
 from daemon.runtime.scheduler import Report
 from daemon.store import backup, swap
 from daemon.store.backup import BackupError, BackupFile
 from daemon.store.database import Database
+from daemon.store.events_catalogue import EventKind
 from daemon.store.migrations import Migration
 from daemon.store.salvage import SalvageError
 from daemon.store.writer import Tx
@@ -30,6 +32,8 @@ log = structlog.get_logger("pm.backups")
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+S = TypeVar("S", bound=db_events.Swapped)
+E = TypeVar("E", bound=msgspec.Struct)
 
 
 def _utc_now() -> datetime:
@@ -100,7 +104,7 @@ class BackupService:
                 )
             except (BackupError, OSError) as e:
                 self.last_failure = str(e)
-                await self._emit("db.backup_failed", {"error": str(e)})
+                await self._emit(db_events.BACKUP_FAILED, db_events.BackupFailed(error=str(e)))
                 raise StorageError(f"the backup failed: {e}") from e
             self.last_failure = None
             report(f"copied and verified {made.name}", 90)
@@ -109,7 +113,9 @@ class BackupService:
             except OSError as e:  # the backup is made; retention waits for the next one
                 log.error("retention could not run", error=str(e))
                 removed = []
-            await self._emit("db.backed_up", {"name": made.name, "bytes": made.bytes})
+            await self._emit(
+                db_events.BACKED_UP, db_events.BackedUp(name=made.name, bytes=made.bytes)
+            )
             report("done", 100)
             log.info("backup made", name=made.name, bytes=made.bytes, removed=removed)
             return BackupMade(**msgspec.structs.asdict(made), removed=removed)
@@ -186,7 +192,9 @@ class BackupService:
         if not found.ok:
             raise InvalidState(f"{name} failed its check when it was made ({found.problem})")
         report(f"restoring {name}", 0)
-        swapped = await self.swap_in(found.path, "before-restore", "db.restored", {"name": name})
+        swapped = await self.swap_in(
+            found.path, "before-restore", db_events.RESTORED, db_events.Restored(name=name)
+        )
         try:
             await asyncio.to_thread(backup.remember_restored, self.folder, name)
         except OSError as e:  # restored all the same; only its protection from retention failed
@@ -200,7 +208,7 @@ class BackupService:
         )
 
     async def swap_in(
-        self, incoming: str, label: str, event: str, data: dict[str, Any]
+        self, incoming: str, label: str, kind: EventKind[S], event: S
     ) -> swap.Swapped:
         """Make `incoming` the live database under the paused writer (see daemon.store.swap)."""
         shipped = self._shipped()
@@ -219,7 +227,7 @@ class BackupService:
             )
 
         swapped = await self.exclusive(run)
-        await self.announce(event, {**data, "safety_copy": swapped.safety_copy})
+        await self.announce(kind, msgspec.structs.replace(event, safety_copy=swapped.safety_copy))
         return swapped
 
     async def exclusive(self, fn: Callable[[int], T]) -> T:
@@ -231,12 +239,12 @@ class BackupService:
             except (swap.SwapError, BackupError, SalvageError, OSError) as e:
                 raise StorageError(str(e)) from e
 
-    async def announce(self, event: str, data: dict[str, Any]) -> None:
+    async def announce(self, kind: EventKind[S], event: S) -> None:
         """Tell subscribers another file is live, and the daemon (which rescans projects)."""
-        await self._emit(event, data)
-        log.info(event, **data)
+        await self._emit(kind, event)
+        log.info(kind.name, **msgspec.structs.asdict(event))
         if self._on_swapped is not None:
-            self._on_swapped(event)
+            self._on_swapped(kind.name)
 
     async def rescue_deleted(self) -> str:
         """The database file was deleted while the daemon had it open: write it out again
@@ -260,17 +268,17 @@ class BackupService:
                 await self._db.exclusive(put_back, last=last)
             except (swap.SwapError, OSError) as e:
                 raise StorageError(f"could not rescue the deleted database: {e}") from e
-        await self.announce("db.rescued", {"path": self._db.path})
+        await self.announce(db_events.RESCUED, db_events.Rescued(path=self._db.path))
         return self._db.path
 
-    async def _emit(self, type_: str, data: dict[str, Any]) -> None:
+    async def _emit(self, kind: EventKind[E], event: E) -> None:
         def op(tx: Tx) -> None:
-            tx.emit(type_, data)
+            tx.emit(kind, event)
 
         try:
             await self._db.write(op)
         except Exception:  # the event is news, not data: a failure to record it is logged
-            log.exception("could not record an event", type=type_)
+            log.exception("could not record an event", type=kind.name)
 
 
 def backup_job(service: BackupService) -> Callable[..., Any]:

@@ -26,6 +26,7 @@ from daemon.domain.jobs import service as jobs
 from daemon.domain.jobs import sql as jobs_db
 from daemon.platform import private_folders
 from daemon.rpc.errors import Forbidden, InvalidParams, NotFound, StorageError
+from daemon.runtime import db_events
 from daemon.runtime.backups import BackupService
 from daemon.runtime.config import Paths
 from daemon.runtime.scheduler import Report
@@ -139,7 +140,8 @@ class CareService:
             )
         )  # fmt: skip
         await self._backups.announce(
-            "db.repaired", {"action": result.action, "damaged_copy": result.damaged_copy}
+            db_events.REPAIRED,
+            db_events.Repaired(action=result.action, damaged_copy=result.damaged_copy),
         )
         report("done", 100)
         return result
@@ -148,7 +150,9 @@ class CareService:
         """An empty database at the current schema; the old one is kept as a backup first."""
         fresh = await asyncio.to_thread(self._fresh_file)
         try:
-            swapped = await self._backups.swap_in(fresh, "before-reset", "db.reset", {})
+            swapped = await self._backups.swap_in(
+                fresh, "before-reset", db_events.RESET, db_events.Reset()
+            )
         finally:
             await asyncio.to_thread(backup.remove_database, fresh)
         assert swapped.safety_copy is not None
@@ -218,7 +222,7 @@ class CareService:
                 ) from e
             report("replacing the database", 60)
             swapped = await self._backups.swap_in(
-                scratch, "before-import", "db.imported", {"source": shown}
+                scratch, "before-import", db_events.IMPORTED, db_events.Imported(source=shown)
             )
         finally:
             await asyncio.to_thread(backup.remove_database, scratch)

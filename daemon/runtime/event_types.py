@@ -14,8 +14,6 @@ from daemon.store import events_catalogue
 
 LEGACY_TYPES = frozenset(
     {
-        "db.backed_up", "db.backup_failed", "db.imported", "db.repaired", "db.rescued",
-        "db.reset", "db.restored",
         "job.created", "job.finished", "job.updated",
         "project.added", "project.forgotten", "project.merged", "project.missing",
         "project.moved", "project.returned", "project.updated",
