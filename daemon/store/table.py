@@ -31,6 +31,8 @@ from daemon.store.writer import Tx
 R = TypeVar("R", bound="Row")
 T = TypeVar("T")
 
+_TABLES: dict[str, Table[Any]] = {}  # every table declared, by name (the contract tests)
+
 # SQLite builds may cap a function at 127 arguments: json_object takes two per column.
 _JSON_OBJECT_COLUMNS = 60
 MAX_IN = 64  # values in one `IN (…)` filter: SQLite caches every statement shape it compiled
@@ -145,6 +147,7 @@ class Table(Generic[R]):
                 "type[RowDeleted]",
                 msgspec.defstruct(f"{title}Deleted", extra, bases=(RowDeleted,), kw_only=True),
             )
+        _TABLES[name] = self
         self.created: EventKind[R] = EventKind(f"{self.namespace}.created", row)
         self.updated: EventKind[RowUpdated] = EventKind(f"{self.namespace}.updated", updated)
         self.deleted: EventKind[RowDeleted] = EventKind(f"{self.namespace}.deleted", deleted)
@@ -342,6 +345,11 @@ class Table(Generic[R]):
         if emit:
             tx.emit(self.deleted, self.deleted_event(old))
         return old
+
+
+def tables() -> list[Table[Any]]:
+    """Every table declared so far (domain modules declare theirs as they are imported)."""
+    return [_TABLES[name] for name in sorted(_TABLES)]
 
 
 def check_version(what: str, row: Row, expected: int | None) -> None:
