@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from daemon.domain.events.bus import EventBus
+    from daemon.domain.projects.scanning import Scanning
     from daemon.store.database import Database
 
 
@@ -23,3 +24,4 @@ class App:
     bus: EventBus
     data_dir: str
     roots: list[str] = field(default_factory=list)
+    scanner: Scanning | None = None  # projects.scan, register, forget; None in tests without one
