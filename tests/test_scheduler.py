@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import pytest
 
 from daemon.domain.jobs.service import JobService
@@ -421,15 +422,15 @@ def test_cancel_a_running_and_a_queued_job(tmp_path: Path) -> None:
             waiting = await w.sched.run_now("slow")
             await w.sched.tick()
             await until(lambda: gate.active == 1)
-            job = await w.jobs.cancel(running)  # through the service, as jobs.cancel does
+            job = await w.jobs.cancel(running, w.sched)  # as jobs.cancel does
             assert job.status == "canceled" and job.finished_at is not None
             assert gate.cancelled == 1
-            job = await w.jobs.cancel(waiting)
+            job = await w.jobs.cancel(waiting, w.sched)
             assert job.status == "canceled" and job.attempts == 0
             await w.step()
             assert gate.started == 1  # the canceled one never ran
             with pytest.raises(InvalidState, match="already canceled"):
-                await w.jobs.cancel(running)
+                await w.jobs.cancel(running, w.sched)
             # the scheduler goes on
             again = await w.sched.run_now("slow")
             gate.release.set()
@@ -484,7 +485,53 @@ def test_unknown_kinds_and_wrong_args_are_refused(tmp_path: Path) -> None:
                 w.sched.defer("k", "nope", 1)
             with pytest.raises(ValueError, match="twice"):
                 w.sched.register("maintenance", Recorder())
+            for bad in ("", "k" * 101):  # what a job row's kind cannot hold
+                with pytest.raises(ValueError, match="not a job kind"):
+                    w.sched.register(bad, Recorder())
             assert await w.all_jobs() == []
+
+    run(scenario)
+
+
+def test_a_run_for_one_project_records_it_as_its_job_is_made(tmp_path: Path) -> None:
+    """A deferred run for one project: its job row is made as the run starts, running and
+    with the project (one jobs.created; before, a queued row first, then an update). A
+    project forgotten meanwhile is left out of the row, and the run goes on."""
+
+    async def scenario() -> None:
+        published: list[Event] = []
+        async with world(tmp_path, published=published) as w:
+
+            def add_project(tx: Tx) -> int:
+                return int(
+                    tx.conn.execute(
+                        "INSERT INTO projects (name, path, created_at, updated_at) "
+                        "VALUES ('p', '/nowhere/p', ?, ?) RETURNING id",
+                        (tx.now, tx.now),
+                    ).fetchone()[0]
+                )
+
+            project = await w.db.write(add_project)
+
+            async def project_of(project: int | None = None) -> int | None:
+                return project
+
+            w.sched.register("quality_scan", Recorder(), project_of=project_of)
+            w.sched.defer("p", "quality_scan", 1, project=project)
+            await w.step(1)
+            (job,) = await w.all_jobs()
+            assert (job.project_id, job.status, job.version) == (project, "completed", 2)
+            events = [e for e in published if e.topic == "jobs"]
+            assert [e.type for e in events] == ["jobs.created", "jobs.updated", "jobs.finished"]
+            created = msgspec.json.decode(events[0].data)
+            assert (created["status"], created["project_id"]) == ("running", project)
+
+            w.sched.defer("q", "quality_scan", 1, project=project + 100)
+            await w.step(1)
+            gone = (await w.all_jobs())[-1]
+            assert (gone.project_id, gone.status) == (None, "completed")
+            asked = await w.sched.run_now("quality_scan", project=project)
+            assert (await w.job(asked)).project_id == project
 
     run(scenario)
 
@@ -611,10 +658,10 @@ def test_every_change_is_an_event(tmp_path: Path) -> None:
             w.sched.register("sweep", Recorder())
             job_id = await w.sched.run_now("sweep")
             await w.step()
-            await until(lambda: any(e.type == "job.finished" for e in published))
+            await until(lambda: any(e.type == "jobs.finished" for e in published))
             types = [e.type for e in published]
-            assert types == ["job.created", "job.updated", "job.updated", "job.finished"]
-            assert all(e.topic == "job" for e in published)
+            assert types == ["jobs.created", "jobs.updated", "jobs.updated", "jobs.finished"]
+            assert all(e.topic == "jobs" for e in published)
             assert f'"id":{job_id}' in bytes(published[-1].data).decode()
 
     run(scenario)

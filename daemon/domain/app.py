@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from daemon.domain.events.bus import EventBus
+    from daemon.domain.jobs.service import Scheduling
     from daemon.domain.projects.scanning import Scanning
     from daemon.store.database import Database
 
@@ -25,3 +26,4 @@ class App:
     data_dir: str
     roots: list[str] = field(default_factory=list)
     scanner: Scanning | None = None  # projects.scan, register, forget; None in tests without one
+    scheduling: Scheduling | None = None  # jobs.run, jobs.cancel, a run's progress

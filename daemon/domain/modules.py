@@ -6,5 +6,6 @@ from __future__ import annotations
 from types import ModuleType
 
 from daemon.domain import kv
+from daemon.domain.jobs import api as jobs
 
-MODULES: tuple[ModuleType, ...] = (kv,)
+MODULES: tuple[ModuleType, ...] = (kv, jobs)

@@ -14,7 +14,6 @@ from daemon.store import events_catalogue
 
 LEGACY_TYPES = frozenset(
     {
-        "job.created", "job.finished", "job.updated",
         "project.added", "project.forgotten", "project.merged", "project.missing",
         "project.moved", "project.returned", "project.updated",
         "quality.updated",

@@ -26,7 +26,6 @@ from daemon.domain import modules
 from daemon.domain.app import App
 from daemon.domain.events.api import EventsApi
 from daemon.domain.events.bus import EventBus
-from daemon.domain.jobs.api import JobsApi
 from daemon.domain.jobs.service import JobService
 from daemon.domain.projects import sql as projects_db
 from daemon.domain.projects.api import ProjectsApi
@@ -171,13 +170,13 @@ class Daemon:
         registry.add_api(DbApi(self._db, self, self._backups, care))
         registry.add_api(BackupApi(self._backups))
         self.app = App(self._db, self._bus, data_dir=paths.data_dir, roots=[paths.dev_root])
+        self.app.scheduling = self._scheduler
         for module in modules.MODULES:
             module.methods.bind(registry, self.app)
         registry.add_api(EventsApi(self._db, self._bus))
         projects = ProjectService(self._db, self._scanner)
         registry.add_api(ProjectsApi(projects))
         registry.add_api(QualityApi(self._quality, projects))
-        registry.add_api(JobsApi(self._jobs, self._scheduler, projects))
         self._server = Server(
             Dispatcher(registry, lambda: self._state, config.max_batch),
             Limits(

@@ -47,17 +47,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+import msgspec
 import structlog
 
-from daemon.domain.jobs.service import JobService
-from daemon.domain.jobs.sql import STOPPED_BEFORE_RUNNING, Job
-from daemon.rpc.errors import InvalidParams, NotFound, ShuttingDown
+from daemon.domain.jobs.service import JobService, Progress
+from daemon.domain.jobs.sql import STOPPED_BEFORE_RUNNING, Kind
+from daemon.rpc.errors import InvalidParams, ShuttingDown
 from daemon.runtime.scheduler_runs import JobFn, Recorder, Report, Run, Trigger, parse_iso
 from daemon.runtime.schedules import (
     Daily,
     Interval,
     KindStatus,
-    Progress,
     RunStatus,
     Schedule,
     SchedulerStatus,
@@ -133,7 +133,6 @@ class Scheduler:
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
         self._recorder = Recorder(jobs, retries=retries, backoff=self._backoff, wall=wall)
-        jobs.attach_scheduler(self)
 
     # --- registration -------------------------------------------------------------------
     def register(
@@ -150,8 +149,10 @@ class Scheduler:
         (`pm jobs` shows it), or None."""
         if kind in self._kinds:
             raise ValueError(f"job kind {kind!r} is registered twice")
-        if not 1 <= len(kind) <= 100:
-            raise ValueError("a job kind is 1 to 100 characters")
+        try:
+            msgspec.convert(kind, Kind)  # what a job row holds
+        except msgspec.ValidationError as e:
+            raise ValueError(f"not a job kind: {kind!r}: {e}") from None
         parsed = parse_schedule(schedule)
         self._kinds[kind] = _Kind(kind, fn, parsed, schedule, priority, project_of=project_of)
 
@@ -341,16 +342,13 @@ class Scheduler:
         if self._closing:
             raise ShuttingDown("the daemon is shutting down; the job was not started")
         k = self._kind(kind, args)
-        meta: dict[str, Any] = {"trigger": "manual"}
-        if args:
-            meta["args"] = args
-        project_id = await self._project_of(k, args)
-        job = await self._create_job(kind, {"status": "queued", "metadata": meta}, project_id)
-        t = self._clock()
-        self._pending.append(
-            Run(kind, dict(args), "manual", due=t, priority=k.priority, seq=next(self._seq),
-                 job_id=job.id)
-        )  # fmt: skip
+        run = Run(kind, dict(args), "manual", due=self._clock(), priority=k.priority,
+                  seq=next(self._seq), project_id=await self._project_of(k, args))  # fmt: skip
+        job = await self._jobs.create_daemon_job(
+            kind, {"status": "queued", "metadata": run.metadata, "project_id": run.project_id}
+        )
+        run.job_id = job.id
+        self._pending.append(run)
         self._kicked.set()
         return job.id
 
@@ -462,33 +460,12 @@ class Scheduler:
             log.exception("could not tell which project a run is for", kind=k.name)
             return None
 
-    async def _create_job(self, kind: str, fields: dict[str, Any], project_id: int | None) -> Job:
-        if project_id is not None:
-            try:
-                return await self._jobs.create_daemon_job(
-                    kind, {**fields, "project_id": project_id}
-                )
-            except NotFound:  # the project was forgotten meanwhile
-                pass
-        return await self._jobs.create_daemon_job(kind, fields)
-
-    async def _record_project(self, run: Run) -> None:
-        """A scheduled or deferred run for one project: its job row is made here, with the
-        project, before the recorder takes it (`pm jobs` shows whose run it is)."""
-        project_id = (
-            None
-            if run.job_id is not None
-            else await self._project_of(self._kinds[run.kind], run.args)
-        )
-        if project_id is not None:
-            fields = {"status": "queued", "metadata": self._recorder._metadata(run)}
-            run.job_id = (await self._create_job(run.kind, fields, project_id)).id
-
     # --- one run --------------------------------------------------------------------------
     async def _execute(self, run: Run) -> None:
         retry_in: float | None = None
         try:
-            await self._record_project(run)
+            if run.attempt == 0 and run.job_id is None:  # its row is made as it starts
+                run.project_id = await self._project_of(self._kinds[run.kind], run.args)
             retry_in = await self._recorder.attempt(run, self._kinds[run.kind].fn)
         except Exception:
             log.exception("job bookkeeping failed", kind=run.kind, job=run.job_id)

@@ -20,10 +20,9 @@ from typing import Any, Literal, Protocol
 import msgspec
 import structlog
 
-from daemon.domain.jobs.service import JobService
+from daemon.domain.jobs.service import JobService, Progress
 from daemon.domain.jobs.sql import STOPPED_WHILE_RUNNING
 from daemon.rpc.errors import Busy, DiskFull, NotFound, RpcError, StorageError
-from daemon.runtime.schedules import Progress
 from daemon.store.clock import iso
 
 log = structlog.get_logger("pm.scheduler")
@@ -52,6 +51,7 @@ class Run:
     seq: int
     key: str | None = None
     job_id: int | None = None
+    project_id: int | None = None  # the project it is for (recorded in its job row)
     attempt: int = 0
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
@@ -61,6 +61,16 @@ class Run:
     @property
     def deferred(self) -> bool:
         return self.trigger == "deferred"
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What its job row says about how it came to run."""
+        meta: dict[str, Any] = {"trigger": self.trigger}
+        if self.args:
+            meta["args"] = self.args
+        if self.key is not None:
+            meta["key"] = self.key
+        return meta
 
 
 def _describe(error: BaseException) -> str:
@@ -143,14 +153,6 @@ class Recorder:
             log.info("recorded a job's outcome at last", job=job_id)
             return
 
-    def _metadata(self, run: Run) -> dict[str, Any]:
-        meta: dict[str, Any] = {"trigger": run.trigger}
-        if run.args:
-            meta["args"] = run.args
-        if run.key is not None:
-            meta["key"] = run.key
-        return meta
-
     def _reporter(self, run: Run) -> Report:
         def report(message: str, percentage: int | None = None) -> None:
             pct = None if percentage is None else max(0, min(100, int(percentage)))
@@ -170,7 +172,8 @@ class Recorder:
                     run.job_id = None
             if run.job_id is None:
                 job = await self._jobs.create_daemon_job(
-                    run.kind, {"status": "running", "metadata": self._metadata(run)}
+                    run.kind,
+                    {"status": "running", "metadata": run.metadata, "project_id": run.project_id},
                 )
                 run.job_id = job.id
         except asyncio.CancelledError:

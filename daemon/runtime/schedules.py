@@ -13,6 +13,8 @@ from datetime import time as dtime
 
 import msgspec
 
+from daemon.domain.jobs.service import Progress
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -94,12 +96,6 @@ def next_daily(daily: Daily, after: datetime, tz: tzinfo | None) -> datetime:
 
 
 # --- what the scheduler reports ----------------------------------------------------------
-class Progress(msgspec.Struct, kw_only=True):
-    message: str
-    percentage: int | None
-    at: str
-
-
 class KindStatus(msgspec.Struct, kw_only=True):
     kind: str
     schedule: str

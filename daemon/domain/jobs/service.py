@@ -7,10 +7,10 @@
 A finished job (completed, failed, canceled) never changes status again; its other fields
 (response, error, metadata, …) may still be set. `started_at` is set by each → running (so it
 is the start of the latest attempt), `finished_at` by the move to a finished status, and
-`updated_at` by every change. Every change is one write operation that emits its events in
-the same transaction: `job.created`, `job.updated` (`changed`: the new values, except prompt
-and response, which are only named in `changed_text`), and `job.finished` once a job reaches a
-finished status.
+`updated_at` (and `version`) by every change. Every change is one write operation that emits
+its events in the same transaction: `jobs.created` (the row), `jobs.updated` (`changed`: the
+new values, except prompt and response, which are only named in `changed_text`), and
+`jobs.finished` once a job reaches a finished status.
 
 A response larger than 64 KiB is not stored inline: it goes to `<data>/jobs/<id>.out` (0600,
 in a 0700 folder) and `output_path` names the file. The file is written and fsynced before
@@ -28,62 +28,61 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
 import structlog
 
 from daemon.domain.jobs import sql as jobs_db
-from daemon.domain.jobs.sql import FINISHED, METADATA_DEPTH_MAX, STATUSES, Interrupted, Job
+from daemon.domain.jobs.sql import (  # noqa: F401 - ERROR_MAX, SHORT_MAX: care.py reads them here
+    ERROR_MAX,
+    FINISHED,
+    FINISHED_EVENT,
+    JOBS,
+    METADATA_DEPTH_MAX,
+    SHORT_MAX,
+    STOPPED_BEFORE_RUNNING,
+    STOPPED_WHILE_RUNNING,
+    Job,
+    finished_event,
+    updated_event,
+)
 from daemon.platform import private_folders
 from daemon.rpc.errors import InvalidParams, InvalidState, NotFound, StorageError, TooLarge
 from daemon.store import jsontext
 from daemon.store.database import Database
+from daemon.store.table import Page, Where
 from daemon.store.writer import Tx
 
 JOBS_DIR = "jobs"  # below the data folder
 JOBS_FOLDER = "job outputs folder"  # what it is called in messages
 RESPONSE_INLINE_MAX = 64 * 1024  # bytes of UTF-8; larger responses go to a file
 METADATA_MAX = 256 * 1024  # bytes of JSON
-SHORT_MAX = 500  # characters of api_type, model_used, session_id
-ERROR_MAX = 100_000  # characters of error
-FIELDS: frozenset[str] = frozenset(
-    {"status", "prompt", "response", "error", "api_type", "model_used", "session_id",
-     "project_id", "metadata"}
-)  # fmt: skip
-_TEXT = ("prompt", "response")  # named, not copied, in events: they can be large
 
 log = structlog.get_logger("pm.jobs")
 
 
-class Page(msgspec.Struct, kw_only=True):
-    items: list[Job]
-    total: int
+class Progress(msgspec.Struct, kw_only=True):
+    """What a running daemon job last reported."""
+
+    message: str
+    percentage: int | None
+    at: str
 
 
-class Canceller(Protocol):
-    """What can stop a running daemon job (the scheduler)."""
+class Scheduling(Protocol):
+    """What the jobs domain needs of the runtime's scheduler (App.scheduling)."""
 
-    async def cancel(self, job_id: int) -> bool:
-        """True when it knew the job and stopped it (and recorded that)."""
+    async def run_now(self, kind: str, **args: Any) -> int:
+        """Queue a run of one of the daemon's kinds now; its job id."""
         ...
 
+    async def cancel(self, job_id: int) -> bool:
+        """Stop a daemon job it runs or holds (and record that); False: not one of its own."""
+        ...
 
-def _summary(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "kind": job.kind, "source": job.source, "status": job.status}
-
-
-def _finished_event(job: Job) -> dict[str, Any]:
-    return {
-        **_summary(job),
-        "error": job.error,
-        "attempts": job.attempts,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "project_id": job.project_id,
-        "session_id": job.session_id,
-    }
+    def progress(self, job_id: int) -> Progress | None: ...
 
 
 def _transition(job: Job, new: str, now: str) -> dict[str, Any]:
@@ -132,28 +131,18 @@ def _changes(job: Job, fields: Mapping[str, Any], now: str) -> dict[str, Any]:
     if fields.get("metadata") is not None:
         merged = _merge(job.metadata, fields["metadata"])
         if merged != job.metadata:
+            check_metadata(merged)  # what is stored is held to the limits, merges included
             changes["metadata"] = merged
     return changes
 
 
-def _check_fields(fields: Mapping[str, Any]) -> None:
-    unknown = set(fields) - FIELDS
-    if unknown:
-        raise InvalidParams(f"Invalid params: not a job field: {sorted(unknown)}")
-    status = fields.get("status")
-    if status is not None and status not in STATUSES:
-        raise InvalidParams(
-            f"Invalid params: status must be one of {', '.join(STATUSES)}", field="status"
-        )
-    metadata = fields.get("metadata")
-    if metadata is not None:
-        if not isinstance(metadata, Mapping):
-            raise InvalidParams("Invalid params: metadata must be an object", field="metadata")
-        check_metadata(jobs_db.encode_metadata(metadata))
+_encode = msgspec.json.Encoder().encode
 
 
-def check_metadata(text: str) -> None:
-    """A job's metadata (JSON text) within the limits: the API's, and an import's."""
+def check_metadata(metadata: Mapping[str, Any]) -> None:
+    """A job's metadata within the limits an import also holds it to (its size as JSON, how
+    deeply it nests)."""
+    text = _encode(metadata).decode()
     size = len(text.encode("utf-8"))
     if size > METADATA_MAX:
         raise TooLarge(
@@ -170,13 +159,12 @@ def check_metadata(text: str) -> None:
 
 
 class JobService:
+    """The lifecycle and the output files; `fields` are Job columns (the params decoded them:
+    every value is of its field's type)."""
+
     def __init__(self, db: Database, data_dir: str) -> None:
         self._db = db
         self._dir = os.path.join(data_dir, JOBS_DIR)
-        self._canceller: Canceller | None = None
-
-    def attach_scheduler(self, canceller: Canceller) -> None:
-        self._canceller = canceller
 
     def output_path(self, job_id: int) -> str:
         return os.path.join(self._dir, _output_name(job_id))
@@ -195,32 +183,15 @@ class JobService:
             raise NotFound(f"no job with id {job_id}", id=job_id)
         return self._shown(job)
 
-    async def list(
-        self,
-        *,
-        status: Sequence[str] = (),
-        kind: str | None = None,
-        source: str | None = None,
-        project_id: int | None = None,
-        session_id: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> Page:
-        """Newest first, with the total that matches the filters."""
-
-        def page(conn: Any) -> Page:
-            items = jobs_db.list_jobs(
-                conn, status=status, kind=kind, source=source, project_id=project_id,
-                session_id=session_id, limit=limit, offset=offset,
-            )  # fmt: skip
-            # (always counted: a page may stop short of `limit` at its byte budget)
-            total = jobs_db.count_jobs(
-                conn, status=status, kind=kind, source=source, project_id=project_id,
-                session_id=session_id,
-            )  # fmt: skip
-            return Page(items=[self._shown(job) for job in items], total=total)
-
-        return await self._db.read(page)
+    async def list(self, *, limit: int = 100, offset: int = 0, **filters: Any) -> Page[Job]:
+        """Newest first, with the total that matches the filters (column: value, or a list
+        of values any of which matches; None or an empty list: no filter)."""
+        where = Where(JOBS)
+        for column, value in filters.items():
+            if value is not None and value != []:
+                where.eq(column, value)
+        page = await self._db.read(jobs_db.page, where, limit, offset)
+        return Page(items=[self._shown(job) for job in page.items], total=page.total)
 
     async def last_scheduled_start(self, kind: str) -> str | None:
         return await self._db.read(jobs_db.last_scheduled_start, kind)
@@ -231,42 +202,42 @@ class JobService:
         return await self._create("client", kind, fields)
 
     async def create_daemon_job(self, kind: str, fields: Mapping[str, Any]) -> Job:
-        """A run of the daemon's own (source daemon); the scheduler's bookkeeping."""
+        """A run of the daemon's own (source daemon), the scheduler's bookkeeping. A project
+        forgotten meanwhile is left out (the run goes on) rather than refused."""
         return await self._create("daemon", kind, fields)
 
     async def _create(self, source: str, kind: str, fields: Mapping[str, Any]) -> Job:
-        _check_fields(fields)
-        if not 1 <= len(kind) <= 100:
-            raise InvalidParams("Invalid params: kind must be 1 to 100 characters", field="kind")
-        values = {k: v for k, v in fields.items() if v is not None}
-        status = values.get("status", "queued")
-        values["status"] = status
-        response = values.get("response")
+        given = {k: v for k, v in fields.items() if v is not None}
+        values = JOBS.with_defaults({**given, "kind": kind, "source": source})
+        check_metadata(values["metadata"])
+        status = values["status"]
+        response = values["response"]
         staged = await self._stage(response) if isinstance(response, str) else None
         if staged is not None:
-            del values["response"]
+            values["response"] = None
 
         def op(tx: Tx) -> Job:
-            self._check_project(tx, values.get("project_id"))
-            row: dict[str, Any] = {"kind": kind, "source": source, **values}
+            row = dict(values)
+            project_id = row["project_id"]
+            if project_id is not None and not jobs_db.project_exists(tx.conn, project_id):
+                if source != "daemon":
+                    raise NotFound(f"no project with id {project_id}", project=project_id)
+                log.info("a run's project was forgotten meanwhile", kind=kind, project=project_id)
+                row["project_id"] = None
             if status in ("running", "completed", "failed"):
                 row["started_at"] = tx.now
                 row["attempts"] = 1
             if status in FINISHED:
                 row["finished_at"] = tx.now
-            job_id = jobs_db.insert(tx.conn, row, tx.now)
+            job = JOBS.insert(tx, row, emit=False)
             if staged is not None:
-                self._place(staged, job_id)
-                jobs_db.update(tx.conn, job_id, {"output_path": self.output_path(job_id)}, tx.now)
-            job = jobs_db.get(tx.conn, job_id)
-            assert job is not None
+                self._place(staged, job.id)
+                jobs_db.set_output_path(tx.conn, job.id, self.output_path(job.id))
+                job = JOBS.must_get(tx.conn, job.id)
             job = self._shown(job)
-            tx.emit(
-                "job.created",
-                {**_summary(job), "project_id": job.project_id, "session_id": job.session_id},
-            )
+            tx.emit(JOBS.created, job)
             if status in FINISHED:
-                tx.emit("job.finished", _finished_event(job))
+                tx.emit(FINISHED_EVENT, finished_event(job))
             return job
 
         return await self._write(op, staged)
@@ -277,50 +248,56 @@ class JobService:
         `metadata` is merged into what is stored (a null value removes a key); `response`
         replaces the stored output (inline or file). Raises NotFound, InvalidState.
         """
-        _check_fields(fields)
         response = fields.get("response")
         staged = await self._stage(response) if isinstance(response, str) else None
         replaced_file: list[int] = []
 
         def op(tx: Tx) -> Job:
-            job = jobs_db.get(tx.conn, job_id)
-            if job is None:
-                raise NotFound(f"no job with id {job_id}", id=job_id)
-            changes = _changes(job, fields, tx.now)
-            if "project_id" in changes:
-                self._check_project(tx, changes["project_id"])
-            if "response" in fields:
-                if staged is not None:
-                    self._place(staged, job_id)
-                    changes |= {"response": None, "output_path": self.output_path(job_id)}
-                elif response != job.response or job.output_path is not None:
-                    changes |= {"response": response, "output_path": None}
-                    if job.output_path is not None:  # its file, wherever the row says it is
-                        replaced_file.append(job_id)
-            if not changes:
-                return self._shown(job)
-            jobs_db.update(tx.conn, job_id, changes, tx.now)
-            updated = jobs_db.get(tx.conn, job_id)
-            assert updated is not None
-            updated = self._shown(updated)
-            tx.emit(
-                "job.updated",
-                {
-                    **_summary(updated),
-                    "changed": {k: v for k, v in changes.items() if k not in _TEXT},
-                    "changed_text": [k for k in _TEXT if k in changes],
-                },
-            )
-            if "status" in changes and updated.status in FINISHED:
-                tx.emit("job.finished", _finished_event(updated))
-            return updated
+            return self._change(tx, job_id, fields, staged, replaced_file)
 
         job = await self._write(op, staged)
         for old in replaced_file:
             await asyncio.to_thread(self._remove_output, old)
         return job
 
-    async def cancel(self, job_id: int) -> Job:
+    def _change(
+        self,
+        tx: Tx,
+        job_id: int,
+        fields: Mapping[str, Any],
+        staged: str | None = None,
+        replaced_file: builtins.list[int] | None = None,
+    ) -> Job:
+        """One job's change inside a write, with its events."""
+        job = jobs_db.get(tx.conn, job_id)
+        if job is None:
+            raise NotFound(f"no job with id {job_id}", id=job_id)
+        changes = _changes(job, fields, tx.now)
+        project_id = changes.get("project_id")
+        if project_id is not None and not jobs_db.project_exists(tx.conn, project_id):
+            raise NotFound(f"no project with id {project_id}", project=project_id)
+        if "response" in fields:
+            if staged is not None:
+                self._place(staged, job_id)
+                changes |= {"response": None, "output_path": self.output_path(job_id)}
+            elif fields["response"] != job.response or job.output_path is not None:
+                changes |= {"response": fields["response"], "output_path": None}
+                if job.output_path is not None and replaced_file is not None:
+                    replaced_file.append(job_id)  # its file, wherever the row says it is
+        changes = {k: v for k, v in changes.items() if getattr(job, k) != v}
+        if staged is not None:
+            changes["response"] = None  # a new output file: a change, whatever the row held
+        if not changes:
+            return self._shown(job)
+        new = JOBS.update(tx, job_id, changes, emit=False)
+        if new.version == job.version:  # only the output file's content changed
+            new = jobs_db.touched(tx.conn, job_id, tx.now)
+        tx.emit(JOBS.updated, updated_event(new, changes))
+        if "status" in changes and new.status in FINISHED:
+            tx.emit(FINISHED_EVENT, finished_event(new))
+        return self._shown(new)
+
+    async def cancel(self, job_id: int, scheduling: Scheduling | None = None) -> Job:
         """Stop a job. A daemon job that is running or waiting is stopped by the scheduler
         (which records it canceled); a client job is marked canceled."""
         job = await self.get(job_id)
@@ -331,51 +308,35 @@ class JobService:
                 id=job_id,
                 status=job.status,
             )
-        if (
-            job.source == "daemon"
-            and self._canceller is not None
-            and await self._canceller.cancel(job_id)
-        ):
+        if job.source == "daemon" and scheduling is not None and await scheduling.cancel(job_id):
             return await self.get(job_id)
         return await self.update(job_id, {"status": "canceled"})
 
-    async def recover(self) -> builtins.list[Interrupted]:
+    async def recover(self) -> builtins.list[Job]:
         """At start-up, before the scheduler runs anything: close the daemon jobs a previous
-        process left running (failed) or queued (canceled)."""
+        process left running (failed) or queued (canceled). Client jobs are left alone: their
+        clients may still be working on them."""
 
-        def op(tx: Tx) -> list[Interrupted]:
-            done = jobs_db.interrupt_daemon_jobs(tx.conn, tx.now)
-            for item in done:
-                job = jobs_db.get(tx.conn, item.id)
-                assert job is not None
-                tx.emit(
-                    "job.updated",
-                    {
-                        **_summary(job),
-                        "changed": {"status": job.status, "error": job.error,
-                                    "finished_at": job.finished_at},
-                        "changed_text": [],
-                    },
-                )  # fmt: skip
-                tx.emit("job.finished", _finished_event(job))
-            return done
+        def op(tx: Tx) -> builtins.list[Job]:
+            closed = []
+            for job_id, status in jobs_db.unfinished_daemon_jobs(tx.conn):
+                if status == "running":
+                    outcome = {"status": "failed", "error": STOPPED_WHILE_RUNNING}
+                else:
+                    outcome = {"status": "canceled", "error": STOPPED_BEFORE_RUNNING}
+                closed.append(self._change(tx, job_id, outcome))
+            return closed
 
         return await self._db.write(op)
 
-    # --- helpers ----------------------------------------------------------------------
-    @staticmethod
-    def _check_project(tx: Tx, project_id: int | None) -> None:
-        if project_id is not None and not jobs_db.project_exists(tx.conn, project_id):
-            raise NotFound(f"no project with id {project_id}", project=project_id)
-
-    async def _write(self, op: Any, staged: str | None) -> Job:
+    # --- output files -----------------------------------------------------------------
+    async def _write(self, op: Callable[[Tx], Job], staged: str | None) -> Job:
         try:
-            job: Job = await self._db.write(op)
+            return await self._db.write(op)
         except BaseException:
             if staged is not None:
                 await asyncio.to_thread(self._remove_own, staged)
             raise
-        return job
 
     async def _stage(self, text: str) -> str | None:
         """A response too large to keep inline, written (and fsynced) to a temporary file in

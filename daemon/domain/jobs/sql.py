@@ -1,147 +1,180 @@
-"""SQL for jobs: the daemon's own runs and the jobs clients record (background_jobs).
+"""jobs: the daemon's own runs and the jobs clients record (background_jobs) — the row, its
+table, its events and its few queries of its own.
 
-Rows go out as `Job` structs with `metadata` decoded. The lifecycle rules (which status may
-follow which) live in the service; this module only reads and writes what it is told, and
-refuses a column it does not know.
+Every constraint on a job's fields is said here once, on the `Job` Struct (and again by the
+schema's CHECKs): the params of jobs.record, jobs.update and jobs.list refer to the same
+annotated types. The lifecycle rules (which status may follow which) live in the service.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
-from daemon.store import jsontext, rows
+from daemon.store import jsontext
+from daemon.store.events_catalogue import EventKind
 from daemon.store.paging import fetch_page
+from daemon.store.table import Page, Row, RowUpdated, Table, Where
 
-Status = Literal["queued", "running", "completed", "failed", "canceled"]
-Source = Literal["daemon", "client"]
-
-STATUSES: tuple[Status, ...] = ("queued", "running", "completed", "failed", "canceled")
-FINISHED: frozenset[str] = frozenset({"completed", "failed", "canceled"})
-
+SHORT_MAX = 500  # characters of api_type, model_used, session_id
+ERROR_MAX = 100_000  # characters of error
 METADATA_DEPTH_MAX = 64  # arrays and objects: deeper ones fail to encode deep in a reply
 STOPPED_WHILE_RUNNING = "the daemon stopped while it ran"
 STOPPED_BEFORE_RUNNING = "the daemon stopped before it ran"
 
+Finished = Literal["completed", "failed", "canceled"]
+Status = Literal["queued", "running", Finished]
+Source = Literal["daemon", "client"]
+FINISHED: frozenset[str] = frozenset(get_args(Finished))
 
-class Job(msgspec.Struct, kw_only=True):
-    id: int
+Kind = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=100, description="the job's type (task_type)")
+]
+Short = Annotated[str, msgspec.Meta(max_length=SHORT_MAX)]
+Text = Annotated[str, msgspec.Meta(description="any length; over 64 KiB it is kept in a file")]
+ErrorText = Annotated[str, msgspec.Meta(max_length=ERROR_MAX)]
+Attempts = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Job(Row, kw_only=True):
+    kind: Kind
+    source: Source
+    status: Status = "queued"
+    project_id: int | None = None
+    session_id: Short | None = None
+    prompt: Text | None = None
+    response: Text | None = None
+    output_path: str | None = None  # stored: "the response is in a file"; shown: from the id
+    api_type: Short | None = None
+    model_used: Short | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    error: ErrorText | None = None
+    attempts: Attempts = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+JOBS = Table("jobs", Job, orders={"newest": "t.id DESC"}, identity=("kind", "source", "status"))
+TEXT = ("prompt", "response")  # named, not copied, in events: they can be large
+
+
+class JobUpdated(RowUpdated, kw_only=True):
+    """`jobs.updated`: `changed` holds every changed field's new value but the large text
+    ones, which `changed_text` names (read the job for them)."""
+
     kind: str
     source: str
     status: str
-    project_id: int | None
-    session_id: str | None
-    prompt: str | None
-    response: str | None
-    output_path: str | None  # stored: "the response is in a file"; shown: derived from the id
-    api_type: str | None
-    model_used: str | None
-    metadata: dict[str, Any]
+    changed_text: list[str]
+
+
+class JobFinished(msgspec.Struct, kw_only=True):
+    """`jobs.finished`: a job reached completed, failed or canceled (its change is the
+    `jobs.updated` or `jobs.created` of the same transaction)."""
+
+    id: int
+    uid: str
+    kind: str
+    source: str
+    status: str
     error: str | None
     attempts: int
-    created_at: str
-    updated_at: str
     started_at: str | None
     finished_at: str | None
+    project_id: int | None
+    session_id: str | None
 
 
-_COLUMNS = tuple(Job.__struct_fields__)
-_SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM jobs"
-# What insert and update may set (id, created_at and updated_at are the module's own).
-WRITABLE: frozenset[str] = frozenset(_COLUMNS) - {"id", "created_at", "updated_at"}
+FINISHED_EVENT = EventKind("jobs.finished", JobFinished)
 
+
+def finished_event(job: Job) -> JobFinished:
+    return JobFinished(
+        id=job.id, uid=job.uid, kind=job.kind, source=job.source, status=job.status,
+        error=job.error, attempts=job.attempts, started_at=job.started_at,
+        finished_at=job.finished_at, project_id=job.project_id, session_id=job.session_id,
+    )  # fmt: skip
+
+
+def updated_event(job: Job, changes: dict[str, Any]) -> JobUpdated:
+    return JobUpdated(
+        id=job.id, uid=job.uid, version=job.version, kind=job.kind, source=job.source,
+        status=job.status, changed={k: v for k, v in changes.items() if k not in TEXT},
+        changed_text=[k for k in TEXT if k in changes],
+    )  # fmt: skip
+
+
+# --- reading, whatever the file holds -------------------------------------------------------
+# A backup is swapped in as it is: a row there may hold metadata nested deeper than a reply can
+# carry (the API and imports refuse it), or values the Struct's constraints refuse. Such a job
+# is still listed, with a note in place of its metadata, instead of failing the whole page.
+_UNREADABLE = (msgspec.MsgspecError, RecursionError, sqlite3.OperationalError)
 _metadata = msgspec.json.Decoder(dict[str, Any])
-_encode = msgspec.json.Encoder().encode
 
 
-def encode_metadata(metadata: Mapping[str, Any]) -> str:
-    return _encode(metadata).decode()
+def _nesting(value: Any) -> int:
+    """How many dicts and lists deep a decoded value nests (without recursion)."""
+    deepest = 0
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item
+        stack += [(child, level + 1) for child in children if isinstance(child, dict | list)]
+    return deepest
 
 
-def _job(row: Sequence[Any]) -> Job:
-    values = dict(zip(_COLUMNS, row, strict=True))
-    values["metadata"] = _readable_metadata(values["metadata"])
-    return Job(**values)
+def _note(deep: int) -> dict[str, Any]:
+    return {"unreadable": f"the stored metadata nests {deep} levels deep"}
 
 
-def _readable_metadata(text: str) -> dict[str, Any]:
-    """The stored metadata, or, when it nests deeper than any reply can carry (a row from a
-    restored backup, say: imports and the API refuse it), a note saying so instead."""
-    if text.count("{") + text.count("[") > METADATA_DEPTH_MAX:  # else it cannot nest deeper
-        deep = jsontext.depth(text)
-        if deep > METADATA_DEPTH_MAX:
-            return {"unreadable": f"the stored metadata nests {deep} levels deep"}
-    return _metadata.decode(text)
+def _readable(job: Job) -> Job:
+    deep = _nesting(job.metadata) if job.metadata else 0
+    if deep <= METADATA_DEPTH_MAX:
+        return job
+    return msgspec.structs.replace(job, metadata=_note(deep))
 
 
-def _encode_value(column: str, value: Any) -> Any:
-    return encode_metadata(value) if column == "metadata" else value
-
-
-# --- reading -------------------------------------------------------------------------------
-def get(conn: sqlite3.Connection, job_id: int) -> Job | None:
-    row = conn.execute(f"{_SELECT} WHERE id = ?", (job_id,)).fetchone()
-    return _job(row) if row else None
-
-
-def _filters(
-    status: Sequence[str],
-    kind: str | None,
-    source: str | None,
-    project_id: int | None,
-    session_id: str | None,
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    if status:
-        status = sorted(set(status))  # one statement shape per set of statuses, not per list
-        clauses.append(f"status IN ({', '.join('?' for _ in status)})")
-        args += status
-    for column, value in (
-        ("kind", kind),
-        ("source", source),
-        ("project_id", project_id),
-        ("session_id", session_id),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            args.append(value)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
-
-
-def list_jobs(
-    conn: sqlite3.Connection,
-    *,
-    status: Sequence[str] = (),
-    kind: str | None = None,
-    source: str | None = None,
-    project_id: int | None = None,
-    session_id: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[Job]:
-    """Newest first."""
-    where, args = _filters(status, kind, source, project_id, session_id)
-    rows = fetch_page(
-        conn.execute(f"{_SELECT}{where} ORDER BY id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+def _plain(conn: sqlite3.Connection, where: Where, limit: int, offset: int) -> list[Job]:
+    """Rows read column by column, the metadata measured before it is decoded: the slow way,
+    for a page the table layer could not read."""
+    sql, args = where.render()
+    columns = ", ".join(f"t.{c}" for c in JOBS.columns)
+    cursor = conn.execute(
+        f"SELECT {columns} FROM jobs AS t{sql} ORDER BY {JOBS.orders['newest']} LIMIT ? OFFSET ?",
+        (*args, limit, offset),
     )
-    return [_job(r) for r in rows]
+    jobs = []
+    for values in fetch_page(cursor):
+        row = dict(zip(JOBS.columns, values, strict=True))
+        text = row["metadata"]
+        deep = jsontext.depth(text) if isinstance(text, str) else 0
+        try:
+            row["metadata"] = _note(deep) if deep > METADATA_DEPTH_MAX else _metadata.decode(text)
+        except (msgspec.MsgspecError, TypeError):
+            row["metadata"] = {"unreadable": "the stored metadata is not a JSON object"}
+        jobs.append(Job(**row))  # as stored: a Struct built by hand checks no constraint
+    return jobs
 
 
-def count_jobs(
-    conn: sqlite3.Connection,
-    *,
-    status: Sequence[str] = (),
-    kind: str | None = None,
-    source: str | None = None,
-    project_id: int | None = None,
-    session_id: str | None = None,
-) -> int:
-    where, args = _filters(status, kind, source, project_id, session_id)
-    return int(conn.execute(f"SELECT count(*) FROM jobs{where}", args).fetchone()[0])
+def get(conn: sqlite3.Connection, job_id: int) -> Job | None:
+    try:
+        job = JOBS.get(conn, job_id)
+    except _UNREADABLE:
+        found = _plain(conn, Where(JOBS).eq("id", job_id), 1, 0)
+        return found[0] if found else None
+    return None if job is None else _readable(job)
+
+
+def page(conn: sqlite3.Connection, where: Where, limit: int, offset: int) -> Page[Job]:
+    """Newest first, `{items, total}`."""
+    try:
+        items = [_readable(job) for job in JOBS.rows(conn, where, limit=limit, offset=offset)]
+    except _UNREADABLE:
+        items = _plain(conn, where, limit, offset)
+    return Page(items=items, total=JOBS.count(conn, where))
 
 
 def last_scheduled_start(conn: sqlite3.Connection, kind: str) -> str | None:
@@ -155,39 +188,28 @@ def last_scheduled_start(conn: sqlite3.Connection, kind: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def unfinished_daemon_jobs(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(id, status) of the daemon's own runs that are queued or running, oldest first."""
+    rows = conn.execute(
+        "SELECT id, status FROM jobs WHERE source = 'daemon' AND status IN ('queued', 'running') "
+        "ORDER BY id"
+    ).fetchall()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
 def project_exists(conn: sqlite3.Connection, project_id: int) -> bool:
     return conn.execute("SELECT 1 FROM projects WHERE id = ?", (project_id,)).fetchone() is not None
 
 
-# --- writing (called inside the writer's transaction) ---------------------------------------
-def insert(conn: sqlite3.Connection, values: Mapping[str, Any], now: str) -> int:
-    return rows.insert(conn, "jobs", values, now, allowed=WRITABLE, encode=_encode_value)
+def set_output_path(conn: sqlite3.Connection, job_id: int, path: str) -> None:
+    """Part of a job's creation (its id names its file): not a change of its own."""
+    conn.execute("UPDATE jobs SET output_path = ? WHERE id = ?", (path, job_id))
 
 
-def update(conn: sqlite3.Connection, job_id: int, values: Mapping[str, Any], now: str) -> None:
-    """Set `values` (whitelisted columns) and `updated_at`."""
-    rows.update(conn, "jobs", job_id, values, now, allowed=WRITABLE, encode=_encode_value)
-
-
-class Interrupted(msgspec.Struct, frozen=True):
-    id: int
-    kind: str
-    status: str
-
-
-def interrupt_daemon_jobs(conn: sqlite3.Connection, now: str) -> list[Interrupted]:
-    """At start-up: the daemon's runs a previous process left unfinished. Running ones
-    failed ("the daemon stopped while it ran"); queued ones are canceled (nobody will run
-    them). Client jobs are left alone: their clients may still be working on them."""
-    done: list[Interrupted] = []
-    for old, new, error in (
-        ("running", "failed", STOPPED_WHILE_RUNNING),
-        ("queued", "canceled", STOPPED_BEFORE_RUNNING),
-    ):
-        rows = conn.execute(
-            "UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ? "
-            "WHERE source = 'daemon' AND status = ? RETURNING id, kind",
-            (new, error, now, now, old),
-        ).fetchall()
-        done += [Interrupted(int(r[0]), str(r[1]), new) for r in rows]
-    return sorted(done, key=lambda i: i.id)
+def touched(conn: sqlite3.Connection, job_id: int, now: str) -> Job:
+    """A change no column shows (the output file's content): a new version all the same."""
+    row = conn.execute(
+        f"UPDATE jobs SET updated_at = ?, version = version + 1 WHERE id = ? {JOBS.returning}",
+        (now, job_id),
+    ).fetchone()
+    return JOBS.decode(row[0])
