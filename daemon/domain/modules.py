@@ -5,7 +5,26 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from daemon.domain import kv
+from daemon.domain import (
+    agents,
+    checkpoints,
+    continue_points,
+    kv,
+    lineage,
+    metrics,
+    session_files,
+)
+from daemon.domain.documents import api as documents
 from daemon.domain.jobs import api as jobs
 
-MODULES: tuple[ModuleType, ...] = (kv, jobs)
+MODULES: tuple[ModuleType, ...] = (
+    kv,
+    jobs,
+    documents,
+    agents,
+    checkpoints,
+    continue_points,
+    lineage,
+    metrics,
+    session_files,
+)

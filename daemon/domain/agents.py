@@ -1,0 +1,214 @@
+"""agents: the registry of the AI agents working in the projects (Nexus' agents), and their
+liveness.
+
+Its own rules: an agent is known by its `name` (what claims, lineage, metrics and documents
+record); any sign of life (`agents.heartbeat`, or registering again) moves `last_activity_at`;
+an agent silent for longer than the configured `agent_stale_s` is marked `stale` by the
+scheduled sweep, and every task it still holds a claim on is released (back to pending, a
+reclaim counted) in the same transaction — a crashed agent never keeps work from the others.
+Terminating an agent records when and why, and releases its claims too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from daemon.domain.app import App
+from daemon.domain.crud import Crud, Ref, Rules
+from daemon.domain.projects.ref import PROJECT
+from daemon.rpc.dispatcher import Call
+from daemon.rpc.errors import NotFound
+from daemon.rpc.registry import Methods, Params
+from daemon.store.clock import iso
+from daemon.store.events_catalogue import EventKind
+from daemon.store.table import Row, RowUpdated, Table, Where
+from daemon.store.writer import Tx
+
+AgentName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, description="the agent's unique name")
+]
+Status = Literal["idle", "assigned", "working", "paused", "error", "stale", "terminated"]
+Text = Annotated[str, msgspec.Meta(max_length=100_000)]
+Short = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+SWEEP_CHUNK = 500
+
+
+class Agent(Row, kw_only=True):
+    name: AgentName
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "coder"
+    status: Status = "idle"
+    project_id: int | None = None
+    model_provider: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    model_name: Short | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    system_prompt: Text | None = None
+    tools: Annotated[list[Short], msgspec.Meta(max_length=500)] = msgspec.field(
+        default_factory=list
+    )
+    current_task_id: int | None = None
+    worktree_path: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+    branch_name: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    tokens_used: Count = 0
+    tasks_completed: Count = 0
+    tasks_failed: Count = 0
+    last_activity_at: str | None = None  # every sign of life; null: none since created_at
+    # (Nexus' spawned_at)
+    terminated_at: str | None = None
+    termination_reason: Text | None = None
+
+
+AGENTS = Table(
+    "agents",
+    Agent,
+    orders={"recent": "t.last_activity_at DESC, t.id DESC", "name": "t.name", "id": "t.id"},
+    identity=("name",),
+)
+
+
+class AgentStale(RowUpdated, kw_only=True):
+    """`agents.stale`: an agent silent past the limit (`changed`: its status), and the claims
+    that were released."""
+
+    name: str
+    last_activity_at: str | None
+    released_tasks: list[int]
+
+
+STALE = EventKind("agents.stale", AgentStale)
+
+
+class AgentRules(Rules[Agent]):
+    def before_add(self, tx: Tx, values: dict[str, Any]) -> None:
+        values["last_activity_at"] = tx.now
+
+    def before_update(self, tx: Tx, old: Agent, changes: dict[str, Any]) -> None:
+        changes["last_activity_at"] = tx.now
+        if changes.get("status") == "terminated" and old.status != "terminated":
+            changes["terminated_at"] = tx.now
+        elif "status" in changes and changes["status"] != "terminated":
+            changes["terminated_at"] = None
+
+    def after_update(self, tx: Tx, old: Agent, new: Agent) -> None:
+        if new.status in ("terminated", "stale") and old.status != new.status:
+            release_claims(tx, new.name)
+
+
+def release_claims(tx: Tx, agent: str) -> list[int]:
+    """Every task `agent` holds a claim on, back to pending (a reclaim counted); their ids."""
+    rows = tx.conn.execute(
+        "UPDATE tasks SET claimed_by = NULL, claimed_at = NULL, lease_s = NULL, "
+        "lease_until = NULL, reclaims = reclaims + 1, updated_at = ?, version = version + 1, "
+        "status = CASE WHEN status = 'in_progress' THEN 'pending' ELSE status END "
+        "WHERE claimed_by = ? RETURNING id",
+        (tx.now, agent),
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+methods = Methods()
+Crud(
+    AGENTS,
+    refs=[PROJECT, Ref("current_task", "current_task_id", "tasks", description="a task's id")],
+    create=(
+        "name", "type", "status", "model_provider", "model_name", "temperature", "max_tokens",
+        "system_prompt", "tools", "worktree_path", "branch_name",
+    ),
+    change=(
+        "type", "status", "model_provider", "model_name", "temperature", "max_tokens",
+        "system_prompt", "tools", "worktree_path", "branch_name", "tokens_used",
+        "tasks_completed", "tasks_failed", "termination_reason",
+    ),
+    filters=("status", "type", "name"),
+    rules=AgentRules(),
+).register(methods)  # fmt: skip
+
+
+class HeartbeatParams(Params, frozen=True):
+    agent: AgentName
+    status: Status | None = None
+    tokens: Annotated[int, msgspec.Meta(ge=0, description="tokens used since the last beat")] = 0
+    register: bool = True  # an unknown name is registered (type coder) instead of not_found
+
+
+@methods("agents.heartbeat")
+async def heartbeat(app: App, call: Call, p: HeartbeatParams) -> Agent:
+    """A sign of life from `agent` (by name): moves last_activity_at, adds `tokens` to
+    tokens_used, sets `status` when given (a stale agent that beats again is `idle`). An
+    unknown name is registered unless `register` is false."""
+
+    def op(tx: Tx) -> Agent:
+        found = AGENTS.first(tx.conn, Where(AGENTS).eq("name", p.agent))
+        if found is None:
+            if not p.register:
+                raise NotFound(f"no agent named {p.agent!r}", agent=p.agent)
+            values = {"name": p.agent, "status": p.status or "idle", "tokens_used": p.tokens}
+            values["last_activity_at"] = tx.now
+            return AGENTS.insert(tx, values)
+        changes: dict[str, Any] = {"last_activity_at": tx.now}
+        status = p.status or ("idle" if found.status == "stale" else None)
+        if status is not None:
+            changes["status"] = status
+        if p.tokens:
+            changes["tokens_used"] = found.tokens_used + p.tokens
+        return AGENTS.update(tx, found.id, changes)
+
+    return await app.db.write(op)
+
+
+class SweepResult(msgspec.Struct, kw_only=True):
+    stale: list[str]
+    released_tasks: list[int]
+
+
+def sweep_op(stale_after_s: float) -> Any:
+    """One write: agents silent longer than `stale_after_s` marked stale, their claims
+    released, each with an `agents.stale` event."""
+
+    def op(tx: Tx) -> SweepResult:
+        now = datetime.fromisoformat(tx.now.replace("Z", "+00:00"))
+        cutoff = iso(now - timedelta(seconds=stale_after_s))
+        where = (
+            Where(AGENTS)
+            .sql("t.status NOT IN ('stale', 'terminated')")
+            .sql("coalesce(t.last_activity_at, t.created_at) < ?", cutoff)
+        )
+        result = SweepResult(stale=[], released_tasks=[])
+        for agent in AGENTS.rows(tx.conn, where, "id", limit=SWEEP_CHUNK, budget=False):
+            marked = AGENTS.update(tx, agent.id, {"status": "stale"}, emit=False)
+            released = release_claims(tx, agent.name)
+            tx.emit(
+                STALE,
+                AgentStale(
+                    id=agent.id, uid=agent.uid, version=marked.version,
+                    changed={"status": "stale"}, name=agent.name,
+                    last_activity_at=agent.last_activity_at, released_tasks=released,
+                ),
+            )  # fmt: skip
+            result.stale.append(agent.name)
+            result.released_tasks += released
+        return result
+
+    return op
+
+
+def sweep_job(app: App, stale_after_s: float) -> Any:
+    """The scheduler's job function: sweep until no stale agent is left."""
+
+    async def sweep(report: Any) -> SweepResult:
+        total = SweepResult(stale=[], released_tasks=[])
+        if stale_after_s <= 0:
+            return total
+        while True:
+            done: SweepResult = await app.db.write(sweep_op(stale_after_s))
+            total.stale += done.stale
+            total.released_tasks += done.released_tasks
+            if len(done.stale) < SWEEP_CHUNK:
+                report(f"{len(total.stale)} stale agents", 100)
+                return total
+
+    return sweep
