@@ -86,8 +86,11 @@ def test_unchanged_projects_are_skipped_and_a_change_is_seen(world: DaemonProces
     history = world.call("quality.history", {"project": "good"})
     assert history["total"] == 2 and history["items"][0]["id"] == after["id"]
     events = world.call("events.list", {"topics": ["quality"]})["items"]
-    assert events[-1]["data"]["project_id"] == after["project_id"]
-    assert events[-1]["data"]["previous"] == before["quality_score"]
+    assert events[-1]["type"] == "quality.created"
+    assert events[-1]["data"] == after  # the new row, whole
+    assert after["previous_score"] == before["quality_score"]
+    assert after["uid"] != before["uid"] and after["version"] == 1  # a row of its own
+    assert history["items"][1]["previous_score"] is None  # the first assessment
 
 
 def test_time_alone_moves_maintenance_without_reading_files(world: DaemonProcess) -> None:
@@ -151,13 +154,13 @@ def test_a_change_on_disk_is_assessed_again_by_itself(make_daemon: DaemonFactory
         await client.call("events.subscribe", {"topics": ["quality"], "since": 0})
         # The first assessment runs by itself after start-up (replayed if it came first)…
         first = await client.next_notification(20)
-        assert first["params"]["event"]["type"] == "quality.updated"
+        assert first["params"]["event"]["type"] == "quality.created"
         # …and a file that only quality cares about brings a new one, once things settle.
         (d.dev_root / "proj" / "LICENSE").write_text("MIT\n")
         second = await client.next_notification(20)
         data = second["params"]["event"]["data"]
-        assert data["previous"] == first["params"]["event"]["data"]["quality_score"]
-        assert data["quality_score"] > data["previous"]
+        assert data["previous_score"] == first["params"]["event"]["data"]["quality_score"]
+        assert data["quality_score"] > data["previous_score"]
         await client.close()
 
     asyncio.run(scenario())

@@ -33,8 +33,10 @@ from hypothesis import strategies as st
 from daemon.domain.quality import sql as quality_db
 from daemon.domain.quality.model import Assessment, Weights
 from daemon.domain.quality.score import assess, rescore
+from daemon.domain.quality.sql import QUALITY
 from daemon.store import connection, migrations
 from daemon.store.clock import iso
+from daemon.store.writer import Tx
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 WEIGHTS = Weights()
@@ -194,6 +196,7 @@ def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
 def ranked(conn: sqlite3.Connection, assessments: list[Assessment]) -> list[int]:
     """The order `quality.list` shows these projects in: their indexes, best first."""
     conn.execute("BEGIN")
+    tx = Tx(conn, iso(NOW))  # the writer's transaction, as the daemon's scan writes in
     try:
         for index, assessment in enumerate(assessments):
             project = conn.execute(
@@ -201,9 +204,9 @@ def ranked(conn: sqlite3.Connection, assessments: list[Assessment]) -> list[int]
                 "VALUES (?, ?, ?, ?) RETURNING id",
                 (f"p{index:03}", f"/dev/p{index:03}", iso(NOW), iso(NOW)),
             ).fetchone()[0]
-            quality_db.insert(conn, project, assessment, iso(NOW))
-        items, _ = quality_db.ranked(conn, iso(NOW - timedelta(days=7)), 100, 0)
-        return [int(item.name[1:]) for item in items]
+            QUALITY.insert(tx, quality_db.values(project, assessment, tx.now))
+        page = quality_db.ranked(conn, iso(NOW - timedelta(days=7)), 100, 0)
+        return [int(item.name[1:]) for item in page.items]
     finally:
         conn.execute("ROLLBACK")
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from daemon.domain.events.bus import EventBus
     from daemon.domain.jobs.service import Scheduling
     from daemon.domain.projects.scanning import Scanning
+    from daemon.domain.quality.service import QualityService
     from daemon.store.database import Database
 
 
@@ -27,3 +28,4 @@ class App:
     roots: list[str] = field(default_factory=list)
     scanner: Scanning | None = None  # projects.scan, register, forget; None in tests without one
     scheduling: Scheduling | None = None  # jobs.run, jobs.cancel, a run's progress
+    quality: QualityService | None = None  # the assessment pool (quality.scan)

@@ -16,10 +16,12 @@ from daemon.domain import (
 )
 from daemon.domain.documents import api as documents
 from daemon.domain.jobs import api as jobs
+from daemon.domain.quality import api as quality
 
 MODULES: tuple[ModuleType, ...] = (
     kv,
     jobs,
+    quality,
     documents,
     agents,
     checkpoints,

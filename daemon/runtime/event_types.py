@@ -16,7 +16,6 @@ LEGACY_TYPES = frozenset(
     {
         "project.added", "project.forgotten", "project.merged", "project.missing",
         "project.moved", "project.returned", "project.updated",
-        "quality.updated",
     }
 )  # fmt: skip
 ALL = "*"  # in a filter: every topic (the same as no filter)

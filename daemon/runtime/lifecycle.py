@@ -16,7 +16,6 @@ import signal
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 import structlog
@@ -27,10 +26,8 @@ from daemon.domain.app import App
 from daemon.domain.events.api import EventsApi
 from daemon.domain.events.bus import EventBus
 from daemon.domain.jobs.service import JobService
-from daemon.domain.projects import sql as projects_db
 from daemon.domain.projects.api import ProjectsApi
 from daemon.domain.projects.service import ProjectService
-from daemon.domain.quality.api import QualityApi
 from daemon.domain.quality.service import QualityService
 from daemon.platform import launchd, memory
 from daemon.platform.systemd import Notifier, activation_socket
@@ -132,9 +129,9 @@ class Daemon:
         self._quality = QualityService(self._db, weights=config.quality_weights)
         self._scheduler.register(
             "quality_scan",
-            self._quality_job,
+            self._quality.run_job,
             config.schedule.quality,
-            project_of=self._quality_job_project,
+            project_of=self._quality.project_of,
         )
         self._bus.listeners.append(self._projects_changed)
         self._scanner = Scanner(
@@ -171,12 +168,12 @@ class Daemon:
         registry.add_api(BackupApi(self._backups))
         self.app = App(self._db, self._bus, data_dir=paths.data_dir, roots=[paths.dev_root])
         self.app.scheduling = self._scheduler
+        self.app.quality = self._quality
         for module in modules.MODULES:
             module.methods.bind(registry, self.app)
         registry.add_api(EventsApi(self._db, self._bus))
         projects = ProjectService(self._db, self._scanner)
         registry.add_api(ProjectsApi(projects))
-        registry.add_api(QualityApi(self._quality, projects))
         self._server = Server(
             Dispatcher(registry, lambda: self._state, config.max_batch),
             Limits(
@@ -405,22 +402,6 @@ class Daemon:
         while interval > 0:
             await asyncio.sleep(interval)
             await self._scan_logged("periodic rescan")
-
-    async def _quality_job(self, report: Any, project: str | None = None) -> str:
-        """One project (by path) or all; a project gone meanwhile is nothing to do."""
-        ids = None
-        if project is not None:
-            found = await self._db.read(projects_db.get_by_path, project)
-            if found is None:
-                return "the project is gone"
-            ids = [found.id]
-        summary = await self._quality.scan(ids, report)
-        return msgspec.json.encode(summary).decode()
-
-    async def _quality_job_project(self, project: str | None = None) -> int | None:
-        """The project a one-project quality scan is for (its job row records it)."""
-        found = await self._db.read(projects_db.get_by_path, project) if project else None
-        return found.id if found is not None else None
 
     def _quality_later(self, path: str) -> None:
         """A changed project's quality is assessed again once it has settled, as a job.

@@ -3,7 +3,9 @@
 A project whose files have not changed since its last assessment (same fingerprint, same
 formula version) is not read again; only its maintenance component moves with time, and when
 that changes the score a new row records it without touching the disk. Assessments run on a
-small thread pool; rows reach the database through the writer, one operation per project.
+small thread pool; rows reach the database through the writer, one operation per project
+(each with its `quality.created`). The scheduler runs scans as the `quality_scan` job kind
+(`run_job`, `project_of`).
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import msgspec
 import structlog
 
+from daemon.domain.projects.ref import resolve
 from daemon.domain.quality import score
 from daemon.domain.quality import sql as quality_db
 from daemon.domain.quality.model import METRICS_VERSION, Assessment, Coverage, Weights
-from daemon.domain.quality.sql import QualityRow, Ranked, ScanState
-from daemon.store.clock import iso
+from daemon.domain.quality.sql import QUALITY, QualityRow, ScanState
+from daemon.rpc.errors import NotFound
 from daemon.store.database import Database
 from daemon.store.writer import Tx
 
@@ -43,16 +46,6 @@ class QualitySummary(msgspec.Struct, kw_only=True):
     unchanged: int = 0
     errors: list[QualityIssue] = msgspec.field(default_factory=list)
     duration_ms: float = 0.0
-
-
-class RankedPage(msgspec.Struct, kw_only=True):
-    items: list[Ranked]
-    total: int
-
-
-class HistoryPage(msgspec.Struct, kw_only=True):
-    items: list[QualityRow]
-    total: int
 
 
 def _fingerprints(states: Sequence[ScanState]) -> list[str | None]:
@@ -175,43 +168,40 @@ class QualityService:
                     _from_row(latest), last_worked_on=state.last_worked_on, now=now,
                     weights=weights,
                 )  # fmt: skip
-                _insert_and_emit(tx, state.project_id, fresh, latest.quality_score)
+                QUALITY.insert(tx, quality_db.values(state.project_id, fresh, tx.now))
 
             return op
 
         await asyncio.gather(*(self._db.write(op_for(s)) for s in states))
         summary.refreshed += len(states)
 
-    async def latest(self, project_id: int) -> QualityRow | None:
-        return await self._db.read(quality_db.latest, project_id)
+    # --- the `quality_scan` job kind ---------------------------------------------------
+    async def run_job(self, report: Report, project: str | None = None) -> str:
+        """One project (by path) or all; a project gone meanwhile is nothing to do."""
+        ids = None
+        if project is not None:
+            try:
+                ids = [(await resolve(self._db, project)).id]
+            except NotFound:
+                return "the project is gone"
+        summary = await self.scan(ids, report)
+        return msgspec.json.encode(summary).decode()
 
-    async def history(self, project_id: int, limit: int, offset: int) -> HistoryPage:
-        items, total = await self._db.read(quality_db.history, project_id, limit, offset)
-        return HistoryPage(items=items, total=total)
-
-    async def ranked(self, limit: int, offset: int) -> RankedPage:
-        week_ago = iso(datetime.now(UTC) - timedelta(days=7))
-        items, total = await self._db.read(quality_db.ranked, week_ago, limit, offset)
-        return RankedPage(items=items, total=total)
+    async def project_of(self, project: str | None = None) -> int | None:
+        """The project a one-project run is for (its job row records it)."""
+        if project is None:
+            return None
+        try:
+            return (await resolve(self._db, project)).id
+        except NotFound:
+            return None
 
 
 def _store(state: ScanState, assessment: Assessment) -> Callable[[Tx], None]:
     def op(tx: Tx) -> None:
-        previous = quality_db.latest(tx.conn, state.project_id)
-        _insert_and_emit(
-            tx, state.project_id, assessment, previous.quality_score if previous else None
-        )
+        QUALITY.insert(tx, quality_db.values(state.project_id, assessment, tx.now))
 
     return op
-
-
-def _insert_and_emit(tx: Tx, project_id: int, a: Assessment, previous: int | None) -> None:
-    row_id = quality_db.insert(tx.conn, project_id, a, tx.now)
-    tx.emit(
-        "quality.updated",
-        {"project_id": project_id, "id": row_id, "quality_score": a.quality_score,
-         "previous": previous},
-    )  # fmt: skip
 
 
 def _from_row(row: QualityRow) -> Assessment:

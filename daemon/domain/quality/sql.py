@@ -1,76 +1,73 @@
-"""SQL for quality_metrics: a row per scan; the latest per project is the `quality_latest` view."""
+"""quality_metrics: one row per assessment of a project (the latest per project is the
+`quality_latest` view) — the row, its table, and the queries a scan and the ranking need.
+
+A new assessment is a new row: `quality.created` carries it whole, with `previous_score` (the
+score of the project's assessment before it) to say how it moved.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from daemon.domain.quality.model import Assessment, Detected, Gain
-from daemon.store.paging import fetch_page
+from daemon.store.table import Page, Row, Table, Where
 
-_ROW_COLUMNS = (
-    "id", "project_id", "quality_score", "test_coverage", "has_tests", "has_ci_cd",
-    "has_documentation", "documentation_score", "linting_score", "calculated_at",
-    "tests_component", "ci_component", "docs_component", "lint_component",
-    "maintenance_component", "metrics_version", "coverage_source", "coverage_path",
-    "coverage_measured_at", "coverage_stale", "detected", "gains", "fingerprint", "error",
-)  # fmt: skip
-_BOOLS = frozenset({"has_tests", "has_ci_cd", "has_documentation", "coverage_stale"})
-_detected = msgspec.json.Decoder(Detected)
-_gains = msgspec.json.Decoder(list[Gain])
-_encode = msgspec.json.Encoder().encode
+Score = Annotated[int, msgspec.Meta(ge=0, le=100)]
+Component = Annotated[float, msgspec.Meta(ge=0, le=100)]
 
 
-class QualityRow(msgspec.Struct, kw_only=True):
-    id: int
+class QualityRow(Row, kw_only=True):
     project_id: int
-    quality_score: int | None
-    test_coverage: int | None
-    has_tests: bool
-    has_ci_cd: bool
-    has_documentation: bool
-    documentation_score: int | None
-    linting_score: int | None
+    quality_score: Score | None = None
+    test_coverage: Score | None = None
+    has_tests: bool = False
+    has_ci_cd: bool = False
+    has_documentation: bool = False
+    documentation_score: Score | None = None
+    linting_score: Score | None = None
     calculated_at: str
-    tests_component: float | None
-    ci_component: float | None
-    docs_component: float | None
-    lint_component: float | None
-    maintenance_component: float | None
+    tests_component: Component | None = None
+    ci_component: Component | None = None
+    docs_component: Component | None = None
+    lint_component: Component | None = None
+    maintenance_component: Component | None = None
     metrics_version: int
-    coverage_source: str | None
-    coverage_path: str | None
-    coverage_measured_at: str | None
-    coverage_stale: bool
-    detected: Detected
-    gains: list[Gain]
-    fingerprint: str | None
-    error: str | None
+    coverage_source: str | None = None
+    coverage_path: str | None = None
+    coverage_measured_at: str | None = None
+    coverage_stale: bool = False
+    detected: Detected = msgspec.field(default_factory=Detected)
+    gains: list[Gain] = msgspec.field(default_factory=list)
+    fingerprint: str | None = None
+    error: str | None = None
+    previous_score: int | None = None  # the project's assessment before this one (computed)
 
 
-def _row(values: tuple[Any, ...]) -> QualityRow:
-    v = dict(zip(_ROW_COLUMNS, values, strict=True))
-    for name in _BOOLS:
-        v[name] = bool(v[name])
-    v["detected"] = _detected.decode(v["detected"])
-    v["gains"] = _gains.decode(v["gains"])
-    return QualityRow(**v)
+QUALITY = Table(
+    "quality_metrics",
+    QualityRow,
+    namespace="quality",
+    orders={"newest": "t.id DESC"},
+    computed={
+        "previous_score": "(SELECT o.quality_score FROM quality_metrics AS o "
+        "WHERE o.project_id = t.project_id AND o.id < t.id ORDER BY o.id DESC LIMIT 1)"
+    },
+)
 
 
-_SELECT = f"SELECT {', '.join(_ROW_COLUMNS)} FROM"
-
-
-def insert(conn: sqlite3.Connection, project_id: int, a: Assessment, now: str) -> int:
+def values(project_id: int, a: Assessment, now: str) -> dict[str, Any]:
+    """The columns of a new row for an assessment."""
     cov = a.coverage
-    values: dict[str, Any] = {
+    return {
         "project_id": project_id,
         "quality_score": a.quality_score,
         "test_coverage": a.test_coverage,
-        "has_tests": int(a.has_tests),
-        "has_ci_cd": int(a.has_ci_cd),
-        "has_documentation": int(a.has_documentation),
+        "has_tests": a.has_tests,
+        "has_ci_cd": a.has_ci_cd,
+        "has_documentation": a.has_documentation,
         "documentation_score": a.documentation_score,
         "linting_score": a.linting_score,
         "calculated_at": now,
@@ -83,40 +80,29 @@ def insert(conn: sqlite3.Connection, project_id: int, a: Assessment, now: str) -
         "coverage_source": cov.source if cov else None,
         "coverage_path": cov.path if cov else None,
         "coverage_measured_at": cov.measured_at if cov else None,
-        "coverage_stale": int(bool(cov and cov.stale)),
-        "detected": _encode(a.detected).decode(),
-        "gains": _encode(a.gains).decode(),
+        "coverage_stale": bool(cov and cov.stale),
+        "detected": a.detected,
+        "gains": a.gains,
         "fingerprint": a.fingerprint,
         "error": a.error,
     }
-    row = conn.execute(
-        f"INSERT INTO quality_metrics ({', '.join(values)}) "
-        f"VALUES ({', '.join('?' for _ in values)}) RETURNING id",
-        list(values.values()),
-    ).fetchone()
-    return int(row[0])
+
+
+def _of(project_id: int) -> Where:
+    return Where(QUALITY).eq("project_id", project_id)
 
 
 def latest(conn: sqlite3.Connection, project_id: int) -> QualityRow | None:
-    row = conn.execute(
-        f"{_SELECT} quality_metrics WHERE project_id = ? ORDER BY id DESC LIMIT 1", (project_id,)
-    ).fetchone()
-    return _row(row) if row else None
+    found = QUALITY.rows(conn, _of(project_id), "newest", limit=1)
+    return found[0] if found else None
 
 
 def history(
     conn: sqlite3.Connection, project_id: int, limit: int, offset: int
 ) -> tuple[list[QualityRow], int]:
-    rows = fetch_page(
-        conn.execute(
-            f"{_SELECT} quality_metrics WHERE project_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-            (project_id, limit, offset),
-        )
-    )
-    total = conn.execute(
-        "SELECT count(*) FROM quality_metrics WHERE project_id = ?", (project_id,)
-    ).fetchone()[0]
-    return [_row(r) for r in rows], int(total)
+    """One project's assessments, newest first, and how many there are."""
+    page = QUALITY.page(conn, _of(project_id), "newest", limit, offset)
+    return page.items, page.total
 
 
 class ScanState(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,9 +155,7 @@ class Ranked(msgspec.Struct, kw_only=True):
     calculated_at: str
 
 
-def ranked(
-    conn: sqlite3.Connection, week_ago: str, limit: int, offset: int
-) -> tuple[list[Ranked], int]:
+def ranked(conn: sqlite3.Connection, week_ago: str, limit: int, offset: int) -> Page[Ranked]:
     rows = conn.execute(
         "SELECT p.id, p.name, p.path, q.quality_score, q.calculated_at, "
         "  (SELECT o.quality_score FROM quality_metrics AS o WHERE o.project_id = p.id "
@@ -196,4 +180,4 @@ def ranked(
         )
         for r in rows
     ]
-    return items, int(total)
+    return Page(items=items, total=int(total))
