@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from daemon.domain.documents.instructions import RepoIndex
     from daemon.domain.events.bus import EventBus
     from daemon.domain.jobs.service import Scheduling
     from daemon.domain.projects.scanning import Scanning
@@ -29,3 +30,4 @@ class App:
     scanner: Scanning | None = None  # projects.scan, register, forget; None in tests without one
     scheduling: Scheduling | None = None  # jobs.run, jobs.cancel, a run's progress
     quality: QualityService | None = None  # the assessment pool (quality.scan)
+    repo_index: RepoIndex | None = None  # instruction files read from the projects (memory)

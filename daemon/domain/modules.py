@@ -15,6 +15,7 @@ from daemon.domain import (
     session_files,
 )
 from daemon.domain.documents import api as documents
+from daemon.domain.documents import instructions, skills
 from daemon.domain.jobs import api as jobs
 from daemon.domain.quality import api as quality
 
@@ -23,6 +24,8 @@ MODULES: tuple[ModuleType, ...] = (
     jobs,
     quality,
     documents,
+    instructions,
+    skills,
     agents,
     checkpoints,
     continue_points,
