@@ -311,6 +311,7 @@ CREATE INDEX tasks_parent_open ON tasks (parent_id, position)
 CREATE INDEX tasks_leases ON tasks (lease_until) WHERE lease_until IS NOT NULL;
 
 -- --- dependencies: typed edges between plans, phases and tasks ("from depends on to") -------------
+-- (An edge from a node to itself is a cycle, refused with the others by the daemon.)
 CREATE TABLE dependencies (
     id         INTEGER PRIMARY KEY,
     uid        TEXT NOT NULL UNIQUE DEFAULT (lower(hex(randomblob(4))) || '-' ||
@@ -326,8 +327,8 @@ CREATE TABLE dependencies (
     to_id      INTEGER NOT NULL,
     kind       TEXT NOT NULL DEFAULT 'blocks'
                CHECK (kind IN ('blocks', 'related', 'discovered_from', 'duplicates')),
+    note       TEXT,
     archived   INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1)),
-    CHECK (NOT (from_type = to_type AND from_id = to_id)),
     UNIQUE (from_type, from_id, to_type, to_id, kind)
 );
 CREATE INDEX dependencies_to ON dependencies (to_type, to_id, kind);
