@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import msgspec
 import pytest
 
-from daemon.domain.jobs.service import RESPONSE_INLINE_MAX, JobService
-from daemon.rpc.errors import InvalidState, NotFound
+from daemon.domain.jobs.service import METADATA_MAX, RESPONSE_INLINE_MAX, JobService
+from daemon.rpc.errors import InvalidState, NotFound, TooLarge
 from daemon.runtime.maintenance import maintenance_job, retention_job
 from daemon.store import migrations
 from daemon.store.clock import iso
@@ -151,6 +151,12 @@ def test_metadata_is_merged_and_null_removes_a_key(tmp_path: Path) -> None:
             assert job.metadata == {"a": 1, "b": {"y": 2}, "c": [3]}
             job = await env.jobs.update(job.id, {"metadata": {"a": None}})
             assert job.metadata == {"b": {"y": 2}, "c": [3]}
+            # what is stored is held to the limit an import holds it to, merges included
+            half = {"big": "x" * (METADATA_MAX // 2)}
+            job = await env.jobs.update(job.id, {"metadata": half})
+            with pytest.raises(TooLarge, match="exceeds the limit"):
+                await env.jobs.update(job.id, {"metadata": {"more": "y" * (METADATA_MAX // 2)}})
+            assert (await env.jobs.get(job.id)).metadata == job.metadata
 
     run(scenario)
 
@@ -218,6 +224,14 @@ def test_a_large_response_goes_to_a_private_file(tmp_path: Path) -> None:
             small = await env.jobs.update(other.id, {"response": "short"})
             assert (small.response, small.output_path) == ("short", None)
             assert names(path.parent) == [path.name]  # the old file went with it
+
+            again = await env.jobs.update(job.id, {"response": big + "?"})  # file for file
+            assert (again.version, again.output_path) == (job.version + 1, job.output_path)
+            assert read(path) == big + "?" and again.updated_at >= job.updated_at
+            (last,) = env.data_of("jobs.updated")[-1:]
+            assert (last["id"], last["changed_text"], last["version"]) == (
+                job.id, ["response"], again.version,
+            )  # fmt: skip
 
             finished = await env.jobs.update(job.id, {"status": "completed"})
             with pytest.raises(InvalidState):
@@ -292,6 +306,41 @@ def test_recover_closes_only_the_daemons_leftovers(tmp_path: Path) -> None:
             assert (await env.jobs.get(ran.id)).error == "the daemon stopped while it ran"
             assert (await env.jobs.get(client.id)).status == "running"
             assert env.types().count("jobs.finished") == 2
+
+    run(scenario)
+
+
+def test_a_row_no_job_can_hold_is_shown_as_stored(tmp_path: Path) -> None:
+    """A file swapped in as it is (a restored backup, a hand edit) may hold a job the Struct
+    refuses: metadata nested deeper than any decoder goes, a session_id over its limit. It is
+    still shown and listed (a note in place of the metadata), a change to it is a clear
+    invalid_state, and the start-up clean-up closes the daemon's other leftovers."""
+
+    async def scenario() -> None:
+        async with service(tmp_path) as env:
+            client = await env.jobs.record("call", {"session_id": "s"})
+            stuck = await env.jobs.create_daemon_job("backup", {"status": "running"})
+            other = await env.jobs.create_daemon_job("maintenance", {"status": "queued"})
+            deep = '{"a":' * 1500 + "1" + "}" * 1500
+            conn = sqlite3.connect(tmp_path / "pm.db")  # by hand, beside the daemon's writer
+            with conn:
+                conn.execute("PRAGMA ignore_check_constraints = ON")
+                conn.execute(
+                    "UPDATE jobs SET metadata = ?, session_id = ? WHERE id = ?",
+                    (deep, "s" * 600, client.id),
+                )
+                conn.execute("UPDATE jobs SET metadata = ? WHERE id = ?", (deep, stuck.id))
+            conn.close()
+            shown = await env.jobs.get(client.id)
+            assert "1500 levels" in shown.metadata["unreadable"]
+            assert shown.session_id == "s" * 600 and shown.uid == client.uid
+            page = await env.jobs.list()
+            assert [j.id for j in page.items] == [other.id, stuck.id, client.id]
+            assert page.items[1].metadata == (await env.jobs.get(stuck.id)).metadata
+            with pytest.raises(InvalidState, match="shown, not changed"):
+                await env.jobs.update(client.id, {"status": "running"})
+            closed = await env.jobs.recover()
+            assert [(j.id, j.status) for j in closed] == [(other.id, "canceled")]
 
     run(scenario)
 

@@ -289,7 +289,14 @@ class JobService:
             changes["response"] = None  # a new output file: a change, whatever the row held
         if not changes:
             return self._shown(job)
-        new = JOBS.update(tx, job_id, changes, emit=False)
+        try:
+            new = JOBS.update(tx, job_id, changes, emit=False)
+        except jobs_db.UNREADABLE as e:  # read before anything is written
+            raise InvalidState(
+                f"job {job_id} holds what no method can read back as a job ({e}): it can be "
+                "shown, not changed; correct or remove the row",
+                id=job_id,
+            ) from e
         if new.version == job.version:  # only the output file's content changed
             new = jobs_db.touched(tx.conn, job_id, tx.now)
         tx.emit(JOBS.updated, updated_event(new, changes))
@@ -324,7 +331,10 @@ class JobService:
                     outcome = {"status": "failed", "error": STOPPED_WHILE_RUNNING}
                 else:
                     outcome = {"status": "canceled", "error": STOPPED_BEFORE_RUNNING}
-                closed.append(self._change(tx, job_id, outcome))
+                try:
+                    closed.append(self._change(tx, job_id, outcome))
+                except InvalidState as e:  # the others are closed all the same
+                    log.warning("could not close a leftover job", job=job_id, error=e.message)
             return closed
 
         return await self._db.write(op)

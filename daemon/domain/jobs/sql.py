@@ -110,7 +110,7 @@ def updated_event(job: Job, changes: dict[str, Any]) -> JobUpdated:
 # A backup is swapped in as it is: a row there may hold metadata nested deeper than a reply can
 # carry (the API and imports refuse it), or values the Struct's constraints refuse. Such a job
 # is still listed, with a note in place of its metadata, instead of failing the whole page.
-_UNREADABLE = (msgspec.MsgspecError, RecursionError, sqlite3.OperationalError)
+UNREADABLE = (msgspec.MsgspecError, RecursionError, sqlite3.OperationalError)
 _metadata = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -141,9 +141,10 @@ def _plain(conn: sqlite3.Connection, where: Where, limit: int, offset: int) -> l
     """Rows read column by column, the metadata measured before it is decoded: the slow way,
     for a page the table layer could not read."""
     sql, args = where.render()
-    columns = ", ".join(f"t.{c}" for c in JOBS.columns)
+    cols = ", ".join(f"t.{c}" for c in JOBS.columns)
+    order = JOBS.orders["newest"]
     cursor = conn.execute(
-        f"SELECT {columns} FROM jobs AS t{sql} ORDER BY {JOBS.orders['newest']} LIMIT ? OFFSET ?",
+        f"SELECT {cols} FROM jobs AS t{sql} ORDER BY {order} LIMIT ? OFFSET ?",
         (*args, limit, offset),
     )
     jobs = []
@@ -162,7 +163,7 @@ def _plain(conn: sqlite3.Connection, where: Where, limit: int, offset: int) -> l
 def get(conn: sqlite3.Connection, job_id: int) -> Job | None:
     try:
         job = JOBS.get(conn, job_id)
-    except _UNREADABLE:
+    except UNREADABLE:
         found = _plain(conn, Where(JOBS).eq("id", job_id), 1, 0)
         return found[0] if found else None
     return None if job is None else _readable(job)
@@ -172,7 +173,7 @@ def page(conn: sqlite3.Connection, where: Where, limit: int, offset: int) -> Pag
     """Newest first, `{items, total}`."""
     try:
         items = [_readable(job) for job in JOBS.rows(conn, where, limit=limit, offset=offset)]
-    except _UNREADABLE:
+    except UNREADABLE:
         items = _plain(conn, where, limit, offset)
     return Page(items=items, total=JOBS.count(conn, where))
 
@@ -209,7 +210,7 @@ def set_output_path(conn: sqlite3.Connection, job_id: int, path: str) -> None:
 def touched(conn: sqlite3.Connection, job_id: int, now: str) -> Job:
     """A change no column shows (the output file's content): a new version all the same."""
     row = conn.execute(
-        f"UPDATE jobs SET updated_at = ?, version = version + 1 WHERE id = ? {JOBS.returning}",
+        "UPDATE jobs SET updated_at = ?, version = version + 1 WHERE id = ? " + JOBS.returning,
         (now, job_id),
     ).fetchone()
     return JOBS.decode(row[0])
