@@ -21,7 +21,7 @@ schedule off (bench.quality's config.toml: no job runs during a measurement). In
   watches (which is which is read from the inodes of its inotify watches in
   /proc/PID/fdinfo, not assumed), alternating, one at a time, with a random pause of up to
   one poll interval before each polled one (so they land at every phase of the poll cycle),
-  timed from git's exit to the `project.updated` event with the new head_sha at a subscribed
+  timed from git's exit to the `projects.updated` event with the new head_sha at a subscribed
   client. The normal daemon gets the same commits in the same projects (all watched there, so
   no pauses): the baseline;
 - reports: `db.health` warns with the sysctl fix, `daemon.status` says mode "degraded",
@@ -233,7 +233,7 @@ def _updated(path: str, sha: str) -> Predicate:
         event = message["params"]["event"]
         data = event["data"]
         return (
-            event["type"] == "project.updated"
+            event["type"] == "projects.updated"
             and data.get("path") == path
             and sha in (data.get("head_sha"), data.get("changed", {}).get("head_sha"))
         )
@@ -530,7 +530,7 @@ def notes(results: list[Run], tree: devtree.DevTree, limit: int) -> list[str]:
         "daemon each polled project's commit waits a further random 0 - "
         f"{POLL_INTERVAL_S:g} s first (so commits land at every phase of the poll cycle); the "
         "normal daemon gets the same commits in the same projects, without pauses. Timed from "
-        "git's exit to project.updated with the new head_sha; percentiles pool every run. The "
+        "git's exit to projects.updated with the new head_sha; percentiles pool every run. The "
         "daemon order alternates between runs.",
         f"Goal for a polled change: within poll_interval_s + settle = {POLL_INTERVAL_S:g} + "
         f"{SETTLE_S:g} s, plus a {MARGIN_S:g} s margin (the poller's walk of the polled folders, "

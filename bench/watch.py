@@ -5,8 +5,8 @@ Changes go one at a time to random projects, cycling through four kinds: a commi
 project moved into a grouping folder (built in a staging folder outside the Dev folder, so it
 appears at once), and a rename of that project. The time is taken from the change's completion
 on disk (git has exited, the write or rename has returned) to the arrival of the matching event
-at an `events.subscribe(["project"])` client: `project.updated` with the new head_sha or
-description, `project.added`, `project.moved`. The daemon runs with its default settle.
+at an `events.subscribe(["projects"])` client: `projects.updated` with the new head_sha or
+description, `projects.created`, `projects.moved`. The daemon runs with its default settle.
 
 The baseline is watchfiles alone, in-process: `awatch` over the same folders the daemon watches
 (grouping folders, and per project its folder, `.git` and `refs/heads`), non-recursive, with
@@ -126,7 +126,7 @@ class Changer:
             return Change(
                 kind,
                 done,
-                _event("project.updated", path=path, description=description),
+                _event("projects.updated", path=path, description=description),
                 _names(str(project.path / project.manifest)),
             )
         if kind == "create":
@@ -138,7 +138,7 @@ class Changer:
         return Change(
             "commit",
             done,
-            _event("project.updated", path=str(repo), head_sha=sha),
+            _event("projects.updated", path=str(repo), head_sha=sha),
             _names(str(repo) + os.sep),
         )
 
@@ -152,7 +152,7 @@ class Changer:
         self.created.append(target)
         self._last_new = target
         return Change(
-            "create", done, _event("project.added", path=str(target)), _names(str(target))
+            "create", done, _event("projects.created", path=str(target)), _names(str(target))
         )
 
     def _rename(self) -> Change:
@@ -161,7 +161,7 @@ class Changer:
         os.rename(old, new)
         done = time.monotonic()
         self.created[self.created.index(old)] = new
-        return Change("rename", done, _event("project.moved", to=str(new)), _names(str(new)))
+        return Change("rename", done, _event("projects.moved", to=str(new)), _names(str(new)))
 
     def remove_created(self) -> None:
         for folder in self.created:
@@ -372,7 +372,7 @@ async def project_events(socket_path: str, name: str) -> AsyncIterator[Inbox]:
 
     task = asyncio.get_running_loop().create_task(consume())
     try:
-        await client.call("events.subscribe", {"topics": ["project"]})
+        await client.call("events.subscribe", {"topics": ["projects"]})
         yield inbox
     finally:
         await client.close()

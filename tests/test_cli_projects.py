@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import time
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +134,9 @@ def test_the_current_project_is_found_through_links(make_daemon: DaemonFactory) 
 
 def test_project_set_register_forget(cli: Cli) -> None:
     from client.projects_cli import SETTABLE
-    from daemon.domain.projects.api import Field
+    from daemon.domain.projects.row import BY_HAND
 
-    assert set(SETTABLE) == set(typing.get_args(Field))  # every hand-set field has its flag
+    assert set(SETTABLE) == set(BY_HAND)  # every hand-set field has its flag
     done = cli.run(
         "project", "set", "alpha", "--status", "archived", "--description", "kept for later",
         "--origin-type", "forked", "--ownership", "exploring", "--name", "alpha2",

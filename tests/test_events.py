@@ -100,7 +100,7 @@ def test_topics_filter_by_topic_or_type(daemon: DaemonProcess) -> None:
         deletes = await AsyncClient.connect(daemon.socket_path)
         await deletes.call("events.subscribe", {"topics": ["kv.deleted"]})
         nothing = await AsyncClient.connect(daemon.socket_path)
-        await nothing.call("events.subscribe", {"topics": ["project"]})
+        await nothing.call("events.subscribe", {"topics": ["projects"]})
         put(daemon, "a")
         daemon.call("kv.delete", {"namespace": "ev", "key": "a"})
         got = await collect(deletes, 1)
@@ -206,7 +206,7 @@ def test_a_topic_no_event_has_is_refused_with_the_topics_there_are(daemon: Daemo
         assert error.code == -32602, (method, error.message)
         assert error.data["field"] == "topics"
         assert error.data["unknown"] == params["topics"][-1:]
-        assert {"kv", "project", "db", "job", "quality"} <= set(error.data["topics"])
+        assert {"kv", "projects", "db", "jobs", "quality"} <= set(error.data["topics"])
         assert "kv.created" in error.data["types"]
         assert "the topics are " + ", ".join(error.data["topics"]) in error.message
     for topic in [*error.data["topics"], *error.data["types"]]:  # each one it lists is taken

@@ -68,7 +68,7 @@ def history_of(d: DaemonProcess, project_id: int) -> tuple[set[int], set[int]]:
 
 def events_since(d: DaemonProcess, seq: int) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = d.call(
-        "events.list", {"topics": ["project"], "since": seq, "limit": 1000}
+        "events.list", {"topics": ["projects"], "since": seq, "limit": 1000}
     )["items"]
     return items
 
@@ -114,8 +114,8 @@ def test_a_moved_project_keeps_its_id_fields_and_history(
     )
     assert d.call("projects.get", {"project": dst.name})["id"] == before["id"]
     types = [e["type"] for e in events_since(d, seq)]
-    assert "project.added" not in types and "project.merged" not in types, types
-    assert "project.moved" in types
+    assert "projects.created" not in types and "projects.merged" not in types, types
+    assert "projects.moved" in types
 
 
 def test_duplicates_left_by_older_versions_are_merged_without_loss(
@@ -171,7 +171,7 @@ def test_duplicates_left_by_older_versions_are_merged_without_loss(
 
     d.start()
     merged = wait_for(
-        lambda: d.call("events.list", {"topics": ["project.merged"]})["items"], 20, "the merge"
+        lambda: d.call("events.list", {"topics": ["projects.merged"]})["items"], 20, "the merge"
     )[0]["data"]
     assert merged["id"] == old["id"] and merged["merged"] == [new_id]
     assert merged["path"] == new_path
@@ -235,11 +235,11 @@ def test_a_project_moved_between_roots_keeps_its_record(tmp_path: Path) -> None:
         )  # fmt: skip
         try:
             await scanner.scan_all()
-            [before] = await db.read(projects_db.scan_rows)
+            [before] = await db.read(projects_db.every)
             shutil.move(str(first / "huey"), str(second / "huey"))
             summary = await scanner.scan_folders([str(second)])
             assert (summary.moved, summary.new, summary.missing) == (1, 0, 0)
-            [after] = await db.read(projects_db.scan_rows)
+            [after] = await db.read(projects_db.every)
             assert after.id == before.id and after.path == str(second / "huey")
             assert after.root == str(second) and after.present
             again = await scanner.scan_folders([str(first)])  # the root it left: nothing more

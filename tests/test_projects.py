@@ -150,13 +150,16 @@ def test_vanish_return_move_keep_the_id_and_history(world: DaemonProcess) -> Non
     moved = world.call("projects.get", {"project": api["id"]})
     assert moved["path"] == str(world.dev_root / "api-renamed") and moved["name"] == "api-renamed"
     types = [
-        e["type"] for e in world.call("events.list", {"topics": ["project"], "limit": 100})["items"]
+        e["type"]
+        for e in world.call("events.list", {"topics": ["projects"], "limit": 100})["items"]
     ]
-    assert types.count("project.added") == 4
-    assert [t for t in types if t in ("project.missing", "project.returned", "project.moved")] == [
-        "project.missing",
-        "project.returned",
-        "project.moved",
+    assert types.count("projects.created") == 4
+    assert [
+        t for t in types if t in ("projects.missing", "projects.returned", "projects.moved")
+    ] == [
+        "projects.missing",
+        "projects.returned",
+        "projects.moved",
     ]
 
 
@@ -243,7 +246,7 @@ def test_scan_reports_progress_and_a_commit_updates_the_project(world: DaemonPro
 
     reports, _ = asyncio.run(scenario())
     assert reports[0]["kind"] == "begin" and reports[-1]["kind"] == "end"
-    events = world.call("events.list", {"topics": ["project.updated"]})["items"]
+    events = world.call("events.list", {"topics": ["projects.updated"]})["items"]
     assert events and "head_sha" in events[-1]["data"]["changed"]
 
 
@@ -295,7 +298,7 @@ def test_status_ages_without_any_change_on_disk(world: DaemonProcess) -> None:
     world.start()
     scan(world)  # (the scan at start-up may already have done it)
     assert world.call("projects.get", {"project": "plain"})["status"] == "archived"
-    events = world.call("events.list", {"topics": ["project.updated"]})["items"]
+    events = world.call("events.list", {"topics": ["projects.updated"]})["items"]
     assert {"status": "archived"} in [e["data"]["changed"] for e in events]
 
 

@@ -59,25 +59,25 @@ def test_create_rename_delete_restore_and_commit_are_seen(watched: DaemonProcess
 
     async def scenario() -> None:
         client = await AsyncClient.connect(watched.socket_path)
-        await client.call("events.subscribe", {"topics": ["project"]})
+        await client.call("events.subscribe", {"topics": ["projects"]})
         make_repo(dev / "group" / "gamma", home=home)
-        added = await next_event(client, "project.added")
+        added = await next_event(client, "projects.created")
         assert added["data"]["path"] == str(dev / "group" / "gamma")
         os.rename(dev / "group" / "gamma", dev / "group" / "delta")
-        moved = await next_event(client, "project.moved")
+        moved = await next_event(client, "projects.moved")
         assert moved["data"]["to"] == str(dev / "group" / "delta")
         assert moved["data"]["id"] == added["data"]["id"]
         parked = watched.root / "parked"
         shutil.move(str(dev / "alpha"), str(parked))
-        missing = await next_event(client, "project.missing")
+        missing = await next_event(client, "projects.missing")
         assert missing["data"]["path"] == str(dev / "alpha")
         shutil.move(str(parked), str(dev / "alpha"))
-        returned = await next_event(client, "project.returned")
+        returned = await next_event(client, "projects.returned")
         assert returned["data"]["id"] == missing["data"]["id"]
         (dev / "group" / "beta" / "x.txt").write_text("x")
         git(dev / "group" / "beta", "add", "x.txt", home=home)
         git(dev / "group" / "beta", "commit", "-qm", "x", home=home)
-        updated = await next_event(client, "project.updated")
+        updated = await next_event(client, "projects.updated")
         assert updated["data"]["path"] == str(dev / "group" / "beta")
         assert "head_sha" in updated["data"]["changed"]
         await client.close()
@@ -92,7 +92,7 @@ def test_events_are_held_while_index_lock_exists(watched: DaemonProcess) -> None
 
     async def scenario() -> None:
         client = await AsyncClient.connect(watched.socket_path)
-        await client.call("events.subscribe", {"topics": ["project.updated"]})
+        await client.call("events.subscribe", {"topics": ["projects.updated"]})
         lock.write_text("")
         # A change git would make mid-operation: a new commit object, a moved branch.
         sha = git(
@@ -102,7 +102,7 @@ def test_events_are_held_while_index_lock_exists(watched: DaemonProcess) -> None
         with pytest.raises(TimeoutError):
             await client.next_notification(0.8)  # held: nothing while the lock is there
         lock.unlink()
-        event = await next_event(client, "project.updated")
+        event = await next_event(client, "projects.updated")
         assert event["data"]["changed"]["head_sha"] == sha
         await client.close()
 
@@ -151,17 +151,17 @@ def test_degraded_mode_polls_serves_and_says_how_to_fix(make_daemon: DaemonFacto
 
     async def scenario() -> None:
         client = await AsyncClient.connect(d.socket_path)
-        await client.call("events.subscribe", {"topics": ["project"]})
+        await client.call("events.subscribe", {"topics": ["projects"]})
         make_repo(d.dev_root / "p3" / "inner-notes", home=d.home)  # inside a project: nothing
         make_repo(d.dev_root / "late", home=d.home)  # the Dev root itself is watched
-        added = await next_event(client, "project.added")
+        added = await next_event(client, "projects.created")
         assert added["data"]["name"] == "late"
         # The last projects are polled: a commit there still arrives.
         repo = d.dev_root / "p3"
         (repo / "y.txt").write_text("y")
         git(repo, "add", "y.txt", home=d.home)
         git(repo, "commit", "-qm", "y", home=d.home)
-        updated = await next_event(client, "project.updated", timeout=15, path=repo)
+        updated = await next_event(client, "projects.updated", timeout=15, path=repo)
         assert "head_sha" in updated["data"]["changed"]
         await client.close()
 
@@ -174,18 +174,18 @@ def test_a_project_that_appears_later_in_a_new_folder_is_seen(watched: DaemonPro
 
     async def scenario() -> None:
         client = await AsyncClient.connect(watched.socket_path)
-        await client.call("events.subscribe", {"topics": ["project.added"]})
+        await client.call("events.subscribe", {"topics": ["projects.created"]})
         late = dev / "group" / "late"
         late.mkdir()  # an empty folder: not a project yet
         newgroup = dev / "newgroup"
         newgroup.mkdir()
         await asyncio.sleep(0.6)  # well past the settle time
         git(late, "init", "-q", home=home)
-        first = await next_event(client, "project.added")
+        first = await next_event(client, "projects.created")
         assert first["data"]["path"] == str(late)
         staged = make_repo(watched.root / "staging" / "moved-in", home=home)
         shutil.move(str(staged), str(newgroup / "moved-in"))
-        second = await next_event(client, "project.added")
+        second = await next_event(client, "projects.created")
         assert second["data"]["path"] == str(newgroup / "moved-in")
         await client.close()
 

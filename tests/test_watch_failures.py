@@ -67,13 +67,13 @@ def test_a_name_that_is_not_utf8_does_not_stop_watching(watched: DaemonProcess) 
 
     async def scenario() -> None:
         client = await AsyncClient.connect(d.socket_path)
-        await client.call("events.subscribe", {"topics": ["project.added"]})
+        await client.call("events.subscribe", {"topics": ["projects.created"]})
         touch(bad_path(dev))  # a file in the Dev root, as `git checkout` of such a name makes
         await asyncio.to_thread(
             wait_for, lambda: watcher_of(d)["failures"] == 1, 10, "the failure to be recorded"
         )
         make_repo(dev / "late", home=d.home)  # the watcher restarted: a new project is seen
-        added = await next_event(client, "project.added")
+        added = await next_event(client, "projects.created")
         assert added["data"]["path"] == str(dev / "late")
         # A name inside a project (its folder is watched too), committed with git: a second
         # failure, or none when a rebuild of the watch set meanwhile found the name first.
@@ -87,7 +87,7 @@ def test_a_name_that_is_not_utf8_does_not_stop_watching(watched: DaemonProcess) 
             "the project folder to be polled",
         )
         make_repo(dev / "group" / "later", home=d.home)
-        added = await next_event(client, "project.added")
+        added = await next_event(client, "projects.created")
         assert added["data"]["path"] == str(dev / "group" / "later")
         await client.close()
 
@@ -158,12 +158,12 @@ def test_a_folder_with_such_a_name_is_polled_and_reported_until_renamed(
 
     async def scenario() -> None:
         client = await AsyncClient.connect(d.socket_path)
-        await client.call("events.subscribe", {"topics": ["project.added"]})
+        await client.call("events.subscribe", {"topics": ["projects.created"]})
         make_repo(dev / "seen-by-polling", home=d.home)  # in the polled Dev root
-        added = await next_event(client, "project.added")
+        added = await next_event(client, "projects.created")
         assert added["data"]["name"] == "seen-by-polling"
         make_repo(dev / "group" / "seen-by-inotify", home=d.home)
-        added = await next_event(client, "project.added")
+        added = await next_event(client, "projects.created")
         assert added["data"]["name"] == "seen-by-inotify"
         await client.close()
 

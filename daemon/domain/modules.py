@@ -15,7 +15,7 @@ from daemon.domain import (
     session_files,
 )
 from daemon.domain.documents import api as documents
-from daemon.domain.documents import instructions, skills
+from daemon.domain.documents import code, instructions, skills, vectors
 from daemon.domain.jobs import api as jobs
 from daemon.domain.quality import api as quality
 
@@ -26,6 +26,8 @@ MODULES: tuple[ModuleType, ...] = (
     documents,
     instructions,
     skills,
+    code,
+    vectors,
     agents,
     checkpoints,
     continue_points,

@@ -5,25 +5,31 @@ not take a reader from the clients). Repair, reset and import end in a swap unde
 writer (BackupService.swap_in), so each is all or nothing and keeps the file it replaced.
 
 An import is data, never instructions: every row is held to the limits the API enforces (the
-same constants), a project outside the Dev folder is kept only as not yet confirmed, and every
-row must read back through the API's own readers (`import_rules`).
+same constants), every row must read back through the API's own readers (every domain table's
+rows through the table), and a project outside the Dev folder is kept only as not yet
+confirmed (`import_rules`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 import msgspec
 import structlog
 
 from daemon.domain import kv
+from daemon.domain import modules as _modules  # noqa: F401 - declares every domain table
 from daemon.domain.jobs import service as jobs
 from daemon.domain.jobs import sql as jobs_db
+from daemon.domain.projects import imports as project_imports
+from daemon.domain.quality import sql as quality_db
 from daemon.platform import private_folders
 from daemon.rpc.errors import Forbidden, InvalidParams, NotFound, StorageError
 from daemon.runtime import db_events
@@ -38,6 +44,7 @@ from daemon.store.export import ExportError, ExportSummary
 from daemon.store.import_limits import ColumnLimit, ImportRules
 from daemon.store.importer import ImportSummary
 from daemon.store.migrations import Migration
+from daemon.store.table import tables
 
 log = structlog.get_logger("pm.care")
 
@@ -60,9 +67,10 @@ def import_rules(paths: Paths, roots: list[str], max_message_bytes: int) -> Impo
     and what the daemon can serve back (daemon/store/imported.py)."""
     recorded = "what jobs.record and jobs.update accept"
 
-    def finish(conn: Any, where: str) -> None:
-        imported.settle_projects(conn, roots, [paths.data_dir], utc_now())
-        imported.read_back(conn, where)
+    def finish(conn: sqlite3.Connection, where: str) -> None:
+        imported.read_back(conn, where, tables())  # every domain table's rows
+        _read_back_quality(conn, where)
+        project_imports.settle(conn, roots, [paths.data_dir], utc_now())
 
     return ImportRules(
         value_bytes=max_message_bytes,
@@ -79,15 +87,31 @@ def import_rules(paths: Paths, roots: list[str], max_message_bytes: int) -> Impo
                     max_bytes=jobs.RESPONSE_INLINE_MAX,
                     owner="a larger response is kept in a file, never inline",
                 ),
-                "error": ColumnLimit(max_chars=jobs.ERROR_MAX, owner=recorded),
+                "error": ColumnLimit(max_chars=jobs_db.ERROR_MAX, owner=recorded),
                 **{
-                    column: ColumnLimit(max_chars=jobs.SHORT_MAX, owner=recorded)
+                    column: ColumnLimit(max_chars=jobs_db.SHORT_MAX, owner=recorded)
                     for column in ("api_type", "model_used", "session_id")
                 },
             },
         },
         finish=finish,
     )
+
+
+def _read_back_quality(conn: sqlite3.Connection, where: str) -> None:
+    """The quality rows through quality.history's reader, until quality is a Table (being
+    moved onto the table layer: then `tables()` covers it)."""
+
+    def history(project_id: int, offset: int) -> list[Any]:
+        return quality_db.history(conn, project_id, imported.PAGE, offset)[0]
+
+    for page in imported.ids(conn, "quality_metrics", "project_id"):
+        for project_id in page:
+            what, offset = f"a row of project {project_id}", 0
+            while rows := imported.check(
+                where, "quality_metrics", what, partial(history, project_id, offset)
+            ):
+                offset += len(rows)
 
 
 class CareService:

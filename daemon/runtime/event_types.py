@@ -14,8 +14,6 @@ from daemon.store import events_catalogue
 
 LEGACY_TYPES = frozenset(
     {
-        "project.added", "project.forgotten", "project.merged", "project.missing",
-        "project.moved", "project.returned", "project.updated",
     }
 )  # fmt: skip
 ALL = "*"  # in a filter: every topic (the same as no filter)

@@ -26,7 +26,7 @@ from daemon.domain.app import App
 from daemon.domain.events.api import EventsApi
 from daemon.domain.events.bus import EventBus
 from daemon.domain.jobs.service import JobService
-from daemon.domain.projects.api import ProjectsApi
+from daemon.domain.projects.row import MOVED, PROJECTS, RETURNED
 from daemon.domain.projects.service import ProjectService
 from daemon.domain.quality.service import QualityService
 from daemon.platform import launchd, memory
@@ -59,6 +59,7 @@ from daemon.store import migrations as migrations_mod
 from daemon.store.clock import utc_now
 from daemon.store.database import Database
 from daemon.store.events import Event
+from daemon.store.events_catalogue import EventKind
 from daemon.store.migrations import Migration
 from daemon.store.writer import WriterStats
 
@@ -66,9 +67,10 @@ log = structlog.get_logger("pm.daemon")
 
 FILE_CHECK_S = 2.0  # how often the daemon checks that its database file is still there
 
-_QUALITY_TRIGGERS = frozenset(
-    {"project.added", "project.updated", "project.moved", "project.returned"}
-)
+# A project new, changed, moved or back is assessed again; each event says where it is now.
+_QUALITY_TRIGGERS: dict[str, EventKind[Any]] = {
+    kind.name: kind for kind in (PROJECTS.created, PROJECTS.updated, MOVED, RETURNED)
+}
 
 
 class Daemon:
@@ -169,11 +171,11 @@ class Daemon:
         self.app = App(self._db, self._bus, data_dir=paths.data_dir, roots=[paths.dev_root])
         self.app.scheduling = self._scheduler
         self.app.quality = self._quality
+        self.app.scanner = self._scanner
         for module in modules.MODULES:
             module.methods.bind(registry, self.app)
         registry.add_api(EventsApi(self._db, self._bus))
-        projects = ProjectService(self._db, self._scanner)
-        registry.add_api(ProjectsApi(projects))
+        projects = ProjectService(self._db)
         self._server = Server(
             Dispatcher(registry, lambda: self._state, config.max_batch),
             Limits(
@@ -415,11 +417,9 @@ class Daemon:
 
     def _projects_changed(self, events: list[Event]) -> None:
         for event in events:
-            if event.type in _QUALITY_TRIGGERS:
-                data = msgspec.json.decode(event.data)
-                path = data.get("to") or data.get("path")
-                if isinstance(path, str):
-                    self._quality_later(path)
+            kind = _QUALITY_TRIGGERS.get(event.type)
+            if kind is not None:
+                self._quality_later(kind.decode(event.data).path)
 
     async def _scan_logged(self, what: str) -> None:
         try:

@@ -18,32 +18,24 @@ from typing import Any
 
 import msgspec
 
-from daemon.domain.projects import metadata
-from daemon.domain.projects import sql as projects_db
+from daemon.domain.projects import metadata, sql
 from daemon.domain.projects.model import Candidate, ProjectFacts
-from daemon.domain.projects.sql import ScanRow
+from daemon.domain.projects.row import (
+    MISSING,
+    MOVED,
+    NAME_MAX,
+    PROJECTS,
+    RETURNED,
+    URL_MAX,
+    Project,
+    RemoteRow,
+    folder_name,
+)  # fmt: skip
+from daemon.domain.projects.scanning import ScanIssue
+from daemon.domain.projects.scanning import ScanSummary as ScanSummary  # noqa: PLC0414 (read here)
 from daemon.store.writer import Tx
 
 Op = Callable[[Tx], Any]
-
-
-class ScanIssue(msgspec.Struct, frozen=True):
-    path: str
-    error: str
-
-
-class ScanSummary(msgspec.Struct, kw_only=True):
-    scope: list[str]
-    found: int = 0
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    missing: int = 0
-    moved: int = 0
-    returned: int = 0
-    merged: int = 0  # duplicate records of one project folded into one (see project_merge)
-    errors: list[ScanIssue] = msgspec.field(default_factory=list)
-    duration_ms: float = 0.0
 
 
 class Result(msgspec.Struct, frozen=True):
@@ -54,36 +46,36 @@ class Result(msgspec.Struct, frozen=True):
 
 
 def fact_columns(facts: ProjectFacts) -> dict[str, Any]:
+    """The FACTS of a project as read from its files, in the types its row holds them."""
     git = facts.git
+    url = facts.repository_url
     return {
-        "name": facts.name,
+        "name": facts.name[:NAME_MAX],
         "description": facts.description,
         "status": facts.status,
         "origin_type": facts.origin_type,
         "ownership": facts.ownership,
         "last_worked_on": facts.last_worked_on,
-        "repository_url": facts.repository_url,
+        # A URL longer than any a browser or a git host takes is not recorded: no method could
+        # send the row back (the row's own limit), and nobody could open it anyway.
+        "repository_url": url if url is None or len(url) <= URL_MAX else None,
         "root": None,  # set by the scanner, which knows the Dev roots
         "vcs": facts.vcs,
         "git_kind": git.kind if git else None,
         "git_common_dir": git.common_dir if git else None,
         "branch": git.branch if git else None,
         "head_sha": git.head_sha if git else None,
-        "detached": int(bool(git and git.detached)),
+        "detached": bool(git and git.detached),
         "default_branch": git.default_branch if git else None,
-        "remotes": [{"name": r.name, "url": r.url} for r in (git.remotes if git else [])],
+        "remotes": [RemoteRow(r.name, r.url) for r in (git.remotes if git else [])],
         "languages": facts.languages,
         "manifests": facts.manifests,
-        "archived_marker": int(facts.archived_marker),
+        "archived_marker": facts.archived_marker,
         "identity": facts.identity,
         "device": facts.device,
         "inode": facts.inode,
         "scan_error": facts.error or (git.error if git else None),
     }
-
-
-def _stored(column: str, value: Any) -> Any:
-    return projects_db.encode_value(column, value)
 
 
 def under(path: str, folder: str) -> bool:
@@ -98,8 +90,8 @@ class Planner:
     def plan(
         self,
         results: list[Result],
-        in_scope: list[ScanRow],
-        all_rows: list[ScanRow],
+        in_scope: list[Project],
+        all_rows: list[Project],
         summary: ScanSummary,
         *,
         gone_elsewhere: Collection[int] = (),
@@ -157,7 +149,7 @@ class Planner:
         return columns
 
     def _known(
-        self, row: ScanRow | None, facts: ProjectFacts | None, summary: ScanSummary
+        self, row: Project | None, facts: ProjectFacts | None, summary: ScanSummary
     ) -> Op | None:
         """A project found where a stored one is (facts None: its fingerprint did not move)."""
         if facts is None:
@@ -178,107 +170,87 @@ class Planner:
                 summary.unchanged += 1  # only its fingerprint moved (an mtime)
         return action
 
-    def _update(self, row: ScanRow, facts: ProjectFacts, *, returned: bool) -> tuple[Op, bool]:
+    def _update(self, row: Project, facts: ProjectFacts, *, returned: bool) -> tuple[Op, bool]:
         """The write for a project found where it was stored, and whether its facts changed."""
         new = self._columns(facts)
-        changed = {c: v for c, v in new.items() if _stored(c, v) != row.facts.get(c)}
+        changed = any(getattr(row, c) != v for c, v in new.items())
         if not changed and not returned:
             fingerprint = facts.fingerprint
 
             def touch(tx: Tx) -> None:
-                projects_db.touch_scanned(tx.conn, row.id, fingerprint, tx.now)
+                sql.note_scan(tx, row.id, tx.now, fingerprint)
 
             return touch, False
 
         def op(tx: Tx) -> None:
-            user_set = _current_user_set(tx, row.id)
-            values = {c: v for c, v in changed.items() if c not in user_set}
-            values.update(_linkage(tx, facts))
-            values["scanned_at"] = tx.now
-            values["fingerprint"] = facts.fingerprint
+            current = PROJECTS.get(tx.conn, row.id)  # the user may have set a field since
+            if current is None:
+                return  # forgotten meanwhile
+            values = {c: v for c, v in new.items() if c not in current.user_set}
+            values |= _linkage(tx, facts)
+            values |= {"scanned_at": tx.now, "fingerprint": facts.fingerprint}
             if returned:
-                values["present"] = 1
-                values["missing_since"] = None
-            projects_db.update(tx.conn, row.id, values, tx.now)
-            if returned:
-                tx.emit("project.returned", {"id": row.id, "path": row.path})
-            visible = {c: v for c, v in values.items() if c in changed}
-            if visible:
-                tx.emit("project.updated", {"id": row.id, "path": row.path, "changed": visible})
+                values |= {"present": True, "missing_since": None}
+            sql.write(tx, current, values, RETURNED if returned else None)
 
-        return op, bool(changed)
+        return op, changed
 
-    def _aged(self, row: ScanRow) -> Op | None:
+    def _aged(self, row: Project) -> Op | None:
         """Status follows time even when nothing on disk changed: 31 days without work turn
         an active project on-hold, whether or not a file moved."""
         if "status" in row.user_set:
             return None
-        stored = row.facts
-        status = metadata.status(
-            stored["last_worked_on"], archived=bool(stored["archived_marker"]), now=self._now
-        )
-        if status == stored["status"]:
+        status = metadata.status(row.last_worked_on, archived=row.archived_marker, now=self._now)
+        if status == row.status:
             return None
 
         def op(tx: Tx) -> None:
-            if "status" in _current_user_set(tx, row.id):
-                return
-            projects_db.update(tx.conn, row.id, {"status": status}, tx.now)
-            tx.emit(
-                "project.updated", {"id": row.id, "path": row.path, "changed": {"status": status}}
-            )
+            current = PROJECTS.get(tx.conn, row.id)
+            if current is not None and "status" not in current.user_set:
+                sql.write(tx, current, {"status": status})
 
         return op
 
-    def _move(self, row: ScanRow, facts: ProjectFacts) -> Op:
+    def _move(self, row: Project, facts: ProjectFacts) -> Op:
         def op(tx: Tx) -> None:
-            user_set = _current_user_set(tx, row.id)
-            values = {c: v for c, v in self._columns(facts).items() if c not in user_set}
-            values.update(_linkage(tx, facts))
+            current = PROJECTS.get(tx.conn, row.id)
+            if current is None:
+                return
+            values = {c: v for c, v in self._columns(facts).items() if c not in current.user_set}
+            values |= _linkage(tx, facts)
             values |= {
-                "path": facts.path, "present": 1, "missing_since": None,
+                "path": facts.path, "present": True, "missing_since": None,
                 "scanned_at": tx.now, "fingerprint": facts.fingerprint,
             }  # fmt: skip
-            projects_db.update(tx.conn, row.id, values, tx.now)
-            tx.emit("project.moved", {"id": row.id, "from": row.path, "to": facts.path})
+            sql.write(tx, current, values, MOVED, from_=current.path, to=facts.path)
 
         return op
 
     def _insert(self, facts: ProjectFacts) -> Op:
         def op(tx: Tx) -> int:
             values = self._columns(facts)
-            values.update(_linkage(tx, facts))
+            values |= _linkage(tx, facts)
             values |= {"path": facts.path, "scanned_at": tx.now, "fingerprint": facts.fingerprint}
-            project_id = projects_db.insert(tx.conn, values, tx.now)
-            tx.emit(
-                "project.added",
-                {"id": project_id, "name": facts.name, "path": facts.path, "status": facts.status},
-            )
-            return project_id
+            return PROJECTS.insert(tx, values).id
 
         return op
 
-    def _failed(self, row: ScanRow | None, cand: Candidate, error: str, summary: ScanSummary) -> Op:
+    def _failed(self, row: Project | None, cand: Candidate, error: str, summary: ScanSummary) -> Op:
         """A project that could not be read: its error is recorded and its fingerprint
         forgotten, so the next scan reads it again; a new one is recorded by name and path
         only (a later read that succeeds fills in the rest, or merges it with the project it
         turns out to be)."""
         if row is None:
             summary.new += 1
-            name = os.path.basename(cand.path.rstrip(os.sep)) or cand.path  # UTF-8: checked
 
             def insert(tx: Tx) -> int:
                 values = {
-                    "name": name, "path": cand.path, "root": self._root_of(cand.path),
-                    "status": "on-hold", "device": cand.device, "inode": cand.inode,
-                    "scan_error": error, "scanned_at": tx.now, "fingerprint": None,
+                    "name": folder_name(cand.path), "path": cand.path,
+                    "root": self._root_of(cand.path), "status": "on-hold",
+                    "device": cand.device, "inode": cand.inode, "scan_error": error,
+                    "scanned_at": tx.now, "fingerprint": None,
                 }  # fmt: skip
-                project_id = projects_db.insert(tx.conn, values, tx.now)
-                tx.emit(
-                    "project.added",
-                    {"id": project_id, "name": name, "path": cand.path, "scan_error": error},
-                )
-                return project_id
+                return PROJECTS.insert(tx, values).id
 
             return insert
         returned = not row.present
@@ -286,36 +258,28 @@ class Planner:
             summary.returned += 1
 
         def record(tx: Tx) -> None:
-            values: dict[str, Any] = {"fingerprint": None, "scanned_at": tx.now}
-            if row.facts.get("scan_error") != error:
-                values["scan_error"] = error
+            current = PROJECTS.get(tx.conn, row.id)
+            if current is None:
+                return
+            values: dict[str, Any] = {
+                "fingerprint": None, "scanned_at": tx.now, "scan_error": error,
+            }  # fmt: skip
             if returned:
-                values |= {"present": 1, "missing_since": None}
-            projects_db.update(tx.conn, row.id, values, tx.now)
-            if returned:
-                tx.emit("project.returned", {"id": row.id, "path": row.path})
-            if "scan_error" in values:
-                tx.emit(
-                    "project.updated",
-                    {"id": row.id, "path": row.path, "changed": {"scan_error": error}},
-                )
+                values |= {"present": True, "missing_since": None}
+            sql.write(tx, current, values, RETURNED if returned else None)
 
         return record
 
-    def _missing(self, row: ScanRow) -> Op:
+    def _missing(self, row: Project) -> Op:
         def op(tx: Tx) -> None:
-            projects_db.update(tx.conn, row.id, {"present": 0, "missing_since": tx.now}, tx.now)
-            tx.emit("project.missing", {"id": row.id, "path": row.path})
+            current = PROJECTS.get(tx.conn, row.id)
+            if current is not None and current.present:
+                sql.write(tx, current, {"present": False, "missing_since": tx.now}, MISSING)
 
         return op
-
-
-def _current_user_set(tx: Tx, project_id: int) -> frozenset[str]:
-    """Read inside the transaction: the user may have set a field since the scan began."""
-    return projects_db.user_set_of(tx.conn, project_id) or frozenset()
 
 
 def _linkage(tx: Tx, facts: ProjectFacts) -> dict[str, Any]:
     if facts.git is None or facts.git.kind != "linked-worktree":
         return {}
-    return {"worktree_of": projects_db.worktree_owner(tx.conn, facts.git.common_dir)}
+    return {"worktree_of": sql.worktree_owner(tx.conn, facts.git.common_dir)}

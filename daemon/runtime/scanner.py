@@ -19,19 +19,17 @@ from functools import partial
 
 import structlog
 
-from daemon.domain.projects import discovery, gitmeta, metadata
-from daemon.domain.projects import merge as project_merge
-from daemon.domain.projects import sql as projects_db
+from daemon.domain.projects import discovery, gitmeta, merge, metadata, sql
 from daemon.domain.projects.model import Candidate, Discovery, GitInfo
-from daemon.domain.projects.sql import ScanRow
+from daemon.domain.projects.row import Project
+from daemon.domain.projects.scanning import Report, ScanIssue, ScanSummary
 from daemon.platform import untrusted
-from daemon.runtime.scan_plan import Planner, Result, ScanIssue, ScanSummary, under
+from daemon.runtime.scan_plan import Planner, Result, under
 from daemon.runtime.scan_pool import PoolExhausted, ScanPool
 from daemon.store.database import Database
 
 log = structlog.get_logger("pm.scanner")
 
-Report = Callable[[str, int | None], None]  # message, percentage
 _CHUNK = 16  # candidates per thread-pool task: enough to amortise the hand-off
 # One project's fingerprint, or its analysis, must end within this; a read that does not (a
 # FIFO, a network mount that stopped answering) is given up and the project recorded as failed.
@@ -112,7 +110,7 @@ def _path_of(cand: Candidate) -> Hashable:
     return cand.path
 
 
-def _gone(row: ScanRow) -> bool:
+def _gone(row: Project) -> bool:
     """On a pool thread: the stored folder is no longer where it was (gone, or another folder
     in its place)."""
     try:
@@ -259,8 +257,8 @@ class Scanner:
         summary: ScanSummary,
     ) -> None:
         say = report or (lambda message, pct: None)
-        rows = await self._db.read(projects_db.scan_rows)
-        ignored = await self._db.read(projects_db.ignored_paths)
+        rows = await self._db.read(sql.every)
+        ignored = await self._db.read(sql.ignored_paths)
         walked = await self._walk(scope, projects_only, rows)
         if walked is None:
             where = ", ".join(scope or self.roots)
@@ -300,7 +298,7 @@ class Scanner:
         say("done", 100)
 
     async def _walk(
-        self, scope: list[str] | None, projects_only: bool, rows: list[ScanRow]
+        self, scope: list[str] | None, projects_only: bool, rows: list[Project]
     ) -> tuple[Discovery, list[str] | None] | None:
         """The discovery walk on a pool thread, under its time bound (None when it overran)."""
         walk_key = ("walk", tuple(scope or self.roots), projects_only)
@@ -316,7 +314,7 @@ class Scanner:
         return walked
 
     def _discover(
-        self, scope: list[str] | None, projects_only: bool, rows: list[ScanRow]
+        self, scope: list[str] | None, projects_only: bool, rows: list[Project]
     ) -> tuple[Discovery, list[str] | None]:
         """On a pool thread: the candidates, and the grouping folders known afterwards (None:
         unchanged). The groups are handed back, not set here: a walk that overran and was
@@ -376,7 +374,7 @@ class Scanner:
                 return max(0, self._max_depth - depth)
         return None
 
-    def _in_scope(self, row: ScanRow, scope: list[str] | None, projects_only: bool) -> bool:
+    def _in_scope(self, row: Project, scope: list[str] | None, projects_only: bool) -> bool:
         if scope is None:
             return True
         if projects_only:
@@ -384,7 +382,7 @@ class Scanner:
         return any(under(row.path, folder) for folder in scope)
 
     async def _analyze_all(
-        self, candidates: list[Candidate], rows: list[ScanRow], say: Report
+        self, candidates: list[Candidate], rows: list[Project], say: Report
     ) -> list[Result]:
         """Fingerprints first (all on one thread), then what changed is read in chunks across
         the pool; every project under the time bound. A project an earlier read is still stuck
@@ -432,7 +430,7 @@ class Scanner:
         return results
 
     async def _gone_elsewhere(
-        self, results: list[Result], rows: list[ScanRow], in_scope: list[ScanRow]
+        self, results: list[Result], rows: list[Project], in_scope: list[Project]
     ) -> set[int]:
         """Stored projects outside this scan's scope that a new folder found here may be,
         moved, and that are really gone from where they were. (The watcher rescans the folder
@@ -462,11 +460,11 @@ class Scanner:
 
     async def _merge_duplicates(self, summary: ScanSummary) -> None:
         """Records of one checkout made by older versions, which took a project that moved
-        into another folder for a new one: merged into the oldest (see project_merge)."""
-        identities = await self._db.read(projects_db.duplicated_identities)
+        into another folder for a new one: merged into the oldest (see projects/merge.py)."""
+        identities = await self._db.read(sql.duplicated_identities)
         for identity in identities:
             try:
-                merged = await self._db.write(project_merge.merge_op(identity))
+                merged = await self._db.write(merge.merge_op(identity))
             except Exception as e:  # one merge failing leaves both records as they were
                 summary.errors.append(ScanIssue("", f"could not merge duplicates: {e}"))
                 continue

@@ -300,12 +300,7 @@ class Watcher:
 
     # --- the watch set ----------------------------------------------------------------------
     async def _watch_set(self) -> tuple[dict[str, Owner], list[str]]:
-        rows = await self._db.read(
-            lambda c: projects_db.list_projects(
-                c, status=[], query=None, order="name", include_missing=False, limit=1_000_000,
-                offset=0, max_bytes=None,  # every project, however long their descriptions
-            )
-        )  # fmt: skip
+        rows = await self._db.read(projects_db.present)
         groups = list(self._scanner.groups or self._scanner.roots)
         projects = [(p.path, p.branch) for p in rows]
         return await asyncio.to_thread(owners_for, groups, projects), groups

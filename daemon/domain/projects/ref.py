@@ -10,8 +10,8 @@ import msgspec
 
 from daemon.domain.app import App
 from daemon.domain.crud import Ref
-from daemon.domain.projects import sql as projects_db
-from daemon.domain.projects.sql import Project
+from daemon.domain.projects import sql
+from daemon.domain.projects.row import PROJECTS, Project
 from daemon.rpc.errors import Conflict, NotFound
 from daemon.store.database import Database
 
@@ -24,16 +24,16 @@ async def resolve(db: Database, ref: int | str) -> Project:
     """A project by id, by absolute path, or by name (which must then be unambiguous among
     the present projects, or among all when none is present)."""
     if isinstance(ref, int):
-        found = await db.read(projects_db.get, ref)
+        found = await db.read(PROJECTS.get, ref)
         if found is None:
             raise NotFound(f"no project with id {ref}", project=ref)
         return found
     if ref.startswith(os.sep):
-        found = await db.read(projects_db.get_by_path, _clean(ref))
+        found = await db.read(sql.get_by_path, _clean(ref))
         if found is None:
             raise NotFound(f"no project at {ref}", project=ref)
         return found
-    named = await db.read(projects_db.find_by_name, ref)
+    named = await db.read(sql.find_by_name, ref)
     if not named:
         raise NotFound(f"no project named {ref!r}", project=ref)
     here = [p for p in named if p.present]
