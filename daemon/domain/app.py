@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from daemon.domain.work.settings import WorkSettings
+
 if TYPE_CHECKING:
     from daemon.domain.documents.instructions import RepoIndex
     from daemon.domain.events.bus import EventBus
@@ -31,3 +33,4 @@ class App:
     scheduling: Scheduling | None = None  # jobs.run, jobs.cancel, a run's progress
     quality: QualityService | None = None  # the assessment pool (quality.scan)
     repo_index: RepoIndex | None = None  # instruction files read from the projects (memory)
+    work: WorkSettings = field(default_factory=WorkSettings)  # urgency weights, leases

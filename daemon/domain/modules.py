@@ -9,15 +9,19 @@ from daemon.domain import (
     agents,
     checkpoints,
     continue_points,
+    features,
     kv,
     lineage,
     metrics,
+    requirements,
     session_files,
+    sessions,
 )
 from daemon.domain.documents import api as documents
 from daemon.domain.documents import code, instructions, skills, vectors
 from daemon.domain.jobs import api as jobs
 from daemon.domain.quality import api as quality
+from daemon.domain.work import archive, claims, deps, plans, portable, programs, tasks
 
 MODULES: tuple[ModuleType, ...] = (
     kv,
@@ -34,4 +38,15 @@ MODULES: tuple[ModuleType, ...] = (
     lineage,
     metrics,
     session_files,
+    # work (issue 15)
+    plans,
+    tasks,
+    deps,
+    claims,
+    archive,
+    programs,
+    portable,
+    sessions,
+    features,
+    requirements,
 )

@@ -18,6 +18,7 @@ import msgspec
 
 from client import locations
 from daemon.domain.quality.model import Weights
+from daemon.domain.work.settings import WorkSettings
 from daemon.runtime.schedules import parse_schedule
 
 ENV_PREFIX = "PM_AGENT_"
@@ -96,6 +97,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     # quality, jobs, the schedule ([schedule] and [quality_weights] tables in config.toml)
     schedule: Schedules = msgspec.field(default_factory=Schedules)
     quality_weights: Weights = msgspec.field(default_factory=Weights)
+    work: WorkSettings = msgspec.field(default_factory=WorkSettings)  # [work], [work.urgency]
     quality_settle_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0  # after a project changed
     job_concurrency: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     job_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2

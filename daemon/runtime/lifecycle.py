@@ -29,6 +29,7 @@ from daemon.domain.jobs.service import JobService
 from daemon.domain.projects.row import MOVED, PROJECTS, RETURNED
 from daemon.domain.projects.service import ProjectService
 from daemon.domain.quality.service import QualityService
+from daemon.domain.work import claims
 from daemon.platform import launchd, memory
 from daemon.platform.systemd import Notifier, activation_socket
 from daemon.rpc.dispatcher import Dispatcher, State
@@ -169,6 +170,7 @@ class Daemon:
         registry.add_api(DbApi(self._db, self, self._backups, care))
         registry.add_api(BackupApi(self._backups))
         self.app = App(self._db, self._bus, data_dir=paths.data_dir, roots=[paths.dev_root])
+        self.app.work = config.work
         self.app.scheduling = self._scheduler
         self.app.quality = self._quality
         self.app.scanner = self._scanner
@@ -291,8 +293,9 @@ class Daemon:
                 guard = loop.create_task(self._guard_database_file(), name="pm-file-guard")
                 trimmer = loop.create_task(memory.keep_trimmed(), name="pm-malloc-trim")
                 self._background = loop.create_task(self._keep_projects(), name="pm-projects")
+                leases = loop.create_task(claims.keep_leases_swept(self.app), name="pm-leases")
                 await self._stop.wait()
-                for task in (watchdog, guard, trimmer):
+                for task in (watchdog, guard, trimmer, leases):
                     task.cancel()
         finally:
             await self._shut_down()

@@ -1,0 +1,264 @@
+"""Derived state of work, kept current inside the transaction of the change that causes it.
+
+A write records what it touched in a `Touched` and calls `settle(tx, touched)` before it
+returns; settle then brings every derived field up to date, in order:
+- `tasks.unblocks`: how many `blocks` dependencies point at the task;
+- `tasks.open_subtasks`: its subtasks not yet completed or cancelled;
+- phase status from its tasks (when it has any), plan status completed/active from its tasks;
+- `tasks.blocked`: a `blocks` dependency of the task, of its phase or of its plan points at a
+  plan, phase or task that is not terminal, or its parent task is blocked — re-read for every
+  task that waits on something whose terminality changed, and passed down to subtasks;
+- features' `completed_tasks`.
+Each derived change is a row change with its event (`tasks.blocked`, `tasks.unblocked`,
+`tasks.updated`, `phases.updated`, `plans.updated`, `features.updated`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from daemon.domain.features import FEATURES
+from daemon.domain.work.model import PHASES, PLANS, TASKS, TERMINAL, NodeType, Task
+from daemon.store.events_catalogue import EventKind
+from daemon.store.writer import Tx
+
+BLOCKED = EventKind("tasks.blocked", TASKS.updated.payload)
+UNBLOCKED = EventKind("tasks.unblocked", TASKS.updated.payload)
+
+Node = tuple[NodeType, int]
+
+_TERMINAL_SQL = "(" + ", ".join(f"'{s}'" for s in TERMINAL) + ")"
+_OPEN_TARGET = (
+    "(CASE d.to_type WHEN 'task' THEN (SELECT status FROM tasks WHERE id = d.to_id)"
+    " WHEN 'phase' THEN (SELECT status FROM phases WHERE id = d.to_id)"
+    f" ELSE (SELECT status FROM plans WHERE id = d.to_id) END) NOT IN {_TERMINAL_SQL}"
+)
+
+
+def _waits(level: NodeType, column: str) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM dependencies AS d WHERE d.from_type = '{level}'"
+        f" AND d.from_id = {column} AND d.kind = 'blocks' AND d.archived = 0"
+        f" AND {_OPEN_TARGET})"
+    )
+
+
+_BLOCKED_NOW = (
+    f"({_waits('task', 't.id')}"
+    f" OR (t.phase_id IS NOT NULL AND {_waits('phase', 't.phase_id')})"
+    f" OR (t.plan_id IS NOT NULL AND {_waits('plan', 't.plan_id')})"
+    " OR coalesce((SELECT p.blocked FROM tasks AS p WHERE p.id = t.parent_id), 0))"
+)
+_IDS = "(SELECT value FROM json_each(?))"
+
+
+def _json(ids: Iterable[int]) -> str:
+    return msgspec.json.encode(sorted(set(ids))).decode()
+
+
+def terminal(status: str) -> bool:
+    return status in TERMINAL
+
+
+@dataclass
+class Touched:
+    """What a write changed that derived state follows from."""
+
+    blocked: set[int] = field(default_factory=set)  # tasks to re-read `blocked` for
+    parents: set[int] = field(default_factory=set)  # tasks to recount open subtasks of
+    targets: set[int] = field(default_factory=set)  # tasks to recount `unblocks` of
+    phases: set[int] = field(default_factory=set)
+    plans: set[int] = field(default_factory=set)
+    features: set[int] = field(default_factory=set)
+    ends: set[Node] = field(default_factory=set)  # nodes whose terminality changed
+
+    def task(self, old: Task | None, new: Task | None) -> None:
+        """A task added (old None), changed, or deleted (new None)."""
+        rows = [r for r in (old, new) if r is not None]
+        for row in rows:
+            self.phases.update([row.phase_id] if row.phase_id else [])
+            self.plans.update([row.plan_id] if row.plan_id else [])
+            self.features.update([row.feature_id] if row.feature_id else [])
+            self.parents.update([row.parent_id] if row.parent_id else [])
+        if new is not None and (
+            old is None
+            or (old.phase_id, old.plan_id, old.parent_id)
+            != (new.phase_id, new.plan_id, new.parent_id)
+        ):
+            self.blocked.add(new.id)
+        if old is not None and new is not None and terminal(old.status) != terminal(new.status):
+            self.ends.add(("task", new.id))
+
+    def merge(self, other: Touched) -> None:
+        for name in ("blocked", "parents", "targets", "phases", "plans", "features", "ends"):
+            getattr(self, name).update(getattr(other, name))
+
+
+# --- reading what depends on what ------------------------------------------------------------
+def covered(conn: sqlite3.Connection, node: Node) -> set[int]:
+    """The tasks a dependency from `node` holds: the task itself, or every task of the phase
+    or plan (a subtask inherits its parent's through `blocked`)."""
+    kind, node_id = node
+    if kind == "task":
+        return {node_id}
+    column = "phase_id" if kind == "phase" else "plan_id"
+    return {r[0] for r in conn.execute(f"SELECT id FROM tasks WHERE {column} = ?", (node_id,))}
+
+
+def dependents(conn: sqlite3.Connection, node: Node) -> set[int]:
+    """The tasks waiting on `node` through a live `blocks` dependency."""
+    out: set[int] = set()
+    for from_type, from_id in conn.execute(
+        "SELECT from_type, from_id FROM dependencies WHERE to_type = ? AND to_id = ?"
+        " AND kind = 'blocks' AND archived = 0",
+        node,
+    ).fetchall():
+        out |= covered(conn, (from_type, from_id))
+    return out
+
+
+def dependencies_of(conn: sqlite3.Connection, nodes: Iterable[Node]) -> list[Node]:
+    """(to_type, to_id) of every live `blocks` dependency from these nodes."""
+    out: list[Node] = []
+    for node in nodes:
+        out += conn.execute(
+            "SELECT to_type, to_id FROM dependencies WHERE from_type = ? AND from_id = ?"
+            " AND kind = 'blocks' AND archived = 0",
+            node,
+        ).fetchall()
+    return out
+
+
+# --- bringing it up to date ----------------------------------------------------------------
+def _set(tx: Tx, task_id: int, values: dict[str, Any], kind: EventKind[Any] | None) -> Task:
+    row = TASKS.update(tx, task_id, values, emit=kind is None)
+    if kind is not None:
+        tx.emit(kind, TASKS.updated_event(row, values))
+    return row
+
+
+def _recount(tx: Tx, ids: set[int], column: str, count_sql: str) -> None:
+    if not ids:
+        return
+    rows = tx.conn.execute(
+        f"SELECT t.id, t.{column}, {count_sql} FROM tasks AS t WHERE t.id IN {_IDS}",
+        (_json(ids),),
+    ).fetchall()
+    for task_id, was, now in rows:
+        if was != now:
+            _set(tx, task_id, {column: now}, None)
+
+
+def _phase_status(tx: Tx, phase_id: int, ends: set[Node]) -> None:
+    phase = PHASES.get(tx.conn, phase_id)
+    if phase is None:
+        return
+    total, done, pending, failed = tx.conn.execute(
+        f"SELECT count(*), coalesce(sum(status IN {_TERMINAL_SQL}), 0),"
+        " coalesce(sum(status = 'pending'), 0), coalesce(sum(status = 'failed'), 0)"
+        " FROM tasks WHERE phase_id = ?",
+        (phase_id,),
+    ).fetchone()
+    if total == 0:
+        return  # a phase without tasks is set by hand (a Perpetua stage)
+    if done == total:
+        status = "completed"
+    elif failed and failed + done == total:
+        status = "failed"
+    elif pending == total:
+        status = "pending"
+    else:
+        status = "in_progress"
+    if status == phase.status:
+        return
+    completed_at = tx.now if status == "completed" else None
+    PHASES.update(tx, phase_id, {"status": status, "completed_at": completed_at})
+    if terminal(status) != terminal(phase.status):
+        ends.add(("phase", phase_id))
+
+
+def _plan_status(tx: Tx, plan_id: int, ends: set[Node]) -> None:
+    plan = PLANS.get(tx.conn, plan_id)
+    if plan is None or plan.status not in ("active", "completed"):
+        return  # paused, blocked, failed and cancelled are said by hand
+    total, done = tx.conn.execute(
+        f"SELECT count(*), coalesce(sum(status IN {_TERMINAL_SQL}), 0) FROM tasks"
+        " WHERE plan_id = ?",
+        (plan_id,),
+    ).fetchone()
+    if plan.status == "active" and total and done == total:
+        PLANS.update(tx, plan_id, {"status": "completed", "completed_at": tx.now})
+        ends.add(("plan", plan_id))
+    elif plan.status == "completed" and done < total:
+        PLANS.update(tx, plan_id, {"status": "active", "completed_at": None})
+        ends.add(("plan", plan_id))
+
+
+def refresh_blocked(tx: Tx, ids: set[int]) -> tuple[list[Task], list[Task]]:
+    """Re-read `blocked` of these tasks (and of the subtasks of those that changed); returns
+    (unblocked, newly blocked)."""
+    unblocked: dict[int, Task] = {}
+    blocked: dict[int, Task] = {}
+    todo = set(ids)
+    while todo:
+        rows = tx.conn.execute(
+            f"SELECT t.id, t.blocked, {_BLOCKED_NOW} FROM tasks AS t WHERE t.id IN {_IDS}",
+            (_json(todo),),
+        ).fetchall()
+        flipped = [(task_id, bool(now)) for task_id, was, now in rows if bool(was) != bool(now)]
+        for task_id, now in flipped:
+            row = _set(tx, task_id, {"blocked": now}, BLOCKED if now else UNBLOCKED)
+            (blocked if now else unblocked)[task_id] = row
+            (unblocked if now else blocked).pop(task_id, None)
+        todo = {
+            r[0]
+            for r in tx.conn.execute(
+                f"SELECT id FROM tasks WHERE parent_id IN {_IDS}",
+                (_json(task_id for task_id, _ in flipped),),
+            )
+        }
+    return list(unblocked.values()), list(blocked.values())
+
+
+def settle(tx: Tx, touched: Touched) -> list[Task]:
+    """Bring every derived field up to date after a write; returns the tasks it unblocked."""
+    conn = tx.conn
+    _recount(
+        tx,
+        touched.targets,
+        "unblocks",
+        "(SELECT count(*) FROM dependencies AS d WHERE d.to_type = 'task' AND d.to_id = t.id"
+        " AND d.kind = 'blocks' AND d.archived = 0)",
+    )
+    _recount(
+        tx,
+        touched.parents,
+        "open_subtasks",
+        f"(SELECT count(*) FROM tasks AS c WHERE c.parent_id = t.id AND c.status NOT IN"
+        f" {_TERMINAL_SQL})",
+    )
+    ends = set(touched.ends)
+    for phase_id in sorted(touched.phases):
+        _phase_status(tx, phase_id, ends)
+    for plan_id in sorted(touched.plans):
+        _plan_status(tx, plan_id, ends)
+    waiting = set(touched.blocked)
+    for node in sorted(ends):
+        waiting |= dependents(conn, node)
+    unblocked, _ = refresh_blocked(tx, waiting)
+    for feature_id in sorted(touched.features):
+        feature = FEATURES.get(conn, feature_id)
+        if feature is None:
+            continue
+        (done,) = conn.execute(
+            "SELECT count(*) FROM tasks WHERE feature_id = ? AND status = 'completed'",
+            (feature_id,),
+        ).fetchone()
+        if done != feature.completed_tasks:
+            FEATURES.update(tx, feature_id, {"completed_tasks": done})
+    return unblocked
