@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from daemon.store import events_catalogue
 
-LEGACY_TYPES = frozenset(
-    {
-    }
-)  # fmt: skip
+LEGACY_TYPES: frozenset[str] = frozenset()  # every emitter declares its kinds now
 ALL = "*"  # in a filter: every topic (the same as no filter)
 
 

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import structlog
@@ -27,7 +28,6 @@ from daemon.domain.events.api import EventsApi
 from daemon.domain.events.bus import EventBus
 from daemon.domain.jobs.service import JobService
 from daemon.domain.projects.row import MOVED, PROJECTS, RETURNED
-from daemon.domain.projects.service import ProjectService
 from daemon.domain.quality.service import QualityService
 from daemon.domain.work import claims
 from daemon.platform import launchd, memory
@@ -177,7 +177,6 @@ class Daemon:
         for module in modules.MODULES:
             module.methods.bind(registry, self.app)
         registry.add_api(EventsApi(self._db, self._bus))
-        projects = ProjectService(self._db)
         self._server = Server(
             Dispatcher(registry, lambda: self._state, config.max_batch),
             Limits(

@@ -21,8 +21,7 @@ from daemon.domain.app import App
 from daemon.domain.crud import Version
 from daemon.domain.projects import sql
 from daemon.domain.projects.model import Status
-from daemon.domain.projects.ref import ProjectRef as ProjectRef  # noqa: PLC0414 (quality, jobs)
-from daemon.domain.projects.ref import resolve
+from daemon.domain.projects.ref import ProjectRef, resolve
 from daemon.domain.projects.row import BY_HAND, PROJECTS, ByHand, Order, Project, folder_name
 from daemon.domain.projects.scanning import ScanSummary, scanner_of
 from daemon.rpc.dispatcher import Call
