@@ -7,6 +7,7 @@ from types import ModuleType
 
 from daemon.domain import (
     agents,
+    brief,
     checkpoints,
     continue_points,
     features,
@@ -20,14 +21,12 @@ from daemon.domain import (
 from daemon.domain.documents import api as documents
 from daemon.domain.documents import code, instructions, skills, vectors
 from daemon.domain.jobs import api as jobs
-from daemon.domain.projects import api as projects
 from daemon.domain.quality import api as quality
 from daemon.domain.work import archive, claims, deps, plans, portable, programs, tasks
 
 MODULES: tuple[ModuleType, ...] = (
     kv,
     jobs,
-    projects,
     quality,
     documents,
     instructions,
@@ -40,6 +39,7 @@ MODULES: tuple[ModuleType, ...] = (
     lineage,
     metrics,
     session_files,
+    brief,
     # work (issue 15)
     plans,
     tasks,

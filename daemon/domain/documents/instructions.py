@@ -199,7 +199,7 @@ class ForPath(msgspec.Struct, kw_only=True):
     items: list[Applicable]  # most specific first
 
 
-def _candidates(conn: sqlite3.Connection, project_id: int | None) -> list[Document]:
+def candidates(conn: sqlite3.Connection, project_id: int | None) -> list[Document]:
     where = Where(DOCUMENTS).eq("kind", "instruction").eq("archived", False)
     if project_id is None:
         where.eq("project_id", None)
@@ -230,7 +230,7 @@ def applies(doc: Document, rel: str | None, on_request: bool) -> tuple[str, str,
     return None
 
 
-async def _locate(app: App, p: ForPathParams) -> tuple[int | None, str | None]:
+async def locate(app: App, p: ForPathParams) -> tuple[int | None, str | None]:
     """The project and the path relative to it."""
     if p.project is not None:
         project = await resolve(app.db, p.project)
@@ -299,7 +299,7 @@ async def for_path(app: App, call: Call, p: ForPathParams) -> ForPath:
     .github/copilot-instructions.md, *.instructions.md `applyTo`, Cursor rules `globs` and
     `alwaysApply`) and instructions stored by hand (`metadata.applies_to` globs, relative to
     the project; none: every path). A path in no project gets the global ones."""
-    project_id, rel = await _locate(app, p)
-    docs = await app.db.read(_candidates, project_id)
+    project_id, rel = await locate(app, p)
+    docs = await app.db.read(candidates, project_id)
     items = rank(docs, rel, content=p.content, on_request=p.on_request)
     return ForPath(project_id=project_id, relative_path=rel, items=items)
