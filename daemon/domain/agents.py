@@ -4,8 +4,8 @@ liveness.
 Its own rules: an agent is known by its `name` (what claims, lineage, metrics and documents
 record); any sign of life (`agents.heartbeat`, or registering again) moves `last_activity_at`;
 an agent silent for longer than the configured `agent_stale_s` is marked `stale` by the
-scheduled sweep, and every task it still holds a claim on is released (back to pending, a
-reclaim counted) in the same transaction — a crashed agent never keeps work from the others.
+scheduled sweep, and every task it still holds a claim on is released (back to pending,
+`tasks.released`) in the same transaction — a crashed agent never keeps work from the others.
 Terminating an agent records when and why, and releases its claims too.
 """
 
@@ -19,6 +19,8 @@ import msgspec
 from daemon.domain.app import App
 from daemon.domain.crud import Crud, Ref, Rules
 from daemon.domain.projects.ref import PROJECT
+from daemon.domain.work import claims
+from daemon.domain.work.model import TASKS
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import NotFound
 from daemon.rpc.registry import Methods, Params
@@ -99,15 +101,12 @@ class AgentRules(Rules[Agent]):
 
 
 def release_claims(tx: Tx, agent: str) -> list[int]:
-    """Every task `agent` holds a claim on, back to pending (a reclaim counted); their ids."""
-    rows = tx.conn.execute(
-        "UPDATE tasks SET claimed_by = NULL, claimed_at = NULL, lease_s = NULL, "
-        "lease_until = NULL, reclaims = reclaims + 1, updated_at = ?, version = version + 1, "
-        "status = CASE WHEN status = 'in_progress' THEN 'pending' ELSE status END "
-        "WHERE claimed_by = ? RETURNING id",
-        (tx.now, agent),
-    ).fetchall()
-    return sorted(r[0] for r in rows)
+    """Every task `agent` holds a claim on, released as tasks.release would (back to pending
+    if it was in progress, `tasks.released`, what it blocked settled); their ids."""
+    held = TASKS.rows(tx.conn, Where(TASKS).eq("claimed_by", agent), "id", budget=False)
+    for task in held:
+        claims.release(tx, task)
+    return [task.id for task in held]
 
 
 methods = Methods()

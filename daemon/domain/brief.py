@@ -25,6 +25,8 @@ from daemon.domain.documents.instructions import Applicable
 from daemon.domain.documents.model import DOCUMENTS
 from daemon.domain.documents.skills import MatchParams, SkillMatch
 from daemon.domain.projects.ref import ProjectRef
+from daemon.domain.work import ready
+from daemon.domain.work.settings import Urgency
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods, Params
@@ -103,17 +105,11 @@ def _claims(conn: sqlite3.Connection, agent: str) -> list[TaskLine]:
                      lease_until=r[5]) for r in rows]  # fmt: skip
 
 
-def _ready(conn: sqlite3.Connection, project: int, now: str) -> list[TaskLine]:
-    """The top ready work of the project (the tasks_ready_project index's order)."""
-    rows = conn.execute(
-        f"{_TASK} WHERE project_id = ? AND status = 'pending' AND blocked = 0 "
-        "AND open_subtasks = 0 AND archived = 0 AND (lease_until IS NULL OR lease_until < ?) "
-        "AND (defer_until IS NULL OR defer_until <= ?) "
-        "ORDER BY priority, unblocks DESC, created_at, id LIMIT ?",
-        (project, now, now, READY_MAX),
-    ).fetchall()
-    return [TaskLine(id=r[0], title=r[1], status=r[2], priority=r[3], plan_id=r[4],
-                     lease_until=r[5]) for r in rows]  # fmt: skip
+def _ready(conn: sqlite3.Connection, weights: Urgency, project: int, now: str) -> list[TaskLine]:
+    """The top ready work of the project, as tasks.ready ranks it."""
+    items, _total = ready.ready_page(conn, weights, now, project, READY_MAX)
+    return [TaskLine(id=t.id, title=t.title, status=t.status, priority=t.priority,
+                     plan_id=t.plan_id, lease_until=t.lease_until) for t in items]  # fmt: skip
 
 
 def _session(conn: sqlite3.Connection, project: int) -> SessionLine | None:
@@ -150,7 +146,9 @@ class _Read(msgspec.Struct, kw_only=True):
     language: str | None  # the project's main language (most bytes)
 
 
-def _read(conn: sqlite3.Connection, project: int | None, agent: str | None, now: str) -> _Read:
+def _read(
+    conn: sqlite3.Connection, project: int | None, agent: str | None, weights: Urgency, now: str
+) -> _Read:
     row = conn.execute(
         "SELECT id, name, path, (SELECT j.key FROM json_each(languages) AS j "
         "ORDER BY j.value DESC LIMIT 1) FROM projects WHERE id = ?",
@@ -159,7 +157,7 @@ def _read(conn: sqlite3.Connection, project: int | None, agent: str | None, now:
     return _Read(
         claims=_claims(conn, agent) if agent else [],
         point=newest(conn, latest_where(project, None, None)) if project else None,
-        ready=_ready(conn, project, now) if project else [],
+        ready=_ready(conn, weights, project, now) if project else [],
         session=_session(conn, project) if project else None,
         notes=_notes(conn, project) if project else [],
         project=ProjectLine(id=row[0], name=row[1], path=row[2]) if row else None,
@@ -272,7 +270,7 @@ async def brief(app: App, call: Call, p: BriefParams) -> Brief:
     project, rel = await instructions.locate(app, where)
     docs = await app.db.read(instructions.candidates, project)
     applicable = instructions.rank(docs, rel, content=True, on_request=False)
-    read = await app.db.read(_read, project, p.agent, utc_now())
+    read = await app.db.read(_read, project, p.agent, app.work.urgency, utc_now())
     fits = skills.Matches(items=[])
     if project is not None:
         wanted = MatchParams(path=p.path, language=read.language, project=project, limit=SKILLS_MAX)

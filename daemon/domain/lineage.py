@@ -13,6 +13,7 @@ import msgspec
 
 from daemon.domain.crud import Crud, Ref, Rules
 from daemon.domain.projects.ref import PROJECT
+from daemon.domain.work import archive
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods
 from daemon.store.table import Row, Table
@@ -84,9 +85,12 @@ Crud(
 ).register(methods)
 
 
-def set_archived(tx: Tx, plan_id: int, archived: bool) -> int:
+def set_archived(tx: Tx, plan_id: int, archived: bool) -> None:
     """A plan's hand-offs archived or brought back with it (work tracking's archive hook)."""
-    return tx.conn.execute(
+    tx.conn.execute(
         "UPDATE lineage SET archived = ? WHERE plan_id = ? AND archived != ?",
         (int(archived), plan_id, int(archived)),
-    ).rowcount
+    )
+
+
+archive.ON_ARCHIVE.append(set_archived)

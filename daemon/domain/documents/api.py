@@ -16,6 +16,7 @@ import msgspec
 from daemon.domain.app import App
 from daemon.domain.crud import Crud, Id, Ref, Rules
 from daemon.domain.projects.ref import PROJECT, ProjectRef, project_id
+from daemon.domain.work import archive
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidState
 from daemon.rpc.registry import Methods, Params
@@ -68,6 +69,14 @@ SCOPES = [
     Ref("task", "task_id", "tasks", description="a task's id"),
     Ref("session", "session_id", "sessions", description="a session's id"),
 ]
+
+
+def _plan_archived(tx: Tx, plan_id: int, archived: bool) -> None:
+    scope.set_archived(tx, plan_id, archived)
+
+
+archive.ON_ARCHIVE.append(_plan_archived)  # a plan's documents leave search and come back with it
+
 CRUD = Crud(
     DOCUMENTS,
     refs=SCOPES,
