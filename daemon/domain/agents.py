@@ -11,10 +11,12 @@ Terminating an agent records when and why, and releases its claims too.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
+import structlog
 
 from daemon.domain.app import App
 from daemon.domain.crud import Crud, Ref, Rules
@@ -37,6 +39,7 @@ Text = Annotated[str, msgspec.Meta(max_length=100_000)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 SWEEP_CHUNK = 500
+log = structlog.get_logger("pm.agents")
 
 
 class Agent(Row, kw_only=True):
@@ -169,8 +172,7 @@ def sweep_op(stale_after_s: float) -> Any:
     released, each with an `agents.stale` event."""
 
     def op(tx: Tx) -> SweepResult:
-        now = datetime.fromisoformat(tx.now.replace("Z", "+00:00"))
-        cutoff = iso(now - timedelta(seconds=stale_after_s))
+        cutoff = _cutoff(datetime.fromisoformat(tx.now.replace("Z", "+00:00")), stale_after_s)
         where = (
             Where(AGENTS)
             .sql("t.status NOT IN ('stale', 'terminated')")
@@ -195,19 +197,29 @@ def sweep_op(stale_after_s: float) -> Any:
     return op
 
 
-def sweep_job(app: App, stale_after_s: float) -> Any:
-    """The scheduler's job function: sweep until no stale agent is left."""
+def _cutoff(now: datetime, stale_after_s: float) -> str:
+    return iso(now - timedelta(seconds=stale_after_s))
 
-    async def sweep(report: Any) -> SweepResult:
-        total = SweepResult(stale=[], released_tasks=[])
-        if stale_after_s <= 0:
-            return total
-        while True:
-            done: SweepResult = await app.db.write(sweep_op(stale_after_s))
-            total.stale += done.stale
-            total.released_tasks += done.released_tasks
-            if len(done.stale) < SWEEP_CHUNK:
-                report(f"{len(total.stale)} stale agents", 100)
-                return total
 
-    return sweep
+def any_stale(conn: Any, cutoff: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM agents WHERE status NOT IN ('stale', 'terminated') "
+        "AND coalesce(last_activity_at, created_at) < ? LIMIT 1",
+        (cutoff,),
+    ).fetchone()
+    return row is not None
+
+
+async def keep_swept(app: App, stale_after_s: float) -> None:
+    """What the runtime runs: every so often a read, and the sweep (a write) only when an
+    agent went silent for longer than `stale_after_s` (0: never)."""
+    if stale_after_s <= 0:
+        return
+    interval = min(60.0, max(1.0, stale_after_s / 4))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if await app.db.read(any_stale, _cutoff(datetime.now(UTC), stale_after_s)):
+                await app.db.write(sweep_op(stale_after_s))
+        except Exception:  # the next round tries again; the daemon goes on
+            log.exception("the stale-agent sweep failed")

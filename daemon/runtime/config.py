@@ -51,7 +51,7 @@ class Schedules(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
     backup: Every = "daily 03:00"  # a verified copy in <data>/backups, then retention
     quality: Every = "6h"
     maintenance: Every = "8h"  # WAL checkpoint + PRAGMA optimize
-    retention: Every = "daily 04:00"  # events older than event_retention_days
+    retention: Every = "daily 04:00"  # events past event_retention_days / _max
 
     def __post_init__(self) -> None:
         # In words, with examples: a regular expression in an error helps nobody.
@@ -102,6 +102,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     job_concurrency: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     job_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
     event_retention_days: Annotated[float, msgspec.Meta(ge=0)] = 90.0  # 0: keep for ever
+    event_retention_max: Annotated[int, msgspec.Meta(ge=0)] = 1_000_000  # newest kept; 0: no cap
+    agent_stale_s: Annotated[float, msgspec.Meta(ge=0)] = 900.0  # silent this long: stale; 0 never
     # backups: the newest `backup_keep_last`, plus the newest of each of the last
     # `backup_keep_weeks` weeks, plus the newest taken before a migration
     backup_keep_last: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 7

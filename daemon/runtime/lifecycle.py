@@ -22,8 +22,9 @@ import msgspec
 import structlog
 
 from daemon import __version__
-from daemon.domain import modules
+from daemon.domain import agents, modules
 from daemon.domain.app import App
+from daemon.domain.documents import upkeep
 from daemon.domain.events.api import EventsApi
 from daemon.domain.events.bus import EventBus
 from daemon.domain.jobs.service import JobService
@@ -117,7 +118,7 @@ class Daemon:
         )
         self._scheduler.register(
             "retention",
-            retention_job(self._db, config.event_retention_days),
+            retention_job(self._db, config.event_retention_days, config.event_retention_max),
             config.schedule.retention,
         )
         self._backups = BackupService(
@@ -174,6 +175,7 @@ class Daemon:
         self.app.scheduling = self._scheduler
         self.app.quality = self._quality
         self.app.scanner = self._scanner
+        upkeep.attach(self.app, self._scanner.listeners)  # instruction files indexed on scans
         for module in modules.MODULES:
             module.methods.bind(registry, self.app)
         registry.add_api(EventsApi(self._db, self._bus))
@@ -293,8 +295,11 @@ class Daemon:
                 trimmer = loop.create_task(memory.keep_trimmed(), name="pm-malloc-trim")
                 self._background = loop.create_task(self._keep_projects(), name="pm-projects")
                 leases = loop.create_task(claims.keep_leases_swept(self.app), name="pm-leases")
+                stale = loop.create_task(
+                    agents.keep_swept(self.app, self.config.agent_stale_s), name="pm-agents"
+                )
                 await self._stop.wait()
-                for task in (watchdog, guard, trimmer, leases):
+                for task in (watchdog, guard, trimmer, leases, stale):
                     task.cancel()
         finally:
             await self._shut_down()
@@ -381,6 +386,7 @@ class Daemon:
         """Another file is live (restore, reset, import, repair): what it says about projects
         is checked against the disk at once."""
         self._notes.clear()  # a note about the previous file no longer applies
+        asyncio.get_running_loop().create_task(upkeep.after_swap(self.app))
         asyncio.get_running_loop().create_task(self._scan_logged(f"rescan after {why}"))
 
     async def _keep_projects(self) -> None:

@@ -2,10 +2,12 @@
 
 - maintenance: a WAL checkpoint (TRUNCATE) and `PRAGMA optimize`, on the writer's connection
   between two batches (`Writer.maintain`), so nothing else writes meanwhile.
-- retention: events older than `event_retention_days` deleted, in chunks of a few thousand,
-  each its own write operation, so other writes interleave and the writer is never held long.
+- retention: events older than `event_retention_days`, and the oldest beyond the newest
+  `event_retention_max`, deleted in chunks of a few thousand, each its own write operation, so
+  other writes interleave and the writer is never held long.
 
-Build them with `maintenance_job(db)` and `retention_job(db, days)` and register the results.
+Build them with `maintenance_job(db)` and `retention_job(db, days, max_events)` and register
+the results.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class MaintenanceResult(msgspec.Struct, kw_only=True):
 class RetentionResult(msgspec.Struct, kw_only=True):
     cutoff: str | None  # events before this moment were deleted; null: retention is off
     deleted_events: int
+    deleted_over_count: int = 0  # the oldest beyond event_retention_max
 
 
 def _maintain(conn: sqlite3.Connection) -> MaintenanceResult:
@@ -72,17 +75,39 @@ def _delete_chunk(cutoff: str) -> Callable[[Tx], int]:
     return op
 
 
-def retention_job(db: Database, days: float) -> JobFn:
+def _delete_below(seq: int) -> Callable[[Tx], int]:
+    def op(tx: Tx) -> int:
+        cursor = tx.conn.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? "
+            "ORDER BY seq LIMIT ?)",
+            (seq, RETENTION_CHUNK),
+        )
+        return cursor.rowcount
+
+    return op
+
+
+def retention_job(db: Database, days: float, max_events: int = 0) -> JobFn:
     async def retention(report: Report) -> RetentionResult:
-        if days <= 0:
-            return RetentionResult(cutoff=None, deleted_events=0)
-        cutoff = iso(datetime.now(UTC) - timedelta(days=days))
-        deleted = 0
-        while True:
-            removed = await db.write(_delete_chunk(cutoff))
-            deleted += removed
-            report(f"{deleted} events deleted", None)
-            if removed < RETENTION_CHUNK:
-                return RetentionResult(cutoff=cutoff, deleted_events=deleted)
+        result = RetentionResult(cutoff=None, deleted_events=0)
+        if days > 0:
+            result.cutoff = iso(datetime.now(UTC) - timedelta(days=days))
+            while True:
+                removed = await db.write(_delete_chunk(result.cutoff))
+                result.deleted_events += removed
+                report(f"{result.deleted_events} events deleted", None)
+                if removed < RETENTION_CHUNK:
+                    break
+        if max_events > 0:
+            # Sequence numbers only grow: everything at or below last - max goes (gaps left
+            # by earlier deletions mean a little fewer than max may stay, never more).
+            below = db.writer.last_seq - max_events
+            while below > 0:
+                removed = await db.write(_delete_below(below))
+                result.deleted_over_count += removed
+                report(f"{result.deleted_over_count} events over the cap deleted", None)
+                if removed < RETENTION_CHUNK:
+                    break
+        return result
 
     return retention

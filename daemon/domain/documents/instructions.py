@@ -22,7 +22,7 @@ import structlog
 from daemon.domain.app import App
 from daemon.domain.projects.ref import ProjectRef, resolve
 from daemon.rpc.dispatcher import Call
-from daemon.rpc.errors import InvalidParams
+from daemon.rpc.errors import InvalidParams, ShuttingDown
 from daemon.rpc.registry import Methods, Params
 from daemon.store.database import Database
 from daemon.store.table import Where
@@ -138,9 +138,15 @@ class RepoIndex:
         for project_id, path in await self._db.read(_present):
             try:
                 outcomes.append(await self.refresh(project_id, path))
+            except ShuttingDown:
+                break
             except Exception:  # one project's failure must not stop the others
                 log.exception("indexing instruction files failed", project=path)
         return outcomes
+
+    def forget(self) -> None:
+        """Another database file is live: every project is read again at the next refresh."""
+        self._seen.clear()
 
     def refresh_soon(self) -> None:
         """From a scan listener (a plain callback): one refresh of everything, coalesced."""
