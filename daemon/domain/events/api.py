@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
 
+from daemon.domain.events import history
 from daemon.domain.events.bus import EventBus, Peer, start_replay
+from daemon.domain.projects.ref import ProjectRef, resolve
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Params, rpc_method
 from daemon.runtime import event_types
 from daemon.store import events as events_db
+from daemon.store.clock import iso
 from daemon.store.database import Database
 from daemon.store.events import Event
 from daemon.store.limits import SQL_INT_MAX, Limit, Offset
@@ -28,6 +32,7 @@ Topic = Annotated[
 # Bounded: each list becomes an SQL `IN (?, …)`, and SQLite keeps every statement it compiled
 # in the connection's cache (one with 100,000 topics held 8 MiB until it was pushed out).
 Topics = Annotated[list[Topic], msgspec.Meta(max_length=64)]
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="ISO 8601 with a timezone")]
 Seq = Annotated[
     int, msgspec.Meta(ge=0, le=SQL_INT_MAX, description="a sequence number; events after it")
 ]
@@ -56,6 +61,9 @@ class Unsubscribed(msgspec.Struct):
 class EventsListParams(Params, frozen=True):
     since: Seq = 0
     topics: Topics = msgspec.field(default_factory=list)
+    project: ProjectRef | None = None  # events naming this project
+    after: UtcTime | None = None  # stamped at or after
+    before: UtcTime | None = None  # stamped before
     limit: Limit = 100
     offset: Offset = 0
 
@@ -122,10 +130,13 @@ class EventsApi:
 
     @rpc_method("events.list")
     async def list(self, call: Call, params: EventsListParams) -> EventPage:
-        """Logged events after `since`, oldest first; `topics` as for events.subscribe."""
+        """Logged events after `since`, oldest first; `topics` as for events.subscribe; only
+        those naming `project` (its id, path or name); stamped from `after`, before `before`."""
         topics = _filter(params.topics)
-        items = await self._db.read(
-            events_db.list_since, params.since, topics, params.limit, params.offset
-        )
-        total = await self._db.read(events_db.count_since, params.since, topics)
+        project = (await resolve(self._db, params.project)).id if params.project else None
+        items, total = await self._db.read(
+            history.page, params.since, topics, project,
+            iso(params.after) if params.after else None,
+            iso(params.before) if params.before else None, params.limit, params.offset,
+        )  # fmt: skip
         return EventPage(items=items, total=total)
