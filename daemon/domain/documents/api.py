@@ -123,6 +123,10 @@ class SearchParams(Params, frozen=True):
     kind: Kind | list[Kind] | None = None
     type: Subtype | None = None
     project: ProjectRef | None = None
+    plan: Id | None = None
+    phase: Id | None = None
+    task: Id | None = None
+    session: Id | None = None
     agent: AgentName | None = None
     tags: Tags | None = None
     since: UtcTime | None = None
@@ -143,8 +147,9 @@ async def search_(app: App, call: Call, p: SearchParams) -> Page[fts.Hit]:
 
     `query` is plain words (each searched as typed; `word*` for a prefix) unless `syntax` is
     "fts5" (phrases, AND/OR/NOT, NEAR, `title:`…; a malformed one is -32602 with the reason).
-    Filters: kind (one or a list), type, project, agent, tags (all of them), created since /
-    until, include_repo (files read from the projects and code chunks).
+    Filters: kind (one or a list), type, project, scope (plan, phase, task, session), agent,
+    tags (all of them), created since / until, include_repo (files read from the projects and
+    code chunks). Documents of an archived plan are not searched.
     """
     match = fts.fts_query(p.query, p.syntax)
     kinds = [p.kind] if isinstance(p.kind, str) else list(p.kind or [])
@@ -157,5 +162,15 @@ async def search_(app: App, call: Call, p: SearchParams) -> Page[fts.Hit]:
         since=iso(p.since) if p.since else None,
         until=iso(p.until) if p.until else None,
         origin=None if p.include_repo else "stored",
+        scope={
+            column: value
+            for column, value in (
+                ("plan_id", p.plan),
+                ("phase_id", p.phase),
+                ("task_id", p.task),
+                ("session_id", p.session),
+            )
+            if value is not None
+        },
     )
     return await app.db.read(fts.search, match, where, p.marks, p.limit, p.offset)
