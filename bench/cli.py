@@ -1,23 +1,71 @@
-"""`pm status` wall time against `python -c pass` with the same interpreter.
+"""`pm` start-up, every command class, against `python -c pass` with the same interpreter.
 
-Bytecode is compiled first and PYTHONDONTWRITEBYTECODE is kept out of the children, as after a
-real `pip install`. The two commands alternate, so noise hits both alike. `python -X importtime`
-then shows what `pm status` imports: none of asyncio, structlog, msgspec or the daemon.
+Each class of command is timed end to end (fork to exit) as a shell prompt or an agent's hook
+runs it: `pm status`, a `kv get`, a `kv list`, a generated `list`, `pm projects` and a Tab's
+completion (which asks the daemon for project names). The baseline `python -c pass` runs in
+the same rotation, so noise hits all alike.
+
+With PM_BENCH_CLI_BEFORE=<commit> the client of that commit (its client/ and daemon/ trees,
+from `git archive`, put first on PYTHONPATH) is timed in the same rotation against the same
+daemon: before and after, the same run. Bytecode is compiled first and
+PYTHONDONTWRITEBYTECODE kept out of the children, as after a real `pip install`.
+`python -X importtime` then shows what each command imports beyond `python -c pass`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import common
-from bench.common import REPO, Table, fmt_ms, fmt_ratio, median, spread
+from bench.common import REPO, Table, fmt_ms, median, spread
 
 GOAL_RATIO = 2.0
-FORBIDDEN = ("asyncio", "structlog", "msgspec", "daemon")
+BEFORE_ENV = "PM_BENCH_CLI_BEFORE"
+# Modules a command's start-up should not pay for (each costs milliseconds here).
+HEAVY = (
+    "argparse",
+    "json",
+    "typing",
+    "msgspec",
+    "asyncio",
+    "structlog",
+    "daemon",
+    "subprocess",
+    "datetime",
+    "socket",
+    "dataclasses",
+    "inspect",
+    "tomllib",
+)
+
+
+@dataclass(frozen=True)
+class CommandClass:
+    name: str
+    argv: list[str]  # after (this tree)
+    before: list[str]  # what the same thing was typed as before (may not exist then)
+
+
+CLASSES = [
+    CommandClass("status", ["status"], ["status"]),
+    CommandClass("kv get", ["kv", "get", "bench", "k07"], ["kv", "get", "bench", "k07"]),
+    CommandClass("kv list", ["kv", "list", "bench"], ["kv", "list", "bench"]),
+    # `pm jobs list` is generated from rpc.discover; before, `pm jobs` was the way to list.
+    CommandClass("generated list (jobs list)", ["jobs", "list"], ["jobs"]),
+    CommandClass("projects", ["projects"], ["projects"]),
+    CommandClass(
+        "completion (project names)",
+        ["__complete", "--", "project", ""],
+        ["__complete", "--", "project", ""],
+    ),
+]
 
 
 def pm_script() -> Path:
@@ -27,12 +75,24 @@ def pm_script() -> Path:
     return path
 
 
-def compile_bytecode() -> None:
+def compile_bytecode(*trees: Path) -> None:
+    folders = [str(t / part) for t in trees for part in ("client", "daemon")]
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(REPO / "client"), str(REPO / "daemon")],
-        env=common.child_env(),
-        check=True,
+        [sys.executable, "-m", "compileall", "-q", *folders], env=common.child_env(), check=True
     )
+
+
+def before_tree(commit: str, into: Path) -> Path:
+    """The client and daemon packages of `commit`, read from git (nothing in the checkout
+    changes)."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "client", "daemon", "schema"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def wall_time(argv: list[str], env: dict[str, str]) -> float:
@@ -46,52 +106,27 @@ def wall_time(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-# What is timed: `pm status`, the baseline, and for reference what the console script that
-# pip writes imports before pm-agent's code (`import re`, to rewrite sys.argv[0]).
-COMMANDS = {
-    "pm": ["{pm}", "status"],
-    "python": ["{python}", "-c", "pass"],
-    "import re": ["{python}", "-c", "import re"],
-}
+@dataclass(frozen=True)
+class Timed:
+    """One thing timed: its argv and environment."""
+
+    argv: list[str]
+    env: dict[str, str]
 
 
-@dataclass
-class Run:
-    times: dict[str, list[float]]
-
-    @property
-    def pm(self) -> list[float]:
-        return self.times["pm"]
-
-    @property
-    def python(self) -> list[float]:
-        return self.times["python"]
-
-
-def one_run(commands: dict[str, list[str]], env: dict[str, str], count: int) -> Run:
-    """`count` rounds of every command; the order rotates from round to round."""
-    run = Run({name: [] for name in commands})
-    names = list(commands)
+def one_run(timed: dict[str, Timed], count: int) -> dict[str, list[float]]:
+    """`count` rounds of everything; the order rotates from round to round."""
+    times: dict[str, list[float]] = {name: [] for name in timed}
+    names = list(timed)
     for i in range(count):
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
-            run.times[name].append(wall_time(commands[name], env))
-    return run
+            times[name].append(wall_time(timed[name].argv, timed[name].env))
+    return times
 
 
-@dataclass
-class Imports:
-    modules: list[str]
-    top_level: list[tuple[str, int]]  # (name, cumulative µs) of imports not nested in others
-
-    def forbidden(self) -> list[str]:
-        return sorted(
-            m for m in self.modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)
-        )
-
-
-def import_times(argv: list[str], env: dict[str, str]) -> Imports:
-    """What `python -X importtime ARGV` imports."""
+def imported(argv: list[str], env: dict[str, str]) -> list[str]:
+    """The modules `python -X importtime ARGV` imports."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", *argv],
         env=env,
@@ -100,81 +135,148 @@ def import_times(argv: list[str], env: dict[str, str]) -> Imports:
         check=True,
         text=True,
     )
-    modules: list[str] = []
-    top_level: list[tuple[str, int]] = []
-    for line in done.stderr.splitlines():
-        if not line.startswith("import time:") or "[us]" in line:
-            continue
-        _, cumulative, name = line[len("import time:") :].split("|")
-        modules.append(name.strip())
-        if not name[1:].startswith(" "):  # nested imports are indented
-            top_level.append((name.strip(), int(cumulative)))
-    return Imports(modules, top_level)
+    return [
+        line.split("|")[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "[us]" not in line
+    ]
 
 
-def extra_imports(pm: Imports, python: Imports) -> str:
-    """`pm status`'s top-level imports that `python -c pass` does not do, costliest first."""
-    seen = set(python.modules)
-    extra = sorted(((us, n) for n, us in pm.top_level if n not in seen), reverse=True)
-    return ", ".join(f"{name} {us / 1000:.1f} ms" for us, name in extra)
+def heavy(modules: list[str], baseline: list[str]) -> list[str]:
+    seen = set(baseline)
+    return sorted(
+        {
+            top
+            for m in modules
+            if m not in seen and (top := m.split(".")[0]) in HEAVY and (top == m or top not in seen)
+        }
+    )
+
+
+def seed(daemon: common.Daemon) -> None:
+    """Something for every command to show: kv entries, a few projects, recorded jobs."""
+    for i in range(20):
+        daemon.call("kv.set", {"namespace": "bench", "key": f"k{i:02d}", "value": {"n": i}})
+    dev = Path(daemon.env["PM_AGENT_DEV_ROOT"])
+    for i in range(8):
+        repo = dev / f"project-{i}"
+        repo.mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", str(repo)], check=True, env=daemon.env)
+    daemon.call("projects.scan", {})
+    for i in range(10):
+        daemon.call("jobs.record", {"kind": f"bench-{i}", "status": "completed"})
 
 
 def main(runs: int, quick: bool) -> int:
     count = 10 if quick else 50
-    pm = pm_script()
-    compile_bytecode()
-    results: list[Run] = []
-    with common.Daemon() as daemon:
-        env = dict(daemon.env)  # HOME and PM_AGENT_SOCKET point at it; no DONTWRITEBYTECODE
-        subst = {"pm": str(pm), "python": sys.executable}
-        commands = {k: [a.format(**subst) for a in argv] for k, argv in COMMANDS.items()}
-        one_run(commands, env, 3)  # warm the page cache and the bytecode
-        for i in range(runs):
-            results.append(one_run(commands, env, count))
-            last = results[-1]
-            print(
-                f"run {i + 1}/{runs}: pm status {fmt_ms(median(last.pm))}, "
-                f"python -c pass {fmt_ms(median(last.python))}",
-                flush=True,
+    pm = str(pm_script())
+    commit = os.environ.get(BEFORE_ENV)
+    scratch = Path(tempfile.mkdtemp(prefix="pm-bench-cli-"))
+    try:
+        old = before_tree(commit, scratch) if commit else None
+        compile_bytecode(REPO, *([old] if old else []))
+        with common.Daemon() as daemon:
+            seed(daemon)
+            env = dict(daemon.env)  # HOME and PM_AGENT_SOCKET point at it
+            old_env = {**env, "PYTHONPATH": str(old)} if old else env
+            timed = {"python -c pass": Timed([sys.executable, "-c", "pass"], env)}
+            for c in CLASSES:
+                timed[c.name] = Timed([pm, *c.argv], env)
+                if old:
+                    timed[f"{c.name} (before)"] = Timed([pm, *c.before], old_env)
+            one_run(timed, 3)  # warm the page cache, the bytecode and pm's own cache
+            results = []
+            for i in range(runs):
+                results.append(one_run(timed, count))
+                print(
+                    f"run {i + 1}/{runs}: "
+                    + ", ".join(f"{n} {fmt_ms(median(t))}" for n, t in results[-1].items()),
+                    flush=True,
+                )
+            base = imported(["-c", "pass"], env)
+            loads = {c.name: heavy(imported([pm, *c.argv], env), base) for c in CLASSES}
+            old_loads = (
+                {c.name: heavy(imported([pm, *c.before], old_env), base) for c in CLASSES}
+                if old
+                else {}
             )
-        imports = import_times(commands["pm"], env)
-        extra = extra_imports(imports, import_times(["-c", "pass"], env))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print()
-    print(report(results, imports, extra, count))
-    return 0 if not imports.forbidden() else 1
+    print(report(results, loads, old_loads, commit, count))
+    return 0
 
 
-def report(results: list[Run], imports: Imports, extra: str, count: int) -> str:
+def report(
+    results: list[dict[str, list[float]]],
+    loads: dict[str, list[str]],
+    old_loads: dict[str, list[str]],
+    commit: str | None,
+    count: int,
+) -> str:
     p = common.percentile
+
+    def across(name: str, q: float) -> list[float]:
+        return [p(r[name], q) for r in results]
+
+    def ratio(name: str) -> float:
+        return median([p(r[name], 50) / p(r["python -c pass"], 50) for r in results])
+
+    columns = ["command", "p50", "p99", "p50 / python -c pass"]
+    if commit:
+        columns += [f"before ({commit}) p50", "before p99", "before / python"]
     table = Table(
-        f"cli: `pm status` vs. `python -c pass`, {len(results)} runs x {count} of each, "
-        "interleaved with `python -c 'import re'`",
-        ["metric", "python -c pass (baseline)", "pm status", "pm/python"],
+        f"cli: every command class vs. `python -c pass`, {len(results)} runs x {count} of each, "
+        "interleaved",
+        columns,
     )
-    for label, q in (("wall time p50", 50.0), ("wall time p99", 99.0)):
-        base = [p(r.python, q) for r in results]
-        ours = [p(r.pm, q) for r in results]
-        table.add(label, spread(base, fmt_ms), spread(ours, fmt_ms), _ratio(ours, base))
-    ratio = median([p(r.pm, 50) / p(r.python, 50) for r in results])
-    bad = imports.forbidden()
-    re_ms = median([p(r.times["import re"], 50) - p(r.python, 50) for r in results]) * 1000
-    pm_ms = median([p(r.pm, 50) - p(r.python, 50) for r in results]) * 1000
+    base = "python -c pass"
+    row = [base, spread(across(base, 50), fmt_ms), spread(across(base, 99), fmt_ms), "1.00x"]
+    table.add(*row, *(["", "", ""] if commit else []))
+    missed = []
+    for c in CLASSES:
+        cells = [
+            c.name,
+            spread(across(c.name, 50), fmt_ms),
+            spread(across(c.name, 99), fmt_ms),
+            f"{ratio(c.name):.2f}x",
+        ]
+        if ratio(c.name) > GOAL_RATIO:
+            missed.append(c.name)
+        if commit:
+            old = f"{c.name} (before)"
+            cells += [
+                spread(across(old, 50), fmt_ms),
+                spread(across(old, 99), fmt_ms),
+                f"{ratio(old):.2f}x",
+            ]
+        table.add(*cells)
     table.notes += [
         "Medians across runs, with the range in brackets; p50/p99 are nearest-rank per run. "
-        "Wall time is from the parent's fork to the child's exit, the same for all commands.",
-        f"`pm status` takes {pm_ms:.1f} ms more than `python -c pass`; `python -c 'import re'`, "
-        f"timed in the same rotation, takes {re_ms:.1f} ms more: that is what the console "
-        "script pip writes imports before any pm-agent code runs.",
-        f"`python -X importtime pm status`: {len(imports.modules)} modules imported; "
-        + (f"FORBIDDEN imports: {', '.join(bad)}" if bad else "none of " + ", ".join(FORBIDDEN))
-        + f". Imports beyond those of `python -c pass` (cumulative, as -X importtime "
-        f"inflates them): {extra}.",
-        f"Goal pm status <= {GOAL_RATIO:g}x python -c pass: "
-        + ("met" if ratio <= GOAL_RATIO else "NOT met")
-        + f" ({ratio:.2f}x at the median).",
+        "Wall time is from the parent's fork to the child's exit, the same for every command. "
+        "The commands, in order: "
+        + "; ".join(f"`pm {' '.join(c.argv)}`" for c in CLASSES)
+        + (
+            " (before: " + "; ".join(f"`pm {' '.join(c.before)}`" for c in CLASSES) + ")"
+            if commit
+            else ""
+        )
+        + ".",
+        "Heavy modules imported beyond `python -c pass` (of "
+        + ", ".join(HEAVY)
+        + "): "
+        + "; ".join(f"{name}: {', '.join(found) or 'none'}" for name, found in loads.items())
+        + ".",
     ]
+    if old_loads:
+        table.notes.append(
+            "Before: "
+            + "; ".join(f"{n}: {', '.join(found) or 'none'}" for n, found in old_loads.items())
+            + "."
+        )
+    table.notes.append(
+        f"Goal every command <= {GOAL_RATIO:g}x python -c pass at the median: "
+        + ("met" if not missed else "NOT met by " + ", ".join(missed))
+        + "."
+    )
     return table.render()
-
-
-def _ratio(ours: list[float], base: list[float]) -> str:
-    return fmt_ratio(median(ours), median(base))

@@ -1,83 +1,29 @@
-"""Shell completion: `pm completion bash|zsh|fish` prints a script; on every Tab the script
-asks `pm __complete -- WORD… CURRENT` for what may come next.
+"""Shell completion: on every Tab the script `pm completion SHELL` printed
+(client.completion_scripts) asks `pm __complete -- WORD… CURRENT` for what may come next.
 
-The answer is read from the parser itself (commands, verbs, options, choices), so it never
-drifts from what `pm` accepts, and project names come from the daemon when it answers: over a
-connection with a short timeout, never starting the daemon, never waiting on one that hangs.
-When nothing is offered (a path is expected, say) the shell completes file names.
+The answer is read from the commands' own description (client.spec: commands, verbs,
+options, choices; the generated ones from the daemon's `rpc.discover`), so it never drifts
+from what `pm` accepts, and project names come from the daemon when it answers: over a
+connection with a short timeout, never starting the daemon, never greeting it, never waiting
+on one that hangs. When nothing is offered (a path is expected, say) the shell completes file
+names.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
 from client import errors, locations
-from client.cli import split_globals
-from client.commands import DEFAULT_VERB, build_parser, route, subcommands
-from client.sync import Client
+from client.flags import split_globals
+from client.session import Session
+from client.spec import Arg, Command, is_option
 
-NAMES_TIMEOUT_S = 0.5  # per socket operation: a Tab must never hang on a stuck daemon
+# `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-_BASH = """\
-# pm completion for bash: eval "$(pm completion bash)" in ~/.bashrc
-_pm_complete() {
-    local IFS=$'\\n'
-    COMPREPLY=($(%(pm)s __complete -- "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null))
-}
-complete -o default -o bashdefault -F _pm_complete pm
-"""
-
-_ZSH = """\
-#compdef pm
-# pm completion for zsh: eval "$(pm completion zsh)" in ~/.zshrc, after compinit
-_pm() {
-    local -a candidates
-    candidates=(${(f)"$(%(pm)s __complete -- "${(@)words[2,CURRENT]}" 2>/dev/null)"})
-    if (( ${#candidates} )); then
-        compadd -a candidates
-    else
-        _files
-    fi
-}
-if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
-    _pm "$@"
-else
-    compdef _pm pm
-fi
-"""
-
-_FISH = """\
-# pm completion for fish: pm completion fish > ~/.config/fish/completions/pm.fish
-function __pm_complete
-    set -l words (commandline -opc)
-    set -e words[1]
-    set -l candidates (%(pm)s __complete -- $words (commandline -ct) 2>/dev/null)
-    if test (count $candidates) -gt 0
-        printf '%%s\\n' $candidates
-    else
-        __fish_complete_path (commandline -ct)
-    end
-end
-complete -c pm -f -a '(__pm_complete)'
-"""
-
-SCRIPTS = {"bash": _BASH, "zsh": _ZSH, "fish": _FISH}
-
-
-def _pm_command() -> str:
-    """This very `pm` when run as the console script (so completion works off PATH too)."""
-    import shlex
-
-    argv0 = sys.argv[0]
-    if os.path.basename(argv0) == "pm" and os.path.isfile(argv0):
-        return shlex.quote(os.path.abspath(argv0))
-    return "command pm"
-
-
-def script(shell: str) -> str:
-    return SCRIPTS[shell] % {"pm": _pm_command()}
+GLOBAL_FLAGS = ("--json", "--no-spawn", "--socket")
 
 
 def complete(argv: list[str]) -> int:
@@ -97,103 +43,117 @@ def candidates(words: list[str]) -> list[str]:
     flags, before = split_globals(before)
     if before[-1:] == ["--socket"]:
         return []  # a path: the shell's file names
-    parser = build_parser()
-    # A command alone is not routed yet: its verbs (and, for `pm project`, names) are offered.
-    routed = route(parser, before) if before[1:] else before
-    node, positionals, pending = _walk(parser, routed)
-    if pending is not None:
-        offered = _values(pending)
-    elif current.startswith("-"):
-        offered = [*_options(node), "--json", "--no-spawn", "--socket"]
-    else:
-        offered = _positionals(node, positionals, parser, routed, flags["socket"])
+    try:
+        s = Session(flags, quick=True)
+    except locations.ConfigFileError:
+        return []
+    try:
+        if not before:
+            offered = [*_top_words(s), *(GLOBAL_FLAGS if current.startswith("-") else ())]
+        else:
+            offered = _after(s, before, current)
+    finally:
+        s.close()
     return sorted({c for c in offered if c.startswith(current)})
 
 
-def _walk(
-    parser: argparse.ArgumentParser, words: list[str]
-) -> tuple[argparse.ArgumentParser, int, argparse.Action | None]:
-    """The (sub)parser the words lead to, how many of its positionals they filled, and the
-    option still waiting for its value (if the last word was one)."""
-    node, positionals, pending = parser, 0, None
+def _catalogue(s: Session) -> dict[str, Any]:
+    try:
+        nouns: dict[str, Any] = s.catalogue()["nouns"]
+    except (errors.ClientError, OSError, KeyError, TypeError):
+        return {}
+    return nouns
+
+
+def _top_words(s: Session) -> list[str]:
+    from client.commands import TOP
+
+    return [*TOP, *(noun.replace("_", "-") for noun in _catalogue(s) if noun not in TOP)]
+
+
+def _top(s: Session, word: str) -> Command | None:
+    from client import commands, generated
+
+    if word in commands.TOP:
+        node = commands.hand_written(word)
+        extra = commands.TOP[word].generated
+        entry = _catalogue(s).get(word) if extra else None
+        if entry is not None:
+            for verb in generated.verbs(word, entry, extra):
+                node.verbs.setdefault(verb.name, verb)
+        return node
+    entry = _catalogue(s).get(commands.noun_word(word))
+    return generated.command(word, entry) if entry is not None else None
+
+
+def _after(s: Session, before: list[str], current: str) -> list[str]:
+    node = _top(s, before[0])
+    if node is None:
+        return []
+    node, arrived, filled, pending = _walk(s, node, before[1:])
+    if pending is not None:
+        return _values(pending, s)
+    if current.startswith("-"):
+        return [*(f for a in node.args for f in a.flags if f.startswith("--")), *GLOBAL_FLAGS]
+    offered = list(node.verbs) if arrived else []
+    positionals = node.positionals() if node.run is not None else []
+    if filled < len(positionals):
+        offered += _values(positionals[filled], s)
+    return offered
+
+
+def _walk(s: Session, node: Command, words: list[str]) -> tuple[Command, bool, int, Arg | None]:
+    """The command the words lead to, whether a verb may still follow (no word of its own
+    yet), how many of its positionals they filled, and the option still waiting for its
+    value (if the last word was one)."""
+    filled, pending = 0, None
+    arrived = True
     for word in words:
         if pending is not None:
             pending = None
             continue
-        if word.startswith("-"):
-            action = _option(node, word.split("=", 1)[0])
-            if action is not None and action.nargs != 0 and "=" not in word:
-                pending = action
+        if arrived and word in node.verbs:
+            node = node.verbs[word]
             continue
-        verbs = subcommands(node)
-        if word in verbs:
-            node, positionals = verbs[word], 0
+        arrived = False
+        if node.later is not None:
+            _complete_later(s, node)
+        if is_option(word):
+            arg = node.option(word.split("=", 1)[0])
+            if arg is not None and not arg.flag and "=" not in word:
+                pending = arg
             continue
-        positionals += 1
-    return node, positionals, pending
+        filled += 1
+    if node.later is not None:
+        _complete_later(s, node)
+    return node, arrived, filled, pending
 
 
-def _option(node: argparse.ArgumentParser, flag: str) -> argparse.Action | None:
-    for action in node._actions:
-        if flag in action.option_strings:
-            return action
-    return None
+def _complete_later(s: Session, node: Command) -> None:
+    """The arguments only the daemon knows (a Tab goes on without them if it cannot say)."""
+    later, node.later = node.later, None
+    if later is None:
+        return
+    try:
+        node.args = later(s)
+    except (errors.ClientError, OSError, KeyError, TypeError):
+        return
 
 
-def _options(node: argparse.ArgumentParser) -> list[str]:
-    return [s for a in node._actions for s in a.option_strings if s.startswith("--")]
+def _values(arg: Arg, s: Session) -> list[str]:
+    if arg.complete == "project":
+        return project_names(s)
+    if arg.choices is not None:
+        return [str(c) for c in arg.choices]
+    return list(arg.suggest)
 
 
-def _values(action: argparse.Action) -> list[str]:
-    if action.choices is not None:
-        return [str(c) for c in action.choices]
-    if action.dest == "reset":  # `pm project set --reset FIELD`
-        from client.projects_cli import SETTABLE
-
-        return list(SETTABLE)
-    return []
-
-
-def _positionals(
-    node: argparse.ArgumentParser,
-    filled: int,
-    top: argparse.ArgumentParser,
-    routed: list[str],
-    socket: str | None,
-) -> list[str]:
-    offered: list[str] = []
-    verbs = subcommands(node)
-    if verbs:
-        offered += [name for name in verbs if " " not in name]
-        if node.get_default(DEFAULT_VERB) == "show":  # `pm project NAME` shows it
-            offered += project_names(socket)
-        if node is top:
-            return offered
-    if len(routed) == 1 and filled == 0:
-        # A command named by two words may start here (`pm quality scan`).
-        offered += [n.split(" ", 1)[1] for n in subcommands(top) if n.startswith(routed[0] + " ")]
-    wanted = [
-        a
-        for a in node._actions
-        if not a.option_strings and not isinstance(a, argparse._SubParsersAction)
-    ]
-    if filled < len(wanted):
-        action = wanted[filled]
-        if action.metavar == "PROJECT":
-            offered += project_names(socket)
-        elif action.choices is not None:
-            offered += [str(c) for c in action.choices]
-    return offered
-
-
-def project_names(socket: str | None) -> list[str]:
+def project_names(s: Session) -> list[str]:
     """Every present project's name, if a daemon answers at once; else none. Never starts
     one (the client connects, and nothing more), never waits more than a moment."""
     try:
-        path = locations.client_socket_path(socket)
-        with Client(path, timeout=NAMES_TIMEOUT_S).connect() as client:
-            page = client.call("projects.list", {"order": "name", "limit": 10000})
-    except (errors.ClientError, locations.ConfigFileError, OSError):
+        page = s.client().call("projects.list", {"order": "name", "limit": 10000})
+    except (errors.ClientError, OSError):
         return []
     names = [p.get("name") for p in page.get("items", [])]
     # One name a line: a name a line cannot carry (or a shell would act on) is left out.

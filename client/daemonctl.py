@@ -13,11 +13,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from client import errors, output, spawn
-from client.cli import render_status
+from client.spec import Arg, Command
+from client.status_view import render_status
 
 if TYPE_CHECKING:
-    from client.commands import Session
+    from client.args import Args
     from client.service import Report
+    from client.session import Session
 
 # Once the daemon has let go of its socket and its lock, its process should be gone within a
 # moment; it forces its own exit 3 s after a clean stop (daemon/runtime/exit_guard.py).
@@ -25,7 +27,7 @@ EXIT_WAIT_S = 5.0
 
 
 def _manager(s: Session) -> str | None:
-    name: str | None = getattr(s.args, "manager", None)
+    name: str | None = s.args.get("manager") if s.args is not None else None
     return name
 
 
@@ -174,7 +176,7 @@ def status(s: Session) -> int:
 
     info = service.status(manager_name=_manager(s))
     st = service.daemon_status(s.socket_path)
-    if s.args.json:
+    if s.opts["json"]:
         output.print_json({**(st or {}), "service": info})
     else:
         print(_render_service(info), end="")
@@ -204,20 +206,42 @@ def uninstall(s: Session) -> int:
 
 
 def _report(report: Report, s: Session) -> int:
-    if s.args.json:
+    if s.opts["json"]:
         output.print_json(report.as_dict())
     else:
         print(report.text(), end="")
     return 0 if report.ok else errors.EXIT_FAILED
 
 
-def run(command: str, s: Session) -> int:
-    commands = {
-        "start": start,
-        "stop": stop,
-        "restart": restart,
-        "status": status,
-        "install": install,
-        "uninstall": uninstall,
-    }
-    return commands[command](s)
+VERBS = {
+    "start": (start, "start it (through the service manager when installed)"),
+    "stop": (stop, "stop it"),
+    "restart": (restart, "stop it, then start it"),
+    "status": (status, "what is installed, what the manager says, and the daemon's state"),
+    "install": (install, "run pm-agentd at login as a user service"),
+    "uninstall": (uninstall, "undo install"),
+}
+
+
+def _verb(name: str) -> Command:
+    action, about = VERBS[name]
+
+    def run(args: Args, s: Session) -> int:
+        return action(s)
+
+    manager = Arg(
+        "manager",
+        "--manager",
+        choices=["systemd", "launchd"],
+        help="the service manager to install for or act through (default: launchd on macOS, "
+        "systemd elsewhere)",
+    )
+    return Command(name, run, [manager], help=about)
+
+
+def command(word: str) -> Command:
+    return Command(
+        "daemon",
+        help="start, stop, restart or inspect pm-agentd; run it at login (install)",
+        verbs=[_verb(name) for name in VERBS],
+    )

@@ -2,27 +2,28 @@
 reset|export|import`.
 
 The recovery commands work with the daemon down too: when nothing answers (say the daemon
-refused a damaged database), they work on the files themselves (daemon.runtime.offline) under the
-daemon's instance lock, and say so on stderr.
+refused a damaged database), they work on the files themselves, through the daemon's one door
+for the client (daemon.runtime.offline.answer), under the daemon's instance lock, and say so
+on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-import msgspec
 
 from client import errors, output
+from client.spec import Arg, Command
 
+# `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from client.commands import Session
-    from daemon.runtime.config import Paths
+    from typing import Any
+
+    from client.args import Args
+    from client.session import Session
 
 
 def _online(s: Session) -> bool:
@@ -34,31 +35,13 @@ def _online(s: Session) -> bool:
     return True
 
 
-def _offline(what: str, fn: Callable[[Paths], Any]) -> Any:
-    """Run `fn(paths)` on the files, with the daemon not running; its result as plain data."""
-    from daemon.runtime import offline
-    from daemon.runtime.config import ConfigError
+def _offline(what: str, question: str, params: dict[str, Any] | None = None) -> Any:
+    """`question` answered on the files by the daemon's code, the daemon not running (and
+    said so)."""
+    from client import door
 
     output.error(f"the daemon is not running: {what} directly on the files")
-    try:
-        result = fn(offline.paths_from_config())
-    except (offline.OfflineError, ConfigError) as e:
-        raise errors.ClientError(str(e)) from None
-    return msgspec.to_builtins(result)
-
-
-def _progress_call(s: Session, method: str, params: dict[str, Any]) -> Any:
-    bar = output.ProgressBar()
-
-    def on_notification(message: dict[str, Any]) -> None:
-        if message.get("method") == "$/progress":
-            value = message.get("params", {}).get("value", {})
-            bar.update(value.get("percentage"), value.get("message", ""))
-
-    try:
-        return s.call(method, {**params, "workDoneToken": f"pm-{method}"}, on_notification)
-    finally:
-        bar.close()
+    return door.ask(question, params)
 
 
 def _size(n: int) -> str:
@@ -70,13 +53,11 @@ def _size(n: int) -> str:
 
 
 # --- pm backup ------------------------------------------------------------------------------
-def cmd_backup_now(args: argparse.Namespace, s: Session) -> int:
+def cmd_backup_now(args: Args, s: Session) -> int:
     if _online(s):
-        made = _progress_call(s, "db.backup", {})
+        made = s.call_with_progress("db.backup", {})
     else:
-        from daemon.runtime import offline
-
-        made = _offline("backing up", offline.backup_now)
+        made = _offline("backing up", "backup_now")
         made.setdefault("removed", [])
     if args.json:
         output.print_json(made)
@@ -95,34 +76,32 @@ def render_backups(result: dict[str, Any]) -> str:
     for b in items:
         state = "ok" if b["ok"] else f"FAILED: {output.visible(b.get('problem') or '?')}"
         schema = "?" if b.get("schema_version") is None else str(b["schema_version"])
-        rows.append([b["name"], _size(b["bytes"]), schema, b["label"] or "-", state,
-                     output.relative_time(b["created_at"])])  # fmt: skip
+        rows.append(
+            [
+                b["name"],
+                _size(b["bytes"]),
+                schema,
+                b["label"] or "-",
+                state,
+                output.relative_time(b["created_at"]),
+            ]
+        )
     return output.table(["NAME", "SIZE", "SCHEMA", "LABEL", "STATE", "TAKEN"], rows) + (
         f"in {result['folder']}\n"
     )
 
 
-def cmd_backup_list(args: argparse.Namespace, s: Session) -> int:
-    if _online(s):
-        result = s.call("db.backups")
-    else:
-        from daemon.runtime import offline
-
-        def listing(paths: Paths) -> dict[str, Any]:
-            return {"folder": paths.backups_dir, "items": offline.listing(paths)}
-
-        result = _offline("listing", listing)
+def cmd_backup_list(args: Args, s: Session) -> int:
+    result = s.call("db.backups") if _online(s) else _offline("listing", "backup_list")
     output.show(result, args.json, render_backups)
     return 0
 
 
-def cmd_backup_verify(args: argparse.Namespace, s: Session) -> int:
+def cmd_backup_verify(args: Args, s: Session) -> int:
     if _online(s):
         result = s.call("db.verify", {"name": args.name})
     else:
-        from daemon.runtime import offline
-
-        result = _offline("verifying", lambda paths: offline.verify(paths, args.name))
+        result = _offline("verifying", "backup_verify", {"name": args.name})
     if args.json:
         output.print_json(result)
     elif result["ok"]:
@@ -136,13 +115,11 @@ def cmd_backup_verify(args: argparse.Namespace, s: Session) -> int:
     return 0 if result["ok"] else errors.EXIT_FAILED
 
 
-def cmd_backup_restore(args: argparse.Namespace, s: Session) -> int:
+def cmd_backup_restore(args: Args, s: Session) -> int:
     if _online(s):
-        result = _progress_call(s, "db.restore", {"name": args.name})
+        result = s.call_with_progress("db.restore", {"name": args.name})
     else:
-        from daemon.runtime import offline
-
-        result = _offline("restoring", lambda paths: offline.restore(paths, args.name))
+        result = _offline("restoring", "backup_restore", {"name": args.name})
     if args.json:
         output.print_json(result)
         return 0
@@ -168,13 +145,8 @@ def render_check(result: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def cmd_db_check(args: argparse.Namespace, s: Session) -> int:
-    if _online(s):
-        result = s.call("db.check")
-    else:
-        from daemon.runtime import offline
-
-        result = _offline("checking", offline.check)
+def cmd_db_check(args: Args, s: Session) -> int:
+    result = s.call("db.check") if _online(s) else _offline("checking", "db_check")
     output.show(result, args.json, render_check)
     return 0 if result["ok"] else errors.EXIT_FAILED
 
@@ -193,8 +165,10 @@ def render_repair(r: dict[str, Any]) -> str:
         for t in rec["tables"]:
             if t["lost"] or t["orphaned"] or t["unreadable_ranges"]:
                 gone = "?" if t["lost"] is None else t["lost"]
-                out.append(f"  {t['table']}: {t['recovered']} recovered, {gone} lost"
-                           f" ({t['orphaned']} orphaned)")  # fmt: skip
+                out.append(
+                    f"  {t['table']}: {t['recovered']} recovered, {gone} lost"
+                    f" ({t['orphaned']} orphaned)"
+                )
         out += [f"  note: {n}" for n in rec["notes"]]
     if r["problems_after"]:
         out.append(f"still damaged: {r['problems_after'][0]}; restore a backup instead")
@@ -202,26 +176,22 @@ def render_repair(r: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def cmd_db_repair(args: argparse.Namespace, s: Session) -> int:
+def cmd_db_repair(args: Args, s: Session) -> int:
     if _online(s):
-        result = _progress_call(s, "db.repair", {})
+        result = s.call_with_progress("db.repair", {})
     else:
-        from daemon.runtime import offline
-
-        result = _offline("repairing", offline.repair)
+        result = _offline("repairing", "db_repair")
     output.show(result, args.json, render_repair)
     return 0 if not result["problems_after"] else errors.EXIT_FAILED
 
 
-def cmd_db_migrate(args: argparse.Namespace, s: Session) -> int:
+def cmd_db_migrate(args: Args, s: Session) -> int:
     if _online(s):
         health = s.call("db.health")
         result = {"schema_version": health["schema_version"], "applied": [], "backup": None}
         note = "the daemon applies migrations when it starts; nothing is pending"
     else:
-        from daemon.runtime import offline
-
-        result = _offline("migrating", offline.migrate)
+        result = _offline("migrating", "db_migrate")
         note = (
             f"applied {', '.join(result['applied'])} (backed up first as {result['backup']})"
             if result["applied"]
@@ -234,21 +204,23 @@ def cmd_db_migrate(args: argparse.Namespace, s: Session) -> int:
     return 0
 
 
-def cmd_db_rollback(args: argparse.Namespace, s: Session) -> int:
+def cmd_db_rollback(args: Args, s: Session) -> int:
     """Restore the backup taken before the last migration, with the daemon stopped: the
     running daemon needs the newer schema, so it is stopped first — only once it is known that
     there is something to roll back; if the rollback then fails, it is started again."""
-    from daemon.runtime import offline
-
     stopped = False
     if _online(s):
         from client import daemonctl
-        from daemon.store.backup import BackupFile
 
-        backups = msgspec.convert(s.call("db.backups")["items"], list[BackupFile])
+        target = {
+            "backups": s.call("db.backups")["items"],
+            "live_version": s.call("db.health")["schema_version"],
+        }
+        from client import door
+
         try:
-            offline.rollback_target(backups, s.call("db.health")["schema_version"])
-        except offline.OfflineError as e:
+            door.ask("rollback_target", target)
+        except door.Refused as e:
             raise errors.ClientError(f"{e}; pm-agentd keeps running") from None
         output.error("stopping pm-agentd to roll the database back")
         if daemonctl.stop(s):
@@ -256,7 +228,7 @@ def cmd_db_rollback(args: argparse.Namespace, s: Session) -> int:
         s.close()
         stopped = True
     try:
-        result = _offline("rolling back", offline.rollback)
+        result = _offline("rolling back", "db_rollback")
     except errors.ClientError:
         if stopped:  # nothing changed: leave the daemon as it was found
             from client import daemonctl
@@ -271,22 +243,28 @@ def cmd_db_rollback(args: argparse.Namespace, s: Session) -> int:
     print(f"rolled back to {b['name']} (schema {sw['schema_version']})")
     if sw.get("safety_copy"):
         print(f"the database it replaced is kept as {sw['safety_copy']}")
-    print("pm-agentd migrates it again when it next starts; to stay on this schema, install "
-          "the pm-agent version that made it before starting the daemon")  # fmt: skip
+    print(
+        "pm-agentd migrates it again when it next starts; to stay on this schema, install "
+        "the pm-agent version that made it before starting the daemon"
+    )
     return 0
 
 
-def cmd_db_reset(args: argparse.Namespace, s: Session) -> int:
+def cmd_db_reset(args: Args, s: Session) -> int:
     if not args.yes:
-        output.error("pm db reset deletes every record (a backup is taken first); "
-                     "run `pm db reset --yes` to go ahead")  # fmt: skip
+        output.error(
+            "pm db reset deletes every record (a backup is taken first); "
+            "run `pm db reset --yes` to go ahead"
+        )
         return errors.EXIT_USAGE
     result = s.call("db.reset", {"confirm": True})
     if args.json:
         output.print_json(result)
     else:
-        print(f"the database is empty (schema {result['schema_version']}); "
-              f"everything it held is in {result['backup']}")  # fmt: skip
+        print(
+            f"the database is empty (schema {result['schema_version']}); "
+            f"everything it held is in {result['backup']}"
+        )
     return 0
 
 
@@ -353,7 +331,7 @@ def _remove(path: str) -> None:
             os.unlink(path)
 
 
-def cmd_db_export(args: argparse.Namespace, s: Session) -> int:
+def cmd_db_export(args: Args, s: Session) -> int:
     target = _export_target(args.output) if args.output else None
     result = s.call("db.export", {"format": args.format})
     if target is not None:
@@ -367,10 +345,7 @@ def cmd_db_export(args: argparse.Namespace, s: Session) -> int:
     return 0
 
 
-def cmd_db_import(args: argparse.Namespace, s: Session) -> int:
-    from daemon.platform import private_folders
-    from daemon.store import export
-
+def cmd_db_import(args: Args, s: Session) -> int:
     source = os.path.abspath(os.path.expanduser(args.path))
     if not os.path.exists(source):
         raise errors.ClientError(f"{source} does not exist")
@@ -378,11 +353,9 @@ def cmd_db_import(args: argparse.Namespace, s: Session) -> int:
     staged = None
     if os.path.commonpath([source, data_dir]) != data_dir:
         # The daemon reads only inside its own folders: hand it a copy there.
-        inbox = os.path.join(data_dir, export.IMPORTS_DIR)
-        try:
-            private_folders.check(inbox, what=export.IMPORTS)
-        except OSError as e:
-            raise errors.ClientError(str(e)) from None
+        from client import door
+
+        inbox = door.ask("import_inbox", {"data_dir": data_dir})
         staged = os.path.join(inbox, f"{int(time.time() * 1000)}-{os.path.basename(source)}")
         copy = shutil.copytree if os.path.isdir(source) else shutil.copyfile
         try:
@@ -393,7 +366,7 @@ def cmd_db_import(args: argparse.Namespace, s: Session) -> int:
             raise errors.ClientError(f"cannot read {source}: {e}") from None
     params = {"path": staged or source, "shown_as": source}
     try:
-        result = _progress_call(s, "db.import", params)
+        result = s.call_with_progress("db.import", params)
     finally:
         if staged is not None:
             _remove(staged)
@@ -416,35 +389,60 @@ def _private_tree(path: str) -> None:
             os.chmod(os.path.join(folder, name), 0o600)
 
 
-def add_parsers(sub: Any) -> None:
-    bk = sub.add_parser("backup", help="back up now, list, verify or restore backups")
-    bk.set_defaults(fn=cmd_backup_now)
-    bk_sub = bk.add_subparsers(dest="backup_command")
-    bk_sub.add_parser("now", help="back up now (the default)").set_defaults(fn=cmd_backup_now)
-    bk_sub.add_parser("list", help="every backup, newest first").set_defaults(fn=cmd_backup_list)
-    verify = bk_sub.add_parser("verify", help="integrity_check one backup")
-    verify.add_argument("name")
-    verify.set_defaults(fn=cmd_backup_verify)
-    restore = bk_sub.add_parser("restore", help="make a backup the live database")
-    restore.add_argument("name")
-    restore.set_defaults(fn=cmd_backup_restore)
-
-    db = sub.add_parser("db", help="check, repair, migrate, roll back, reset, export, import")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("check", help="integrity and foreign keys").set_defaults(fn=cmd_db_check)
-    db_sub.add_parser("repair", help="reindex, or recover into a new file").set_defaults(
-        fn=cmd_db_repair
+def command(word: str) -> Command:
+    name = Arg("name", help="a backup's file name (pm backup list shows them)")
+    if word == "backup":
+        return Command(
+            "backup",
+            cmd_backup_now,
+            help="back up now, list, verify or restore backups",
+            verbs=[
+                Command("now", cmd_backup_now, help="back up now (the default)"),
+                Command("list", cmd_backup_list, help="every backup, newest first"),
+                Command("verify", cmd_backup_verify, [name], help="integrity_check one backup"),
+                Command(
+                    "restore", cmd_backup_restore, [name], help="make a backup the live database"
+                ),
+            ],
+        )
+    return Command(
+        "db",
+        help="check, repair, migrate, roll back, reset, export, import",
+        verbs=[
+            Command("check", cmd_db_check, help="integrity and foreign keys"),
+            Command("repair", cmd_db_repair, help="reindex, or recover into a new file"),
+            Command("migrate", cmd_db_migrate, help="apply pending migrations"),
+            Command(
+                "rollback",
+                cmd_db_rollback,
+                help="restore the backup taken before the last migration",
+            ),
+            Command(
+                "reset",
+                cmd_db_reset,
+                [Arg("yes", "--yes", flag=True, help="confirm")],
+                help="delete every record (backs up first)",
+            ),
+            Command(
+                "export",
+                cmd_db_export,
+                [
+                    Arg("format", "--format", choices=["json", "csv"], default="json"),
+                    Arg(
+                        "output",
+                        "--output",
+                        "-o",
+                        metavar="PATH",
+                        help="move the export here (default: <data>/exports)",
+                    ),
+                ],
+                help="all tables to JSON, or CSV files",
+            ),
+            Command(
+                "import",
+                cmd_db_import,
+                [Arg("path", help="an export: a .json file or a CSV folder")],
+                help="replace the database with an export",
+            ),
+        ],
     )
-    db_sub.add_parser("migrate", help="apply pending migrations").set_defaults(fn=cmd_db_migrate)
-    db_sub.add_parser("rollback", help="restore the backup taken before the last migration"
-                      ).set_defaults(fn=cmd_db_rollback)  # fmt: skip
-    reset = db_sub.add_parser("reset", help="delete every record (backs up first)")
-    reset.add_argument("--yes", action="store_true", help="confirm")
-    reset.set_defaults(fn=cmd_db_reset)
-    export = db_sub.add_parser("export", help="all tables to JSON, or CSV files")
-    export.add_argument("--format", choices=["json", "csv"], default="json")
-    export.add_argument("--output", "-o", help="move the export here (default: <data>/exports)")
-    export.set_defaults(fn=cmd_db_export)
-    imp = db_sub.add_parser("import", help="replace the database with an export")
-    imp.add_argument("path", help="an export: a .json file or a CSV folder")
-    imp.set_defaults(fn=cmd_db_import)

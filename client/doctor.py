@@ -7,7 +7,6 @@ Every check runs on its own: one that cannot run says so, and the others go on.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import stat
@@ -15,15 +14,16 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from client import errors, locations, output
+from client import door, errors, locations, output
 from client.doctor_folders import check_data_dir, check_dev_root
 from client.doctor_host import check_disk, check_filesystem, check_inotify, check_service
 from client.doctor_probe import Finding, NotChecked, Probe, fail, ok, warn
+from client.spec import Command
+from client.version import __version__
 
 if TYPE_CHECKING:
-    from client.commands import Session
-    from daemon.runtime.config import ConfigError
-    from daemon.runtime.start_failure import StartFailure
+    from client.args import Args
+    from client.session import Session
 
 THEN_START = "; then pm daemon start"
 BACKUP_WARN_AFTER_S = 2 * 86400  # a daily backup missed twice
@@ -38,39 +38,41 @@ class Check(NamedTuple):
 
 
 # --- config, socket, daemon ------------------------------------------------------------------
-def check_config(p: Probe) -> Finding:
-    from daemon.runtime.config import ConfigError, unknown_environment
+def _socket_path_max() -> int:
+    found: int = door.ask("socket_path_max")
+    return found
 
+
+def check_config(p: Probe) -> Finding:
     path = locations.config_path()
     paths = p.config()
-    if isinstance(paths, ConfigError):
+    if isinstance(paths, door.Refused):
         return fail(str(paths), paths.fix)
     where = path if os.path.exists(path) else f"no config file at {path}: the defaults"
-    if p.online and paths.data_dir != p.status["data_dir"]:
+    if p.online and paths["data_dir"] != p.status["data_dir"]:
         return warn(
             f"the running daemon uses {p.status['data_dir']}, but {where} now says "
-            f"{paths.data_dir}",
+            f"{paths['data_dir']}",
             "pm daemon restart",
         )
-    unknown = unknown_environment()
+    unknown: dict[str, str] = door.ask("unknown_environment")
     if unknown:
         return warn(
             "; ".join(unknown.values()),
             f"unset {' '.join(unknown)} (or correct the name) where it is set",
         )
-    return ok(f"{where}; data in {paths.data_dir}")
+    return ok(f"{where}; data in {paths['data_dir']}")
 
 
 def check_socket_dir(p: Probe) -> Finding:
-    from daemon.runtime.startup import SUN_PATH_MAX
-
+    limit = _socket_path_max()
     path = p.s.socket_path
     folder = os.path.dirname(path)
     elsewhere = f"set PM_AGENT_SOCKET (or socket in {locations.config_path()}) to another path"
-    if len(os.fsencode(path)) >= SUN_PATH_MAX:
+    if len(os.fsencode(path)) >= limit:
         return fail(
             f"the socket path {path} is longer than a Unix socket address holds "
-            f"({SUN_PATH_MAX - 1} bytes)",
+            f"({limit - 1} bytes)",
             elsewhere.replace("another", "a shorter"),
         )
     try:
@@ -98,14 +100,13 @@ def check_socket_dir(p: Probe) -> Finding:
         )
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
-            return fail(f"{path} is not a socket: the daemon cannot listen there",
-                        f"mv {path} {path}.old")  # fmt: skip
+            return fail(
+                f"{path} is not a socket: the daemon cannot listen there", f"mv {path} {path}.old"
+            )
     return ok(f"{folder} is yours, mode {mode:04o}")
 
 
 def check_daemon(p: Probe) -> Finding:
-    from daemon import __version__
-
     if p.incompatible:
         return fail(p.incompatible, "pm daemon restart")
     if p.unreachable:
@@ -128,40 +129,35 @@ def check_daemon(p: Probe) -> Finding:
 
 def _not_running(p: Probe) -> Finding:
     """Not running: why it stopped when it last tried to start, and the fix for that cause."""
-    from daemon.runtime.startup import SUN_PATH_MAX
-
     path = p.s.socket_path
-    if len(os.fsencode(path)) >= SUN_PATH_MAX:
+    if len(os.fsencode(path)) >= _socket_path_max():
         return fail(
             f"not running: no daemon can listen on {path}, a path too long for a Unix socket",
             _socket_fix(p),
         )
     failure = p.start_failure()
     if failure is not None:
-        when = output.relative_time(failure.at)
+        when = output.relative_time(failure["at"])
         return fail(
             f"not running: when it last tried to start ({when}) it stopped (exit status "
-            f"{failure.exit_code}): {failure.message}",
+            f"{failure['exit_code']}): {failure['message']}",
             _start_fix(p, failure),
         )
     cannot = _cannot_start(p)
     if cannot is not None:
-        return fail(f"not running, and it cannot start: {cannot}", f"{cannot.fix}{THEN_START}")
+        message, fix = cannot
+        return fail(f"not running, and it cannot start: {message}", f"{fix}{THEN_START}")
     return fail(f"not running: {p.unreachable}{_last_start()}", "pm daemon start")
 
 
-def _cannot_start(p: Probe) -> ConfigError | None:
-    """What in the config stops the daemon from starting now, even if nothing started it."""
-    from daemon.runtime.config import ConfigError, check_dev_root
-
+def _cannot_start(p: Probe) -> tuple[str, str] | None:
+    """What in the config stops the daemon from starting now, even if nothing started it:
+    (why, the fix)."""
     paths = p.config()
-    if isinstance(paths, ConfigError):
-        return paths
-    try:
-        check_dev_root(paths)
-    except ConfigError as e:
-        return e
-    return None
+    if isinstance(paths, door.Refused):
+        return str(paths), paths.fix
+    found = door.ask("cannot_start")
+    return None if found is None else (found["message"], found["fix"])
 
 
 def _socket_fix(p: Probe) -> str:
@@ -172,26 +168,27 @@ def _socket_fix(p: Probe) -> str:
     )
 
 
-def _start_fix(p: Probe, failure: StartFailure) -> str:
+def _start_fix(p: Probe, failure: dict[str, Any]) -> str:
     """The fix for what stopped the daemon, as it recorded it, checked against things now."""
     then = THEN_START
-    if failure.kind in ("config", "dev_root") and failure.fix:
-        return failure.fix + then
-    if failure.kind == "socket":
+    kind, data_dir = failure["kind"], failure["data_dir"]
+    if kind in ("config", "dev_root") and failure["fix"]:
+        return str(failure["fix"]) + then
+    if kind == "socket":
         return _socket_fix(p)
-    if failure.kind == "database":
+    if kind == "database":
         return _repair_fix(p)
-    if failure.kind == "data_dir":
+    if kind == "data_dir":
         found = check_data_dir(p)
         if found.fix:
             return found.fix + then
-    if failure.kind == "instance":
+    if kind == "instance":
         return (
-            f"stop the pm-agentd that holds {failure.data_dir} (its pid is in "
-            f"{os.path.join(failure.data_dir, 'pm-agentd.lock')}), or give this one another "
+            f"stop the pm-agentd that holds {data_dir} (its pid is in "
+            f"{os.path.join(data_dir, 'pm-agentd.lock')}), or give this one another "
             f"data_dir{then}"
         )
-    if failure.kind == "migration":
+    if kind == "migration":
         return (
             "pm db rollback (back to the backup taken before the migration), or install the "
             "pm-agent the message names"
@@ -249,16 +246,14 @@ def check_database(p: Probe) -> Finding:
         ]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         return fail(f"damaged: {found[0]}{more}", _repair_fix(p))
-    from daemon.store import backup
-
     db_path = p.where().db_path
     if not os.path.exists(db_path):
         return ok(f"not created yet ({db_path})")
-    found = backup.problems(db_path, quick=True)
-    if not found:
+    problems: list[str] = door.ask("quick_check", {"db_path": db_path})
+    if not problems:
         return ok(f"quick_check found nothing in {db_path} (checked offline)")
-    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-    return fail(f"damaged (checked offline): {found[0]}{more}", _repair_fix(p))
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return fail(f"damaged (checked offline): {problems[0]}{more}", _repair_fix(p))
 
 
 def _age_s(iso: str) -> float:
@@ -323,8 +318,11 @@ def run_check(name: str, check: Callable[[Probe], Finding], p: Probe) -> Check:
         if e.kind in ("starting", "busy"):
             found = warn(message, "run pm doctor again in a moment")
         else:
-            found = fail(message, f"pm daemon restart (the daemon log in {locations.state_dir()} "
-                         "says why it could not answer)")  # fmt: skip
+            found = fail(
+                message,
+                f"pm daemon restart (the daemon log in {locations.state_dir()} "
+                "says why it could not answer)",
+            )
     except Exception as e:  # a check that cannot run must not stop the others
         found = warn(f"not checked: the check could not run: {type(e).__name__}: {e}")
     return Check(name, *found)
@@ -347,7 +345,7 @@ def render(checks: list[Check]) -> str:
     return "\n".join(out) + "\n"
 
 
-def cmd_doctor(args: argparse.Namespace, s: Session) -> int:
+def cmd_doctor(args: Args, s: Session) -> int:
     probe = Probe(s)
     checks = [run_check(name, check, probe) for name, check in CHECKS]
     passed = all(c.status != "fail" for c in checks)
@@ -358,6 +356,5 @@ def cmd_doctor(args: argparse.Namespace, s: Session) -> int:
     return 0 if passed else errors.EXIT_FAILED
 
 
-def add_parsers(sub: Any) -> None:
-    doctor = sub.add_parser("doctor", help="check everything that can go wrong, with the fixes")
-    doctor.set_defaults(fn=cmd_doctor)
+def command(word: str) -> Command:
+    return Command("doctor", cmd_doctor, help="check everything that can go wrong, with the fixes")

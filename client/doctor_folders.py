@@ -7,7 +7,7 @@ import os
 import stat
 import tempfile
 
-from client import locations
+from client import door, locations
 from client.doctor_probe import Finding, NotChecked, Probe, fail, ok, warn
 
 
@@ -15,17 +15,18 @@ def dev_roots(p: Probe) -> list[str]:
     """The Dev roots the running daemon watches or, when none answers, the config names."""
     if p.online:
         return [str(root["path"]) for root in p.status.get("dev_roots") or []]
-    from daemon.runtime.config import ConfigError
-
     paths = p.config()
-    if isinstance(paths, ConfigError):
+    if isinstance(paths, door.Refused):
         raise NotChecked(f"the config cannot be read and no daemon answers ({paths})")
-    return [paths.dev_root]
+    return [paths["dev_root"]]
+
+
+def dev_root_fix(root: str) -> str:
+    fix: str = door.ask("dev_root_fix", {"root": root})
+    return fix
 
 
 def check_dev_root(p: Probe) -> Finding:
-    from daemon.runtime.config import dev_root_fix
-
     roots = dev_roots(p)
     if not roots:
         return warn("the daemon did not say which Dev roots it watches", "pm daemon restart")
@@ -81,8 +82,6 @@ def check_data_dir(p: Probe) -> Finding:
     try:
         st = os.lstat(data_dir)
     except FileNotFoundError:
-        from daemon.runtime.config import dev_root_fix
-
         for root in dev_roots(p):
             if not os.path.isdir(root) and os.path.commonpath([root, data_dir]) == root:
                 return warn(

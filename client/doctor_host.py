@@ -21,9 +21,23 @@ UNIT = "pm-agent"
 NOT_INSTALLED = "not installed as a user service; pm starts the daemon on demand"
 # SQLite's WAL needs shared memory that every process sees: none of these give it.
 NETWORK_FILESYSTEMS = frozenset(
-    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "sshfs", "fuse.sshfs", "9p", "afs", "ceph",
-     "glusterfs", "fuse.glusterfs", "lustre", "fuse.rclone"}
-)  # fmt: skip
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "sshfs",
+        "fuse.sshfs",
+        "9p",
+        "afs",
+        "ceph",
+        "glusterfs",
+        "fuse.glusterfs",
+        "lustre",
+        "fuse.rclone",
+    }
+)
 
 
 # --- service ---------------------------------------------------------------------------------

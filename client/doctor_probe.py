@@ -1,7 +1,7 @@
 """What every `pm doctor` check shares: the findings it returns and the Probe it asks.
 
 The Probe asks a running daemon once per method or, when none answers, reads the config's
-paths itself. It never starts the daemon; daemon.* and msgspec are imported only when needed.
+paths itself (through client.door, the daemon's code). It never starts the daemon.
 """
 
 from __future__ import annotations
@@ -9,13 +9,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from client import errors
+from client import door, errors
 
 if TYPE_CHECKING:
-    from client.commands import Session
+    from client.session import Session
     from client.sync import Client
-    from daemon.runtime.config import ConfigError, Paths
-    from daemon.runtime.start_failure import StartFailure
 
 
 class Finding(NamedTuple):
@@ -58,8 +56,8 @@ class Probe:
         self.hello: dict[str, Any] = {}
         self.status: dict[str, Any] = {}
         self._answers: dict[str, Any] = {}
-        self._config: Paths | ConfigError | None = None
-        self._start_failure: StartFailure | None = None
+        self._config: dict[str, Any] | door.Refused | None = None
+        self._start_failure: dict[str, Any] | None = None
         self._start_failure_read = False
         try:
             client = s.client(spawn=False)
@@ -87,15 +85,13 @@ class Probe:
             self._answers[method] = self.client.call(method)
         return self._answers[method]
 
-    def config(self) -> Paths | ConfigError:
-        """The paths the config resolves to, or why it cannot be read (with its fix)."""
+    def config(self) -> dict[str, Any] | door.Refused:
+        """The paths the config resolves to (dev_root, data_dir, db_path, backups_dir…), or
+        why it cannot be read (with its fix)."""
         if self._config is None:
-            from daemon.runtime import offline
-            from daemon.runtime.config import ConfigError
-
             try:
-                self._config = offline.paths_from_config()
-            except ConfigError as e:
+                self._config = door.ask("paths")
+            except door.Refused as e:
                 self._config = e
         return self._config
 
@@ -104,21 +100,18 @@ class Probe:
             data_dir = str(self.status["data_dir"])
             backups = os.path.join(data_dir, "backups")
             return Where(data_dir, str(self.status["db_path"]), backups)
-        from daemon.runtime.config import ConfigError
-
         paths = self.config()
-        if isinstance(paths, ConfigError):
+        if isinstance(paths, door.Refused):
             raise NotChecked(f"the config cannot be read and no daemon answers ({paths})")
-        return Where(paths.data_dir, paths.db_path, paths.backups_dir)
+        return Where(paths["data_dir"], paths["db_path"], paths["backups_dir"])
 
-    def start_failure(self) -> StartFailure | None:
+    def start_failure(self) -> dict[str, Any] | None:
         """Why the daemon last stopped before serving on this socket, if it did (and has not
-        started since): what the daemon itself recorded (daemon/runtime/start_failure.py)."""
+        started since): what the daemon itself recorded (kind, message, fix, exit_code, at,
+        socket, data_dir)."""
         if not self._start_failure_read:
-            from daemon.runtime import start_failure
-
-            found = start_failure.read()
-            if found is not None and found.socket in ("", self.s.socket_path):
+            found = door.ask("start_failure")
+            if found is not None and found["socket"] in ("", self.s.socket_path):
                 self._start_failure = found
             self._start_failure_read = True
         return self._start_failure
@@ -129,11 +122,7 @@ class Probe:
             items: list[dict[str, Any]] = self.ask("db.backups")["items"]
             return items
         if "backups" not in self._answers:
-            import msgspec
-
-            from daemon.store import backup
-
-            found = backup.listing(self.where().backups_dir, with_versions=False)
-            self._answers["backups"] = msgspec.to_builtins(found)
+            found = door.ask("backups_in", {"folder": self.where().backups_dir})
+            self._answers["backups"] = found
         listed: list[dict[str, Any]] = self._answers["backups"]
         return listed

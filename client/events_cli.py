@@ -10,15 +10,19 @@ duplicate (`events.subscribe {since}` replays what the log holds).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from client import errors, output
+from client.spec import Arg, Command
 
+# `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from client.commands import Session
+    from typing import Any
+
+    from client.args import Args
+    from client.session import Session
     from client.sync import Client
 
 NEWEST = 20  # `pm events` and `--before`: one screen
@@ -40,7 +44,7 @@ def print_event(event: dict[str, Any], as_json: bool) -> None:
     sys.stdout.flush()
 
 
-def cmd_events(args: argparse.Namespace, s: Session) -> int:
+def cmd_events(args: Args, s: Session) -> int:
     topics: list[str] = args.topic or []
     if args.follow:
         if args.before is not None:
@@ -70,8 +74,10 @@ def _forward(s: Session, topics: list[str], since: int, limit: int, as_json: boo
     for event in items:
         print_event(event, as_json)
     if page["total"] > len(items) and items:
-        output.error(f"{len(items)} of the {page['total']} events after {since}; "
-                     f"next: {_hint('--since', items[-1]['seq'], topics)}")  # fmt: skip
+        output.error(
+            f"{len(items)} of the {page['total']} events after {since}; "
+            f"next: {_hint('--since', items[-1]['seq'], topics)}"
+        )
 
 
 def _backward(s: Session, topics: list[str], before: int | None, limit: int, as_json: bool) -> None:
@@ -94,8 +100,10 @@ def _backward(s: Session, topics: list[str], before: int | None, limit: int, as_
     if offset and items:
         shown = "the newest" if before is None else "the last"
         where = "" if before is None else f" before {before}"
-        output.error(f"{shown} {len(items)} of {count} events{where}; "
-                     f"earlier: {_hint('--before', items[0]['seq'], topics)}")  # fmt: skip
+        output.error(
+            f"{shown} {len(items)} of {count} events{where}; "
+            f"earlier: {_hint('--before', items[0]['seq'], topics)}"
+        )
 
 
 def follow(s: Session, topics: list[str], since: int | None, as_json: bool) -> int:
@@ -133,16 +141,20 @@ class _Follower:
             params["since"] = self.resume
         reply = self.s.call("events.subscribe", params)
         if reply.get("missed"):
-            output.error(f"events after {self.resume} up to {reply.get('oldest_seq')} were "
-                         "removed from the log (retention) before they could be shown")  # fmt: skip
+            output.error(
+                f"events after {self.resume} up to {reply.get('oldest_seq')} were "
+                "removed from the log (retention) before they could be shown"
+            )
         if self.resume is None:
             self.resume = int(reply["last_seq"])  # live only: what came before is not ours
         client.settimeout(None)  # quiet is normal: wait for the next event however long
         return client
 
     def _reconnect(self, why: str) -> Client:
-        output.error(f"lost pm-agentd ({why}); reconnecting, every {RETRY_FIRST_S:g} s at first, "
-                     f"backing off to every {RETRY_MAX_S:g} s (Ctrl-C to stop)")  # fmt: skip
+        output.error(
+            f"lost pm-agentd ({why}); reconnecting, every {RETRY_FIRST_S:g} s at first, "
+            f"backing off to every {RETRY_MAX_S:g} s (Ctrl-C to stop)"
+        )
         delay = RETRY_FIRST_S
         while True:
             time.sleep(delay)
@@ -159,18 +171,42 @@ class _Follower:
             delay = min(delay * 2, RETRY_MAX_S)
 
 
-def add_parsers(sub: Any) -> None:
-    ev = sub.add_parser(
+def command(word: str) -> Command:
+    return Command(
         "events",
+        cmd_events,
+        [
+            Arg(
+                "follow",
+                "--follow",
+                "-f",
+                flag=True,
+                help="print live events until Ctrl-C; survives daemon restarts",
+            ),
+            Arg(
+                "since",
+                "--since",
+                convert=int,
+                metavar="SEQ",
+                help="events after this sequence number",
+            ),
+            Arg("before", "--before", convert=int, metavar="SEQ", help="events before this one"),
+            Arg(
+                "topic",
+                "--topic",
+                repeat=True,
+                metavar="T",
+                help="only this topic (kv) or type (kv.created)",
+            ),
+            Arg(
+                "limit",
+                "--limit",
+                convert=int,
+                metavar="N",
+                help=f"how many (default {NEWEST}; {FORWARD} with --since)",
+            ),
+        ],
         help="the newest change events, a page of them, or --follow live ones",
         description=f"Without options: the newest {NEWEST} events. Page back with "
         f"--before SEQ, forward with --since SEQ ({FORWARD} at a time), or set --limit.",
     )
-    ev.add_argument("--follow", "-f", action="store_true",
-                    help="print live events until Ctrl-C; survives daemon restarts")  # fmt: skip
-    ev.add_argument("--since", type=int, metavar="SEQ", help="events after this sequence number")
-    ev.add_argument("--before", type=int, metavar="SEQ", help="events before this one")
-    ev.add_argument("--topic", action="append", help="only this topic (kv) or type (kv.set)")
-    ev.add_argument("--limit", type=int, help=f"how many (default {NEWEST}; {FORWARD} with "
-                    "--since)")  # fmt: skip
-    ev.set_defaults(fn=cmd_events)

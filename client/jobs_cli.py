@@ -1,30 +1,31 @@
-"""`pm jobs`, `pm jobs show ID`, `pm jobs run KIND`, `pm jobs cancel ID`."""
+"""`pm jobs`, `pm jobs show ID`, `pm jobs run KIND`, `pm jobs cancel ID`; `pm jobs list` and
+`pm jobs update` are generated (client.commands).
+
+`pm jobs run` waits by polling `jobs.get` until the job is finished: it names no event topic
+(topics are the daemon's to rename; `pm events --topic` takes whatever it says)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from client import errors, output
+from client.spec import Arg, Command
 
+# `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from client.commands import Session
+    from typing import Any
 
-STATUSES = ["queued", "running", "completed", "failed", "canceled"]
+    from client.args import Args
+    from client.session import Session
+
+LIST = "jobs.list"
 FINISHED = frozenset({"completed", "failed", "canceled"})
 
 
 def _seconds(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    return output.epoch_seconds(iso) if iso else None
 
 
 def format_duration(seconds: float) -> str:
@@ -64,14 +65,23 @@ def _one_line(text: str | None, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def cmd_jobs(args: argparse.Namespace, s: Session) -> int:
-    params: dict[str, Any] = {"status": args.status or [], "limit": args.limit,
-                              "offset": args.offset}  # fmt: skip
-    if args.filter_kind:
-        params["kind"] = args.filter_kind
-    if args.source:
-        params["source"] = args.source
-    page = s.call("jobs.list", params)
+def _list_spec(s: Session) -> dict[str, Any]:
+    """`jobs.list` as the daemon describes it: its filters are `pm jobs`' options."""
+    entry = s.catalogue()["nouns"].get("jobs") or {}
+    spec: dict[str, Any] = entry.get("verbs", {}).get("list", {"method": LIST, "params": []})
+    return spec
+
+
+def _list_args(s: Session) -> list[Arg]:
+    from client import generated
+
+    return generated.options(_list_spec(s)["params"])
+
+
+def cmd_jobs(args: Args, s: Session) -> int:
+    from client import generated
+
+    page = s.call(LIST, generated.params(_list_spec(s), args, s))
     if args.json:
         output.print_json(page)
         return 0
@@ -97,7 +107,7 @@ def cmd_jobs(args: argparse.Namespace, s: Session) -> int:
     headers.append("ERROR")
     sys.stdout.write(output.table(headers, rows))
     shown = len(page["items"])
-    if page["total"] > args.offset + shown:
+    if page["total"] > (args.offset or 0) + shown:
         output.error(f"showing {shown} of {page['total']}; use --limit/--offset for more")
     return 0
 
@@ -146,7 +156,7 @@ def render_job(job: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def cmd_jobs_show(args: argparse.Namespace, s: Session) -> int:
+def cmd_jobs_show(args: Args, s: Session) -> int:
     output.show(s.call("jobs.get", {"id": args.id}), args.json, render_job)
     return 0
 
@@ -178,7 +188,7 @@ def wait_for_job(s: Session, job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
-def cmd_jobs_run(args: argparse.Namespace, s: Session) -> int:
+def cmd_jobs_run(args: Args, s: Session) -> int:
     job = s.call("jobs.run", {"kind": args.kind})
     if args.no_wait:
         if args.json:
@@ -207,7 +217,7 @@ def cmd_jobs_run(args: argparse.Namespace, s: Session) -> int:
     return 0 if job["status"] == "completed" else errors.EXIT_FAILED
 
 
-def cmd_jobs_cancel(args: argparse.Namespace, s: Session) -> int:
+def cmd_jobs_cancel(args: Args, s: Session) -> int:
     job = s.call("jobs.cancel", {"id": args.id})
     if args.json:
         output.print_json(job)
@@ -216,22 +226,26 @@ def cmd_jobs_cancel(args: argparse.Namespace, s: Session) -> int:
     return 0
 
 
-def add_parsers(sub: Any) -> None:
-    jobs = sub.add_parser("jobs", help="the daemon's runs and the jobs clients recorded")
-    jobs.add_argument("--status", action="append", choices=STATUSES)
-    jobs.add_argument("--kind", dest="filter_kind", help="only jobs of this kind")
-    jobs.add_argument("--source", choices=["daemon", "client"])
-    jobs.add_argument("--limit", type=int, default=50)
-    jobs.add_argument("--offset", type=int, default=0)
-    jobs.set_defaults(fn=cmd_jobs)
-    jobs_sub = jobs.add_subparsers(dest="jobs_command")
-    show = jobs_sub.add_parser("show", help="one job in full")
-    show.add_argument("id", type=int)
-    show.set_defaults(fn=cmd_jobs_show)
-    run = jobs_sub.add_parser("run", help="run one of the daemon's jobs now and wait for it")
-    run.add_argument("kind", help="e.g. quality_scan, maintenance, retention")
-    run.add_argument("--no-wait", action="store_true", help="print the job id and return")
-    run.set_defaults(fn=cmd_jobs_run)
-    cancel = jobs_sub.add_parser("cancel", help="stop a queued or running job")
-    cancel.add_argument("id", type=int)
-    cancel.set_defaults(fn=cmd_jobs_cancel)
+def command(word: str) -> Command:
+    job = Arg("id", convert=int, metavar="ID")
+    return Command(
+        "jobs",
+        cmd_jobs,
+        later=_list_args,  # the filters `jobs.list` takes (status, kind, source, project…)
+        help="the daemon's runs and the jobs clients recorded",
+        description="Without a verb: the jobs as a person reads them (durations, project "
+        "names), filtered as `jobs.list` filters. `pm jobs list` is the generated table.",
+        verbs=[
+            Command("show", cmd_jobs_show, [job], help="one job in full"),
+            Command(
+                "run",
+                cmd_jobs_run,
+                [
+                    Arg("kind", help="e.g. quality_scan, maintenance, retention"),
+                    Arg("no_wait", "--no-wait", flag=True, help="print the job id and return"),
+                ],
+                help="run one of the daemon's jobs now and wait for it",
+            ),
+            Command("cancel", cmd_jobs_cancel, [job], help="stop a queued or running job"),
+        ],
+    )

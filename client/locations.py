@@ -47,6 +47,12 @@ def state_dir(env: Mapping[str, str] = os.environ) -> str:
     return os.path.join(base, "pm-agent")
 
 
+def cache_dir(env: Mapping[str, str] = os.environ) -> str:
+    """What pm remembers between runs (the daemon it greeted, the commands it offers)."""
+    base = env.get("XDG_CACHE_HOME") or os.path.join(_home(env), ".cache")
+    return os.path.join(base, "pm-agent")
+
+
 def default_socket_path(env: Mapping[str, str] = os.environ) -> str:
     runtime = env.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isabs(runtime):

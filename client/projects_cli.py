@@ -1,30 +1,31 @@
-"""`pm projects`, `pm project [show] [NAME]`, `pm project set|register|forget`."""
+"""`pm projects`, `pm project [show] [NAME]`, `pm project set|register|forget`.
+
+Shortcuts for a person: projects are named by name, id or path (`.` or nothing: the one
+here), listed with relative times and paths under ~. `pm project set` takes the fields
+`projects.update` takes, as the daemon's `rpc.discover` says (client.catalogue).
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from client import current, errors, output
+from client.spec import Arg, Command
 
+# `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from client.commands import Session
+    from typing import Any
+
+    from client.args import Args
+    from client.session import Session
+
+UPDATE = "projects.update"
+RESET = "reset"  # hands fields back to inference: `--reset FIELD`, repeatable
 
 
-def project_ref(text: str) -> int | str:
-    """What the user typed → what the daemon resolves, without asking it: an id, an absolute
-    path, or a name. Only for quality_cli, whose NAME commands.py resolves first with
-    `current.project_ref` (a subfolder means its project); new code calls that directly."""
-    if text.isdigit():
-        return int(text)
-    if current.is_path(text):
-        return current.absolute(text)
-    return text
-
-
-def cmd_projects(args: argparse.Namespace, s: Session) -> int:
+def cmd_projects(args: Args, s: Session) -> int:
     params: dict[str, Any] = {
         "status": args.status or [],
         "order": {"name": "name", "quality": "quality"}.get(args.order, "last_worked_on"),
@@ -106,96 +107,129 @@ def render_project(p: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def cmd_project(args: argparse.Namespace, s: Session) -> int:
+def cmd_project(args: Args, s: Session) -> int:
     output.show(current.holding(s, args.project), args.json, render_project)
     return 0
 
 
-# The fields you set by hand (`projects.update`); tests/test_cli_projects.py holds this to the
-# daemon's list. Values are checked by the daemon, whose message names what is allowed.
-SETTABLE = ("name", "description", "status", "origin_type", "ownership", "repository_url",
-            "deployed_url")  # fmt: skip
+def settable(s: Session) -> list[dict[str, Any]]:
+    """The params of `projects.update` but the project itself: the fields set by hand, and
+    `reset`."""
+    entry = s.catalogue()["nouns"].get("projects", {})
+    spec = entry.get("verbs", {}).get("update", {"params": []})
+    return [p for p in spec["params"] if p["name"] != "project"]
 
 
-def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
+def cmd_project_set(args: Args, s: Session) -> int:
+    from client import generated
 
-
-def cmd_project_set(args: argparse.Namespace, s: Session) -> int:
-    values = {f: getattr(args, f) for f in SETTABLE if getattr(args, f) is not None}
-    reset = [f.replace("-", "_") for f in args.reset or []]
-    if not values and not reset:
-        flags = ", ".join(_flag(f) for f in SETTABLE)
+    fields = settable(s)
+    values = generated.params({"method": UPDATE, "params": fields}, args, s)
+    if not values:
+        flags = ", ".join("--" + p["name"].replace("_", "-") for p in fields if p["name"] != RESET)
         raise errors.UsageError(f"nothing to set: give one or more of {flags}, or --reset FIELD")
-    params: dict[str, Any] = {"project": current.project_ref(s, args.project), **values}
-    if reset:
-        params["reset"] = reset
-    output.show(s.call("projects.update", params), args.json, render_project)
+    output.show(
+        s.call(UPDATE, {"project": current.project_ref(s, args.project), **values}),
+        args.json,
+        render_project,
+    )
     return 0
 
 
-def cmd_project_register(args: argparse.Namespace, s: Session) -> int:
+def cmd_project_register(args: Args, s: Session) -> int:
     project = s.call("projects.register", {"path": current.absolute(args.path)})
     output.show(project, args.json, render_project)
     return 0
 
 
-def cmd_project_forget(args: argparse.Namespace, s: Session) -> int:
+def cmd_project_forget(args: Args, s: Session) -> int:
     project = current.holding(s, args.project)
     gone = s.call("projects.forget", {"project": project["id"]})
     if args.json:
         output.print_json(gone)
         return 0
-    print(output.visible(f"forgot {project['name']} (id {gone['id']}, {gone['path']}); "
-                         "its folder is untouched"))  # fmt: skip
+    print(
+        output.visible(
+            f"forgot {project['name']} (id {gone['id']}, {gone['path']}); its folder is untouched"
+        )
+    )
     if gone["ignored"]:
-        output.error(f"scans pass it by from now on; `pm project register {gone['path']}` "
-                     "brings it back")  # fmt: skip
+        output.error(
+            f"scans pass it by from now on; `pm project register {gone['path']}` brings it back"
+        )
     return 0
 
 
-def add_parsers(sub: Any) -> None:
-    ps = sub.add_parser("projects", help="the projects in your Dev folder")
-    ps.add_argument("--status", action="append", choices=["active", "on-hold", "archived"])
-    ps.add_argument("--query", "-q", help="match name, path or description")
-    ps.add_argument("--order", choices=["recent", "name", "quality"], default="recent")
-    ps.add_argument("--all", action="store_true", help="include projects whose folder vanished")
-    ps.add_argument("--limit", type=int, default=100)
-    ps.add_argument("--offset", type=int, default=0)
-    ps.set_defaults(fn=cmd_projects)
+def _set_args(s: Session) -> list[Arg]:
+    from client import generated
 
-    p = sub.add_parser(
+    here = Arg(
         "project",
+        optional=True,
+        metavar="PROJECT",
+        complete="project",
+        help="a name, an id or a path (default: the one here)",
+    )
+    return [here, *generated.options(settable(s))]
+
+
+def command(word: str) -> Command:
+    if word == "projects":
+        return Command(
+            "projects",
+            cmd_projects,
+            [
+                Arg("status", "--status", repeat=True, choices=["active", "on-hold", "archived"]),
+                Arg(
+                    "query", "--query", "-q", metavar="TEXT", help="match name, path or description"
+                ),
+                Arg("order", "--order", choices=["recent", "name", "quality"], default="recent"),
+                Arg("all", "--all", flag=True, help="include projects whose folder vanished"),
+                Arg("limit", "--limit", convert=int, default=100, metavar="N"),
+                Arg("offset", "--offset", convert=int, default=0, metavar="N"),
+            ],
+            help="the projects in your Dev folder",
+        )
+    project = Arg(
+        "project",
+        optional=True,
+        metavar="PROJECT",
+        complete="project",
+        help="a name, an id or a path (default: the one here)",
+    )
+    named = Arg(
+        "project",
+        metavar="PROJECT",
+        complete="project",
+        help="a name, an id or a path (. for here)",
+    )
+    return Command(
+        "project",
+        cmd_project,  # `pm project NAME` is `pm project show NAME`
+        [project],
         help="one project: show it (the default), set fields by hand, register, forget",
         description="PROJECT is a name, an id or a path; `.` or none is the project holding "
         "the current directory. `pm project NAME` is `pm project show NAME`.",
+        verbs=[
+            Command("show", cmd_project, [project], help="everything known about it (the default)"),
+            Command(
+                "set",
+                cmd_project_set,
+                [project],
+                later=_set_args,
+                help="set fields by hand (a value you set wins over what scans infer)",
+            ),
+            Command(
+                "register",
+                cmd_project_register,
+                [Arg("path", help="the project's folder")],
+                help="track a folder (outside the Dev root too)",
+            ),
+            Command(
+                "forget",
+                cmd_project_forget,
+                [named],
+                help="remove it from pm-agent (never from disk); its history goes with it",
+            ),
+        ],
     )
-    p.set_defaults(default_verb="show")  # commands.route: `pm project NAME` shows it
-    verbs = p.add_subparsers(dest="project_command", required=True, metavar="VERB")
-    show = verbs.add_parser("show", help="everything known about it (the default)")
-    show.add_argument("project", nargs="?", metavar="PROJECT", help="default: the one here")
-    show.set_defaults(fn=cmd_project)
-
-    setter = verbs.add_parser(
-        "set", help="set fields by hand (a value you set wins over what scans infer)"
-    )
-    setter.add_argument("project", nargs="?", metavar="PROJECT", help="default: the one here")
-    for field in SETTABLE:
-        setter.add_argument(_flag(field), dest=field, metavar=field.split("_")[0].upper())
-    setter.add_argument(
-        "--reset",
-        action="append",
-        metavar="FIELD",
-        help="hand a field back to inference (repeatable): " + ", ".join(SETTABLE),
-    )
-    setter.set_defaults(fn=cmd_project_set)
-
-    register = verbs.add_parser("register", help="track a folder (outside the Dev root too)")
-    register.add_argument("path", help="the project's folder")
-    register.set_defaults(fn=cmd_project_register)
-
-    forget = verbs.add_parser(
-        "forget", help="remove it from pm-agent (never from disk); its history goes with it"
-    )
-    forget.add_argument("project", metavar="PROJECT", help="a name, an id or a path (. for here)")
-    forget.set_defaults(fn=cmd_project_forget)

@@ -32,9 +32,7 @@ _SAFE_METHOD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 
 
 def _encode(obj: Any) -> bytes:
-    import json
-
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return fastjson.dumps(obj).encode("utf-8")
 
 
 class Client:
@@ -56,6 +54,7 @@ class Client:
         self._next_id = 1
         self._notifications: deque[dict[str, Any]] = deque()
         self.lost: str | None = None  # why notifications() ended
+        self.peer_pid: int | None = None  # the daemon's process, as the kernel says (Linux)
 
     # --- connection -------------------------------------------------------------------
     def connect(self) -> Client:
@@ -71,13 +70,15 @@ class Client:
             raise Unreachable(f"cannot connect to {self.path}: {e.strerror}") from None
         if _SO_PEERCRED is not None:
             raw = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERCRED, 12)
-            uid = int.from_bytes(raw[4:8], sys.byteorder, signed=True)  # struct ucred
+            pid = int.from_bytes(raw[0:4], sys.byteorder, signed=True)  # struct ucred
+            uid = int.from_bytes(raw[4:8], sys.byteorder, signed=True)
             if uid != os.getuid():
                 sock.close()
                 raise Unreachable(
                     f"{self.path} is served by uid {uid}, not by you (uid {os.getuid()}); "
                     "refusing to talk to it"
                 )
+            self.peer_pid = pid if pid > 0 else None
         self._sock = sock
         return self
 

@@ -1,6 +1,7 @@
 """After an upgrade, the daemon still running is the old one: `pm` restarts it.
 
-Every command but the fast `pm status` greets the daemon (`daemon.hello`). A daemon OLDER than
+Every command but the fast `pm status` greets a daemon process it has not greeted before
+(`daemon.hello`, through client.greeting). A daemon OLDER than
 this pm is restarted — through the service manager when pm-agent is installed as a user
 service, else by pm itself (shut down, then started from this installation) — and pm says so.
 A daemon that is newer, or that still speaks another protocol after the restart, is a clear
@@ -10,21 +11,31 @@ error (IncompatibleDaemon), never a hang.
 from __future__ import annotations
 
 import os
-import re
 import time
-from typing import Any
 
-from client import errors, output, spawn
+from client import errors, output
 from client.sync import Client, check_protocol
+from client.version import __version__ as mine
+
+# `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STOP_WAIT_S = 30.0
-_RELEASE = re.compile(r"^\d+(\.\d+)*")
 
 
 def release(version: Any) -> tuple[int, ...] | None:
     """(0, 1, 0) for "0.1.0" or "0.1.0.dev3+g12ab"; None for what is not a version."""
-    match = _RELEASE.match(str(version))
-    return tuple(int(part) for part in match.group().split(".")) if match else None
+    parts: list[int] = []
+    for piece in str(version).split("."):
+        digits = piece[: len(piece) - len(piece.lstrip("0123456789"))]
+        if not digits:
+            break
+        parts.append(int(digits))
+        if digits != piece:
+            break
+    return tuple(parts) or None
 
 
 def is_older(theirs: Any, mine: str) -> bool:
@@ -32,16 +43,14 @@ def is_older(theirs: Any, mine: str) -> bool:
     return a is not None and b is not None and a < b
 
 
-def greet(client: Client, socket_path: str) -> Client:
+def greet(client: Client, socket_path: str) -> tuple[Client, dict[str, Any]]:
     """Handshake; restart an older daemon. Returns the client to use (a new one after a
-    restart)."""
-    from daemon import __version__ as mine
-
+    restart) and the hello of the daemon behind it."""
     hello = client.hello()
     theirs = hello.get("daemon_version")
     if not is_older(theirs, mine):
         check_protocol(hello.get("protocol_version"), theirs)
-        return client
+        return client, hello
     output.error(f"pm-agentd {theirs} is older than this pm ({mine}): restarting it")
     how = _restart(client, socket_path)
     fresh = Client(socket_path).connect()
@@ -55,7 +64,7 @@ def greet(client: Client, socket_path: str) -> Client:
         )
     check_protocol(hello.get("protocol_version"), now)
     output.error(f"pm-agentd {now} is running ({how})")
-    return fresh
+    return fresh, hello
 
 
 def _restart(client: Client, socket_path: str) -> str:
@@ -72,6 +81,8 @@ def _restart(client: Client, socket_path: str) -> str:
     finally:
         client.close()
     _wait_until_stopped(socket_path, data_dir)
+    from client import spawn
+
     spawn.start(socket_path, announce=False)
     return "started from this installation"
 
@@ -82,6 +93,8 @@ def _wait_until_stopped(socket_path: str, data_dir: Any) -> None:
     deadline = time.monotonic() + STOP_WAIT_S
     lock = os.path.join(data_dir, "pm-agentd.lock") if isinstance(data_dir, str) else None
     while time.monotonic() < deadline:
+        from client import spawn
+
         if not _answers(socket_path) and (lock is None or spawn.instance_lock_free(lock)):
             return
         time.sleep(0.05)

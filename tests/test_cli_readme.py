@@ -2,6 +2,8 @@
 
 A synopsis line is expanded into the command lines it stands for: `[…]` with and without,
 `a|b` each way, `…` as a repeat, and each placeholder (NAME, PATH, N…) as a sample value.
+Some commands take their options from the daemon's `rpc.discover` (`pm jobs`, `pm project
+set`, the generated ones), so the lines are read against a real daemon.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from client.commands import parse
+from client.commands import resolve
 from client.errors import UsageError
-from tests.helpers import REPO
+from client.session import Session
+from client.spec import ShowHelp
+from tests.helpers import REPO, DaemonProcess
 
 # A sample for each placeholder, by the command (or option) it follows where that matters.
 SAMPLES: dict[str, str | dict[str, str]] = {
@@ -127,12 +131,34 @@ def test_the_readme_block_is_read() -> None:
     assert ["jobs", "show", "3"] in readme_command_lines()
 
 
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    root = tmp_path_factory.mktemp("readme")
+    world = DaemonProcess(root, config={"watch": False, "rescan_interval_s": 0})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(root / "cache"))  # pm's cache: never the real home
+        world.start()
+        s = Session({"json": False, "socket": world.socket_path, "no_spawn": True})
+        try:
+            yield s
+        finally:
+            s.close()
+            world.cleanup()
+
+
 @pytest.mark.parametrize("argv", readme_command_lines(), ids=" ".join)
-def test_every_readme_command_line_parses(argv: list[str]) -> None:
+def test_every_readme_command_line_parses(argv: list[str], session: Session) -> None:
     try:
-        args = parse(argv)
+        path, _ = resolve(argv, session)
     except UsageError as e:
         pytest.fail(f"pm {' '.join(argv)}: {e}")
-    except SystemExit as e:  # argparse's own exit: --help or a parser of another class
-        pytest.fail(f"pm {' '.join(argv)} exited {e.code}")
-    assert callable(args.fn)
+    except ShowHelp:
+        pytest.fail(f"pm {' '.join(argv)} asked for help")
+    assert callable(path[-1].run)
+
+
+def test_a_line_that_is_not_a_command_is_refused(session: Session) -> None:
+    for argv in (["frobnicate"], ["kv", "get", "ns"], ["jobs", "--status", "someday"],
+                 ["kv", "list", "--limit", "many"]):  # fmt: skip
+        with pytest.raises(UsageError):
+            resolve(argv, session)

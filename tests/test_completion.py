@@ -56,8 +56,17 @@ def bash(cli: Cli, *words: str) -> list[str]:
     return [line for line in done.stdout.splitlines() if line]
 
 
+def nouns(cli: Cli, prefix: str) -> list[str]:
+    """The daemon's nouns with generated commands (a list or show of their own), as typed."""
+    names = {m["name"] for m in cli.world.call("rpc.discover")["methods"]}
+    found = {n.rpartition(".")[0] for n in names if n.endswith((".list", ".get"))}
+    return [n.replace("_", "-") for n in found if n.startswith(prefix)]
+
+
 def test_bash_completes_commands_verbs_options_and_project_names(cli: Cli) -> None:
-    assert bash(cli, "pro") == ["project", "projects"]
+    # `pm pro`: the commands written by hand, and the daemon's nouns (programs…) besides
+    hand_written = {"project", "projects"}
+    assert bash(cli, "pro") == sorted(hand_written | set(nouns(cli, "pro")))
     assert bash(cli, "project", "") == ["alpha", "beta", "forget", "register", "set", "show"]
     assert bash(cli, "project", "set", "--status", "archived", "") == ["alpha", "beta"]
     assert bash(cli, "project", "set", "--reset", "desc") == ["description"]
@@ -88,7 +97,7 @@ def test_fish_completes(cli: Cli) -> None:
         assert done.returncode == 0, done.stderr
         return [row.split("\t")[0] for row in done.stdout.splitlines()]
 
-    assert fish("pm pro") == ["project", "projects"]
+    assert sorted(fish("pm pro")) == sorted({"project", "projects", *nouns(cli, "pro")})
     assert fish("pm project set al") == ["alpha"]
     assert fish("pm quality sc") == ["scan"]
 

@@ -1,29 +1,53 @@
-"""The database's care while the daemon is not running, for `pm` to do itself.
+"""The client's one door into the daemon's code: `answer(question, params)`.
 
-When pm-agentd cannot start (a damaged file, a schema from a newer pm-agent) nobody can ask
-it to restore a backup, so `pm backup restore`, `pm db rollback`, `pm db repair`, `pm db
-check` and `pm db migrate` work on the files directly. They hold the daemon's instance lock
-meanwhile: no daemon starts halfway through. Nothing here migrates after a swap: the daemon
-does that at its next start (with a backup first).
+`pm` never imports the daemon's modules (tests/test_client_imports.py holds it to that) but
+this one, and from it only `answer` and `OfflineError`. Through it go what `pm doctor` reads
+without a daemon (the config's paths, why the daemon last stopped, a quick_check) and the
+database's care while the daemon is not running: when pm-agentd cannot start (a damaged file,
+a schema from a newer pm-agent) nobody can ask it to restore a backup, so `pm backup
+list|verify|restore|now` and `pm db check|repair|migrate|rollback` work on the files directly.
+They hold the daemon's instance lock meanwhile: no daemon starts halfway through. Nothing here
+migrates after a swap: the daemon does that at its next start (with a backup first).
+
+Answers are plain data (dicts, lists, strings, numbers, None), never the daemon's types.
+In-process, not `pm-agentd offline …` in a subprocess: both import the same modules, and a
+second interpreter only adds its start-up (bench figures in the client's closing note).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
-from daemon.runtime.config import Paths, load, resolve_paths
-from daemon.runtime.startup import InstanceLock, StartupError
-from daemon.store import backup, care, connection, migrations, swap
+from daemon.platform import private_folders
+from daemon.runtime import start_failure
+from daemon.runtime.config import (
+    ConfigError,
+    Paths,
+    check_dev_root,
+    dev_root_fix,
+    load,
+    resolve_paths,
+    unknown_environment,
+)
+from daemon.runtime.startup import SUN_PATH_MAX, InstanceLock, StartupError
+from daemon.store import backup, care, connection, export, migrations, swap
 from daemon.store.backup import BackupFile
 
 
 class OfflineError(Exception):
-    """The operation cannot be done; the message says why and what to do instead."""
+    """The question cannot be answered; the message says why, `fix` what to do instead, and
+    `kind` what went wrong ("offline", or the config's "config" / "dev_root")."""
+
+    def __init__(self, message: str, *, kind: str = "offline", fix: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.fix = fix
 
 
 class Rolledback(msgspec.Struct, kw_only=True):
@@ -246,3 +270,85 @@ def migrate(paths: Paths) -> Migrated:
 def _must_exist(paths: Paths) -> None:
     if not os.path.exists(paths.db_path):
         raise OfflineError(f"there is no database at {paths.db_path} yet")
+
+
+# --- the door -------------------------------------------------------------------------------
+def _paths() -> Paths:
+    return paths_from_config()
+
+
+def _cannot_start() -> dict[str, str] | None:
+    """What in the config stops the daemon from starting now, with its fix; or None."""
+    try:
+        check_dev_root(paths_from_config())
+    except ConfigError as e:
+        return {"message": str(e), "fix": e.fix, "kind": e.kind}
+    return None
+
+
+def _backup_list() -> dict[str, Any]:
+    paths = paths_from_config()
+    return {"folder": paths.backups_dir, "items": listing(paths)}
+
+
+def _rollback_target(backups: list[Any], live_version: int | None) -> BackupFile:
+    return rollback_target(msgspec.convert(backups, list[BackupFile]), live_version)
+
+
+def _import_inbox(data_dir: str) -> str:
+    """The folder below the data folder where `pm db import` puts a copy of what it imports:
+    made (0700) and checked to be the daemon's own."""
+    inbox = os.path.join(data_dir, export.IMPORTS_DIR)
+    try:
+        private_folders.check(inbox, what=export.IMPORTS)
+    except OSError as e:
+        raise OfflineError(str(e)) from None
+    return inbox
+
+
+def _on_files(operation: Callable[..., Any]) -> Callable[..., Any]:
+    """`operation(paths, …)` on the files the config names."""
+
+    def run(**params: Any) -> Any:
+        return operation(paths_from_config(), **params)
+
+    return run
+
+
+QUESTIONS: dict[str, Callable[..., Any]] = {
+    # what `pm doctor` reads when no daemon answers (and of the config at all times)
+    "paths": _paths,
+    "cannot_start": _cannot_start,
+    "unknown_environment": unknown_environment,
+    "dev_root_fix": dev_root_fix,
+    "socket_path_max": lambda: SUN_PATH_MAX,
+    "start_failure": start_failure.read,
+    "quick_check": lambda db_path: backup.problems(db_path, quick=True),
+    "backups_in": lambda folder: backup.listing(folder, with_versions=False),
+    # the recovery commands with the daemon down
+    "backup_list": _backup_list,
+    "backup_now": _on_files(backup_now),
+    "backup_verify": _on_files(verify),
+    "backup_restore": _on_files(restore),
+    "db_check": _on_files(check),
+    "db_repair": _on_files(repair),
+    "db_migrate": _on_files(migrate),
+    "db_rollback": _on_files(rollback),
+    # what they check with the daemon up
+    "rollback_target": _rollback_target,
+    "import_inbox": _import_inbox,
+}
+
+
+def answer(question: str, params: Mapping[str, Any] | None = None) -> Any:
+    """The answer to `question` (a key of QUESTIONS) as plain data. OfflineError when it
+    cannot be given (its message says why, its `fix` what to do); ValueError for a question
+    that does not exist."""
+    try:
+        found = QUESTIONS[question]
+    except KeyError:
+        raise ValueError(f"no question {question!r}; there are {', '.join(QUESTIONS)}") from None
+    try:
+        return msgspec.to_builtins(found(**(params or {})))
+    except ConfigError as e:
+        raise OfflineError(str(e), kind=e.kind, fix=e.fix) from None
