@@ -9,16 +9,18 @@ sub-features; a deleted feature leaves the requirements that named it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from daemon.domain.crud import Crud, Ref, Rules
 from daemon.domain.projects.ref import PROJECT
+from daemon.domain.requirements import REQUIREMENTS
 from daemon.domain.work.model import Count, Text, Time, Title
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods
-from daemon.store.table import Row, Table
+from daemon.store.table import Row, Table, Where
 from daemon.store.writer import Tx
 
 FeatureStatus = Literal["backlog", "planned", "in_progress", "blocked", "completed", "cancelled"]
@@ -89,19 +91,27 @@ class FeatureRules(Rules[Feature]):
             changes["completed_at"] = None
 
     def before_delete(self, tx: Tx, row: Feature) -> None:
-        tx.conn.execute(
-            "UPDATE requirements SET linked_features = (SELECT json_group_array(value)"
-            " FROM json_each(requirements.linked_features) WHERE value != ?)"
-            " WHERE project_id = ? AND EXISTS (SELECT 1 FROM json_each(linked_features)"
-            " WHERE value = ?)",
-            (row.id, row.project_id, row.id),
-        )
+        """The requirements naming it (or a sub-feature going with it) name it no more."""
+        gone = {
+            r[0]
+            for r in tx.conn.execute(
+                "WITH RECURSIVE down(id) AS (SELECT ? UNION SELECT f.id FROM features AS f"
+                " JOIN down ON f.parent_id = down.id) SELECT id FROM down",
+                (row.id,),
+            )
+        }
+        for requirement in REQUIREMENTS.rows(
+            tx.conn, Where(REQUIREMENTS).eq("project_id", row.project_id), budget=False
+        ):
+            kept = [i for i in requirement.linked_features if i not in gone]
+            if kept != requirement.linked_features:
+                REQUIREMENTS.update(tx, requirement.id, {"linked_features": kept})
 
 
 methods = Methods()
 Crud(
     FEATURES,
-    refs=[PROJECT, Ref("parent", "parent_id", "features")],
+    refs=[replace(PROJECT, required=True), Ref("parent", "parent_id", "features")],
     create=(
         "name",
         "description",

@@ -6,6 +6,7 @@ list, see features.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -77,7 +78,7 @@ class RequirementRules(Rules[Requirement]):
 methods = Methods()
 Crud(
     REQUIREMENTS,
-    refs=[PROJECT],
+    refs=[replace(PROJECT, required=True)],
     filters=("category", "priority", "validated"),
     rules=RequirementRules(),
 ).register(methods)

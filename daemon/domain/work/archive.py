@@ -66,6 +66,9 @@ def _outside(tx: Tx, plan_id: int) -> Touched:
         touched.blocked |= derived.covered(tx.conn, (from_type, from_id))
         if to_type == "task":
             touched.targets.add(to_id)
+    inside = {r[0] for r in tx.conn.execute("SELECT id FROM tasks WHERE plan_id = ?", (plan_id,))}
+    touched.blocked -= inside  # the plan's own keep what they had, frozen while it is away
+    touched.targets -= inside
     return touched
 
 

@@ -134,6 +134,19 @@ def dependencies_of(conn: sqlite3.Connection, nodes: Iterable[Node]) -> list[Nod
     return out
 
 
+def born_blocked(
+    conn: sqlite3.Connection, plan_id: int | None, phase_id: int | None, parent_id: int | None
+) -> bool:
+    """`blocked` of a task about to be added there (it has no dependencies of its own yet)."""
+    row = conn.execute(
+        f"SELECT (? IS NOT NULL AND {_waits('phase', '?')})"
+        f" OR (? IS NOT NULL AND {_waits('plan', '?')})"
+        " OR coalesce((SELECT blocked FROM tasks WHERE id = ?), 0)",
+        (phase_id, phase_id, plan_id, plan_id, parent_id),
+    ).fetchone()
+    return bool(row[0])
+
+
 # --- bringing it up to date ----------------------------------------------------------------
 def _set(tx: Tx, task_id: int, values: dict[str, Any], kind: EventKind[Any] | None) -> Task:
     row = TASKS.update(tx, task_id, values, emit=kind is None)

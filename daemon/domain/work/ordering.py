@@ -29,7 +29,8 @@ class Siblings:
     args: tuple[Any, ...]
 
     def count(self, conn: sqlite3.Connection) -> int:
-        sql = f"SELECT count(*) FROM {self.table} WHERE {self.where}"
+        """The siblings in order (a row parked for a move is not)."""
+        sql = f"SELECT count(*) FROM {self.table} WHERE {self.where} AND position < {_BAND}"
         return int(conn.execute(sql, self.args).fetchone()[0])
 
     def ids(self, conn: sqlite3.Connection) -> list[int]:

@@ -195,7 +195,7 @@ async def get_plan(app: App, call: Call, p: PlanIdParams) -> PlanTree:
 class PlansListParams(Params, frozen=True):
     project: ProjectRef | None = None
     program: Id | None = None
-    status: list[PlanStatus] | None = None
+    status: Annotated[list[PlanStatus], msgspec.Meta(max_length=16)] | None = None
     kind: PlanKind | None = None
     include_archived: bool = False
     order: PlanOrder | None = None

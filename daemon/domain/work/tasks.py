@@ -141,6 +141,9 @@ class TaskRules(Rules[Task]):
         place(tx, values, values.pop("position", None))
         _check_links(tx, values.get("project_id"), values)
         status_effects(tx, None, values)
+        values["blocked"] = derived.born_blocked(
+            tx.conn, values.get("plan_id"), values.get("phase_id"), values.get("parent_id")
+        )  # the row this answers with is the one inserted: born right, not settled after
 
     def after_add(self, tx: Tx, row: Task) -> None:
         touched = Touched()
@@ -195,7 +198,7 @@ class TasksListParams(Params, frozen=True):
     parent: Id | None = None
     feature: Id | None = None
     session: Id | None = None
-    status: list[Status] | None = None
+    status: Annotated[list[Status], msgspec.Meta(max_length=16)] | None = None
     type: TaskType | None = None
     assigned_agent: Agent | None = None
     claimed_by: Agent | None = None

@@ -16,13 +16,13 @@ def check_time(field: str, value: str | None) -> str | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:
+            return iso(moment)
+    except (ValueError, OverflowError):  # not a time; or beyond year 1-9999 once in UTC
         raise InvalidParams(
             f"Invalid params: {field} must be an ISO 8601 time with a timezone, not {value!r}",
             field=field,
         ) from None
-    if moment.tzinfo is None:
-        raise InvalidParams(
-            f"Invalid params: {field} needs a timezone (e.g. 2025-01-31T09:00:00Z)", field=field
-        )
-    return iso(moment)
+    raise InvalidParams(
+        f"Invalid params: {field} needs a timezone (e.g. 2025-01-31T09:00:00Z)", field=field
+    )
