@@ -279,6 +279,8 @@ def nested(levels: int) -> str:
         ("languages of the wrong shape", "projects", "languages", '"python"', "read it back"),
         ("remotes of the wrong shape", "projects", "remotes", '[{"x": 1}]', "read it back"),
         ("a kv value just over 1 MiB", "kv", "value", '"' + "v" * (1 << 20) + '"', "kv.set"),
+        ("a project name over its length", "projects", "name", "n" * 300, "read it back"),
+        ("a hand-set field that is no field", "projects", "user_set", '["bogus"]', "read it back"),
     ],
 )
 def test_a_row_no_method_could_serve_is_refused(

@@ -14,7 +14,7 @@ import pytest
 from client.aio import AsyncClient
 from tests.conftest import DaemonFactory
 from tests.gitrepos import git, make_repo
-from tests.helpers import DaemonProcess
+from tests.helpers import DaemonProcess, wait_for
 
 TOKEN = "ghp_SECRETtoken1234567890"
 
@@ -330,3 +330,121 @@ def test_a_name_means_the_present_project_when_the_others_are_gone(world: Daemon
     scan(world)  # both gone: the name is ambiguous again, and says so
     error = world.call_error("projects.get", {"project": "api"})
     assert error.kind == "conflict" and len(error.data["candidates"]) == 2
+
+
+# --- the domain layer: typed events, versions, the row's own limits ----------------------------
+def events_of(d: DaemonProcess, kind: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = d.call("events.list", {"topics": [kind], "limit": 100})["items"]
+    return [e["data"] for e in items]
+
+
+def test_each_change_is_one_typed_event_with_the_rows_identity_and_version(
+    world: DaemonProcess,
+) -> None:
+    """created carries the row; updated, moved and deleted its id, uid and path, and a change
+    the new version and every changed field's new value (enough to replay it elsewhere)."""
+    world.start()
+    scan(world)
+    api = world.call("projects.get", {"project": "api"})
+    [created] = [e for e in events_of(world, "projects.created") if e["id"] == api["id"]]
+    assert created["uid"] == api["uid"] and created["version"] == 1
+    assert created["path"] == api["path"] and created["description"] == "The API"
+
+    by_hand = world.call(
+        "projects.update",
+        {"project": api["id"], "status": "archived", "expected_version": api["version"]},
+    )
+    assert by_hand["version"] == api["version"] + 1
+    assert events_of(world, "projects.updated")[-1] == {
+        "id": api["id"], "uid": api["uid"], "version": by_hand["version"], "path": api["path"],
+        "changed": {"status": "archived", "user_set": ["status"]},
+    }  # fmt: skip
+    stale = world.call_error(
+        "projects.update",
+        {"project": api["id"], "status": "active", "expected_version": api["version"]},
+    )
+    assert stale.kind == "conflict" and stale.data["version"] == by_hand["version"]
+    assert world.call("projects.get", {"project": api["id"]})["status"] == "archived"
+
+    renamed = world.dev_root / "api-renamed"
+    os.rename(world.dev_root / "work" / "api", renamed)
+    assert scan(world)["moved"] == 1
+    moved = world.call("projects.get", {"project": api["id"]})
+    [event] = events_of(world, "projects.moved")
+    assert (event["from"], event["to"], event["path"]) == (api["path"], str(renamed), str(renamed))
+    assert [event[k] for k in ("id", "uid", "version")] == [api["id"], api["uid"], moved["version"]]
+    assert event["changed"]["path"] == str(renamed) and event["changed"]["name"] == "api-renamed"
+    assert "status" not in event["changed"]  # set by hand: the move leaves it
+
+    world.call("projects.forget", {"project": api["id"]})
+    assert events_of(world, "projects.deleted") == [
+        {"id": api["id"], "uid": api["uid"], "path": str(renamed)}
+    ]
+
+
+def test_a_rescan_that_finds_nothing_new_changes_no_version_and_says_nothing(
+    world: DaemonProcess,
+) -> None:
+    """A folder touched without any fact changing (a file made and removed): the scan notes
+    when it looked, but the project is not changed — no version, no event — or every rescan
+    would change every project for every subscriber."""
+    world.start()
+    scan(world)
+    before = world.call("projects.get", {"project": "alpha"})
+    updates = len(events_of(world, "projects.updated"))
+    (world.dev_root / "alpha" / "scratch.txt").write_text("x")
+    (world.dev_root / "alpha" / "scratch.txt").unlink()  # the folder's mtime moved
+    summary = scan(world, "alpha")
+    assert summary["unchanged"] == 1 and summary["updated"] == 0
+    after = world.call("projects.get", {"project": "alpha"})
+    assert after["scanned_at"] > before["scanned_at"]  # it looked …
+    assert after["fingerprint"] != before["fingerprint"]  # … and saw the folder change
+    assert (after["version"], after["updated_at"]) == (before["version"], before["updated_at"])
+    assert len(events_of(world, "projects.updated")) == updates
+
+
+def test_a_remote_url_longer_than_a_row_holds_is_not_recorded(
+    make_daemon: DaemonFactory,
+) -> None:
+    """A repository's origin URL is data from outside: one longer than a project's
+    repository_url may be (what projects.update accepts) is left out, and the project is
+    recorded all the same; before, the whole write failed and the project was never listed."""
+    d = make_daemon(config={"watch": False, "rescan_interval_s": 0})
+    long_url = "https://example.com/" + "a" * 3000 + ".git"
+    make_repo(d.dev_root / "long", home=d.home, remotes={"origin": long_url})
+    make_repo(d.dev_root / "short", home=d.home, remotes={"origin": "https://example.com/s.git"})
+    d.start()
+    summary = scan(d)
+    assert summary["errors"] == [] and summary["found"] == 2
+    long = d.call("projects.get", {"project": "long"})
+    assert long["repository_url"] is None
+    assert long["remotes"][0]["url"].startswith("https://example.com/aaa")  # listed as it is
+    assert d.call("projects.get", {"project": "short"})["repository_url"] == (
+        "https://example.com/s"
+    )
+    too_long = d.call_error("projects.update", {"project": "short", "repository_url": long_url})
+    assert too_long.kind == "invalid_params" and too_long.data["field"] == "repository_url"
+
+
+def test_a_moved_project_is_assessed_again_at_its_new_path(make_daemon: DaemonFactory) -> None:
+    """The runtime reads where a project is now from the typed `projects.moved` event (no
+    guessing between `to` and `path`): the deferred assessment is for the new folder, and its
+    job names the project."""
+    d = make_daemon(config={"watch": False, "rescan_interval_s": 0, "quality_settle_s": 0.1})
+    make_repo(d.dev_root / "huey", home=d.home, files={"main.py": "print('hi')\n"})
+    d.start()
+
+    def quality_jobs(trigger: str) -> list[dict[str, Any]]:
+        jobs = d.call("jobs.list", {"kind": "quality_scan", "limit": 100})["items"]
+        return [j for j in jobs if j["metadata"].get("trigger") == trigger]
+
+    def first_done() -> bool:
+        return any(j["status"] == "completed" for j in quality_jobs("manual"))
+
+    wait_for(first_done, 20, "the first assessment, after start-up")
+    huey = d.call("projects.get", {"project": "huey"})
+    os.rename(d.dev_root / "huey", d.dev_root / "huey-moved")
+    assert scan(d)["moved"] == 1
+    [deferred] = wait_for(lambda: quality_jobs("deferred"), 20, "the deferred assessment")
+    assert deferred["metadata"]["args"] == {"project": str(d.dev_root / "huey-moved")}
+    assert deferred["project_id"] == huey["id"]
