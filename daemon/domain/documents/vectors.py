@@ -40,9 +40,12 @@ Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 def pack(values: list[float]) -> bytes:
-    if not all(math.isfinite(v) for v in values):
-        raise InvalidParams("Invalid params: an embedding holds NaN or infinity", field="embedding")
     packed = array.array("f", values)
+    if not all(math.isfinite(v) for v in packed):  # 1e39 is a JSON number, but not a float32
+        raise InvalidParams(
+            "Invalid params: an embedding holds a value that is not a finite float32",
+            field="embedding",
+        )
     if sys.byteorder == "big":
         packed.byteswap()
     if not any(packed):
