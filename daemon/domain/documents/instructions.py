@@ -231,7 +231,7 @@ def applies(doc: Document, rel: str | None, on_request: bool) -> tuple[str, str,
             return "glob", f"{where}: {pattern} matches {rel}", 110 + 20 * depth
     if meta.get("always_apply") or (not meta.get("applies_to") and doc.origin == "stored"):
         return "always", f"{where} applies to every path", 10 if doc.project_id else 0
-    if on_request and meta.get("description"):
+    if on_request and meta.get("description") and not meta.get("applies_to"):
         return "on_request", f"{where}: an agent applies it when: {meta['description']}", 1
     return None
 
