@@ -62,6 +62,7 @@ TOP: dict[str, Top] = {
     "doctor": Top("client.doctor", "check everything that can go wrong, with the fixes"),
     "daemon": Top("client.daemonctl", "start, stop, restart or inspect pm-agentd; install it"),
     "completion": Top("client.basic_cli", 'a completion script: eval "$(pm completion bash)"'),
+    "mcp": Top("client.mcp.command", "serve pm-agent to an AI agent over MCP; pm mcp install"),
 }
 
 ROOT_HELP = "Talk to pm-agentd, the project-memory daemon."

@@ -21,6 +21,7 @@ import sys
 
 from client import errors, fastjson, output
 from client.args import stdin_or
+from client.catalogue import VERBS
 from client.columns import columns
 from client.spec import Arg, Command
 
@@ -43,16 +44,17 @@ def command(noun: str, entry: dict[str, Any], only: Iterable[str] | None = None)
 
 
 def verbs(noun: str, entry: dict[str, Any], only: Iterable[str] | None = None) -> list[Command]:
-    wanted = None if only is None else set(only)
+    """The noun's verbs in their usual order (list, show, add, update, remove)."""
+    offered = entry["verbs"]
+    wanted = [v for v in VERBS if v in offered and (only is None or v in only)]
     return [
         Command(
             verb,
-            _handler(noun, verb, spec, entry),
-            _args(verb, spec["params"]),
-            help=spec.get("help", ""),
+            _handler(noun, verb, offered[verb], entry),
+            _args(verb, offered[verb]["params"], {name for name, _ in entry.get("fields", [])}),
+            help=offered[verb].get("help", ""),
         )
-        for verb, spec in entry["verbs"].items()
-        if wanted is None or verb in wanted
+        for verb in wanted
     ]
 
 
@@ -105,7 +107,9 @@ def negation(name: str) -> str:
     return f"no {name}"
 
 
-def _args(verb: str, params: list[dict[str, Any]]) -> list[Arg]:
+def _args(verb: str, params: list[dict[str, Any]], fields: set[str] | None = None) -> list[Arg]:
+    """The arguments of one verb. `fields`: the row's own, which `update --no-FIELD` may set
+    to null (not a param like `expected_version`)."""
     out: list[Arg] = []
     for p in params:
         name, kind = p["name"], p["kind"]
@@ -154,7 +158,7 @@ def _args(verb: str, params: list[dict[str, Any]]) -> list[Arg]:
                 complete=PROJECT if project else None,
             )
         )
-        if verb == "update" and p.get("nullable"):
+        if verb == "update" and p.get("nullable") and (fields is None or name in fields):
             out.append(
                 Arg(
                     negation(name),
@@ -170,7 +174,7 @@ def _args(verb: str, params: list[dict[str, Any]]) -> list[Arg]:
 def options(params: list[dict[str, Any]]) -> list[Arg]:
     """Every param as an option, none required (a hand-written command's own form of one
     method: `pm project set`)."""
-    return _args("set", [{**p, "required": False} for p in params])
+    return _args("set", [{**p, "required": False} for p in params], set())
 
 
 def _metavar(name: str, kind: str) -> str:
@@ -218,6 +222,8 @@ def _handler(
             _more(result, args)
         elif verb == "remove":
             print(output.visible(f"removed {noun} {_id(result, args)}"))
+        elif verb in ("add", "update") and isinstance(result, dict):
+            sys.stdout.write(render_list(noun, entry, {"items": [result]}))  # its list line
         elif isinstance(result, dict):
             sys.stdout.write(render_row(result))
         else:

@@ -306,7 +306,21 @@ def usage(path: list[Command]) -> str:
                 parts.append(f"[{members}]")
             continue
         parts.append(arg.synopsis())
-    return "usage: " + " ".join(parts) + "\n"
+    return _wrap("usage: ", parts)
+
+
+def _wrap(head: str, parts: list[str], width: int = 100) -> str:
+    """`head` and the parts on lines of at most `width`, the later ones indented under the
+    first part's end."""
+    first, rest = parts[0], parts[1:]
+    indent = " " * (len(head) + len(first) + 1)
+    lines = [head + first]
+    for part in rest:
+        if len(lines[-1]) + 1 + len(part) > width and lines[-1].strip() != first:
+            lines.append(indent + part)
+        else:
+            lines[-1] += " " + part
+    return "\n".join(lines) + "\n"
 
 
 def help_text(path: list[Command], extra: Sequence[tuple[str, str]] = ()) -> str:
