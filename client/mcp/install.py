@@ -86,28 +86,30 @@ def _vscode_user(home: Path) -> Path:
     return Path(config) / "Code" / "User" / "mcp.json"
 
 
-def entry(client: str, *, command: str, extra_args: list[str]) -> dict[str, object]:
-    args = ["mcp", *extra_args]
+def entry(client: str, *, command: list[str], extra_args: list[str]) -> dict[str, object]:
+    """The server entry: `command` is how `pm mcp` is started (client.mcp.install.pm_mcp)."""
+    args = [*command[1:], *extra_args]
     if client in ("cursor", "vscode") and "--project" not in extra_args:
         args += ["--project", WORKSPACE]
-    server: dict[str, object] = {"command": command, "args": args}
+    server: dict[str, object] = {"command": command[0], "args": args}
     if client in ("claude", "vscode"):
         server = {"type": "stdio", **server}
     return server
 
 
-def pm_command(project_scope: bool) -> str:
-    """`pm` for a shared project file; this installation's own `pm`, by absolute path, for
-    the user's."""
+def pm_mcp(project_scope: bool) -> list[str]:
+    """How the client starts `pm mcp`: `pm` from PATH in a shared project file; in the
+    user's, this installation's own `pm` by absolute path (or its interpreter with `-m
+    client.mcp` when no `pm` script is to be found)."""
     if project_scope:
-        return "pm"
+        return ["pm", "mcp"]
     invoked = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if invoked is not None and invoked.name == "pm" and invoked.exists():
-        return str(invoked.resolve())
+        return [str(invoked.absolute()), "mcp"]
     found = shutil.which("pm")
-    if found is None:
-        raise InstallError("pm is not on PATH: install pm-agent (pipx install 'pm-agent[mcp]')")
-    return str(Path(found).resolve())
+    if found is not None:
+        return [str(Path(found).absolute()), "mcp"]
+    return [sys.executable, "-m", "client.mcp"]
 
 
 def plan(
@@ -115,7 +117,7 @@ def plan(
     *,
     project_root: Path | None,
     home: Path,
-    command: str,
+    command: list[str],
     extra_args: list[str] | None = None,
 ) -> Change:
     """What installing would change; nothing is written."""

@@ -25,7 +25,7 @@ BRIEF_FIELDS = frozenset(
     }
 )  # fmt: skip
 
-FULL_PARAM = {"type": "boolean", "description": "every field, not just ids, titles, statuses"}
+FULL_PARAM = {"type": "boolean", "description": "all fields"}
 
 _encoder = msgspec.json.Encoder()
 

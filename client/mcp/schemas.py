@@ -15,6 +15,8 @@ from typing import Any
 
 _REF_PREFIX = "#/components/schemas/"
 _HUGE = 2**53  # a bound this large is the storage's, not the method's
+# Sizes at or past these are the storage's limits, not guidance a model writes by.
+_STORAGE_SIZES = {"maxLength": 1000, "maxItems": 100, "maxProperties": 100}
 _EMPTY_DEFAULTS: tuple[Any, ...] = (None, [], {}, "")
 _MAX_DEPTH = 8  # a self-referencing type stops being expanded here
 
@@ -84,6 +86,8 @@ def tighten(
             continue
         if key in ("maximum", "minimum") and isinstance(value, int) and abs(value) >= _HUGE:
             continue
+        if key in _STORAGE_SIZES and isinstance(value, int) and value >= _STORAGE_SIZES[key]:
+            continue
         if key in ("properties", "patternProperties", "$defs"):
             out[key] = {
                 name: tighten(sub, components, depth=depth + 1) for name, sub in value.items()
@@ -92,7 +96,20 @@ def tighten(
             out[key] = tighten(value, components, depth=depth + 1)
     if optional:
         out = _without_null(out)
-    return out
+    return _type_list(out)
+
+
+def _type_list(schema: dict[str, Any]) -> dict[str, Any]:
+    """`anyOf: [{type: integer}, {type: string}]` → `type: [integer, string]`: the same,
+    shorter."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list) or "type" in schema:
+        return schema
+    if not all(isinstance(o, dict) and set(o) == {"type"} and isinstance(o["type"], str)
+               for o in options):  # fmt: skip
+        return schema
+    merged = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**merged, "type": [option["type"] for option in options]}
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
