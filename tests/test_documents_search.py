@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import DaemonFactory
 from tests.gitrepos import make_repo
-from tests.helpers import DaemonProcess
+from tests.helpers import DaemonProcess, wait_for
 
 
 def fts_sound(daemon: DaemonProcess) -> None:
@@ -207,3 +207,28 @@ def test_embeddings_and_the_nearest_documents(daemon: DaemonProcess) -> None:
     assert daemon.call_error("documents.similar", {"id": ids[1]}).data["kind"] == "not_found"
     daemon.call("documents.delete", {"id": ids[2]})  # its vector goes with it
     assert daemon.call("documents.similar", {"id": ids[0]})["compared"] == 2
+
+
+def test_repair_and_import_leave_the_index_whole(daemon: DaemonProcess) -> None:
+    for i in range(3):
+        daemon.call("documents.add", {"kind": "note", "title": f"note {i}",
+                                      "content": "the quick brown fox"})  # fmt: skip
+    conn = sqlite3.connect(daemon.db_path)
+    try:  # another tool empties the index (its content stays in documents)
+        conn.execute("INSERT INTO documents_fts (documents_fts) VALUES ('delete-all')")
+        conn.commit()
+    finally:
+        conn.close()
+    assert daemon.call("documents.search", {"query": "fox"})["total"] == 0
+    repaired = daemon.call("db.repair")
+    assert "documents_fts" in repaired["fts_rebuilt"]
+    assert daemon.call("documents.search", {"query": "fox"})["total"] == 3
+    exported = daemon.call("db.export", {"format": "json"})
+    daemon.call("documents.add", {"kind": "note", "title": "after", "content": "fox again"})
+    daemon.call("db.import", {"path": exported["path"]})  # rows inserted without triggers
+
+    def searchable() -> bool:
+        return bool(daemon.call("documents.search", {"query": "fox"})["total"] == 3)
+
+    wait_for(searchable, 10, "the index rebuilt after the import")
+    fts_sound(daemon)
