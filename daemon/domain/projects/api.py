@@ -51,7 +51,8 @@ class ProjectParams(Params, frozen=True):
 
 
 def _update_params() -> type[Params]:
-    """`project`, each field a user may set (typed as the row types it), `reset`."""
+    """`project`, each field a user may set (typed as the row types it: its limits, its
+    Literals), `reset`, `expected_version`."""
     types = {f.name: f.type for f in msgspec.structs.fields(Project)}
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
         ("project", ProjectRef),
