@@ -23,6 +23,10 @@ BENCHMARKS = {
     "p99 while backups run",
     "reliability": "SIGKILL and SIGTERM cycles under 64 writers, a full disk, 100,000 fuzzed "
     "frames, abusive clients, watch exhaustion: losses, errors, RTT and RSS against goals",
+    "mcp": "pm mcp: the core tool list in tokens, a tool call through the bridge vs. the "
+    "daemon directly, start-up to a ready initialize",
+    "work": "50,000 steps and 20,000 dependencies (and 10x as much archived): tasks.ready, "
+    "tasks.next, plans.get, 16 clients claiming, vs. the same queries the obvious way",
 }
 
 

@@ -158,8 +158,36 @@ def take(tx: Tx, row: Task, agent: str, lease_s: int) -> Claim:
     if row.started_at is None:
         values["started_at"] = tx.now
     new = _change(tx, row, values, CLAIMED)
-    _settle(tx, row, new)
-    return Claim(task=TASKS.must_get(tx.conn, new.id), lease_until=until)
+    _settle(tx, row, new)  # its phase starts; nothing of its own is derived from a claim
+    return Claim(task=new, lease_until=until)
+
+
+_TAKE_READY = (
+    "UPDATE tasks SET status = 'in_progress', claimed_by = ?, claimed_at = ?, lease_s = ?,"
+    " lease_until = ?, assigned_agent = ?, started_at = coalesce(started_at, ?), updated_at = ?,"
+    " version = version + 1 WHERE id = ? AND status = 'pending' AND claimed_by IS NULL "
+    + TASKS.returning
+)
+
+
+def take_ready(tx: Tx, task_id: int, agent: str, lease_s: int) -> Claim | None:
+    """The claim of a task just chosen as ready, in one statement (the hot path of
+    `tasks.claim` for the next ready task); None if it is not pending after all."""
+    until = lease_end(tx.now, lease_s)
+    now = tx.now
+    found = tx.conn.execute(
+        _TAKE_READY, (agent, now, lease_s, until, agent, now, now, task_id)
+    ).fetchone()
+    if found is None:
+        return None
+    new = TASKS.decode(found[0])
+    changed = {
+        "status": new.status, "claimed_by": agent, "claimed_at": now, "lease_s": lease_s,
+        "lease_until": until, "assigned_agent": agent, "started_at": new.started_at,
+    }  # fmt: skip
+    tx.emit(CLAIMED, TASKS.updated_event(new, changed))
+    _settle(tx, msgspec.structs.replace(new, status="pending"), new)
+    return Claim(task=new, lease_until=until)
 
 
 def choose(tx: Tx, app: App, project: int | None, plan: int | None) -> int | None:
@@ -182,6 +210,9 @@ def claim(
         task_id = choose(tx, app, project, plan)
         if task_id is None:
             return Claim(task=None, lease_until=None)
+        taken = take_ready(tx, task_id, agent, lease)
+        if taken is not None:
+            return taken
     row = TASKS.must_get(tx.conn, task_id)
     claimable(tx, row, agent)
     return take(tx, row, agent, lease)

@@ -79,20 +79,32 @@ class Touched:
 
     def task(self, old: Task | None, new: Task | None) -> None:
         """A task added (old None), changed, or deleted (new None)."""
-        rows = [r for r in (old, new) if r is not None]
-        for row in rows:
-            self.phases.update([row.phase_id] if row.phase_id else [])
-            self.plans.update([row.plan_id] if row.plan_id else [])
-            self.features.update([row.feature_id] if row.feature_id else [])
-            self.parents.update([row.parent_id] if row.parent_id else [])
-        if new is not None and (
-            old is None
-            or (old.phase_id, old.plan_id, old.parent_id)
-            != (new.phase_id, new.plan_id, new.parent_id)
-        ):
-            self.blocked.add(new.id)
-        if old is not None and new is not None and terminal(old.status) != terminal(new.status):
-            self.ends.add(("task", new.id))
+        if old is not None and new is not None:
+            moved = (old.phase_id, old.plan_id, old.parent_id) != (new.phase_id, new.plan_id,
+                                                                  new.parent_id)  # fmt: skip
+            ended = terminal(old.status) != terminal(new.status)
+            if ended:
+                self.ends.add(("task", new.id))
+            if moved:
+                self.blocked.add(new.id)
+            status = old.status != new.status
+            done = (old.status == "completed") != (new.status == "completed")
+            linked = old.feature_id != new.feature_id
+        else:
+            moved = ended = status = done = linked = True
+            if new is not None:
+                self.blocked.add(new.id)
+        for row in (old, new):
+            if row is None:
+                continue
+            if row.phase_id and (status or moved):
+                self.phases.add(row.phase_id)  # a phase's status follows every status
+            if row.plan_id and (ended or moved):
+                self.plans.add(row.plan_id)  # a plan's, only whether all are done
+            if row.parent_id and (ended or moved):
+                self.parents.add(row.parent_id)
+            if row.feature_id and (done or linked):
+                self.features.add(row.feature_id)
 
     def merge(self, other: Touched) -> None:
         for name in ("blocked", "parents", "targets", "phases", "plans", "features", "ends"):
@@ -168,15 +180,16 @@ def _recount(tx: Tx, ids: set[int], column: str, count_sql: str) -> None:
 
 
 def _phase_status(tx: Tx, phase_id: int, ends: set[Node]) -> None:
-    phase = PHASES.get(tx.conn, phase_id)
-    if phase is None:
-        return
-    total, done, pending, failed = tx.conn.execute(
-        f"SELECT count(*), coalesce(sum(status IN {_TERMINAL_SQL}), 0),"
-        " coalesce(sum(status = 'pending'), 0), coalesce(sum(status = 'failed'), 0)"
-        " FROM tasks WHERE phase_id = ?",
+    found = tx.conn.execute(
+        f"SELECT p.status, count(t.id), coalesce(sum(t.status IN {_TERMINAL_SQL}), 0),"
+        " coalesce(sum(t.status = 'pending'), 0), coalesce(sum(t.status = 'failed'), 0)"
+        " FROM phases AS p LEFT JOIN tasks AS t ON t.phase_id = p.id WHERE p.id = ?"
+        " GROUP BY p.id",
         (phase_id,),
     ).fetchone()
+    if found is None:
+        return
+    was, total, done, pending, failed = found
     if total == 0:
         return  # a phase without tasks is set by hand (a Perpetua stage)
     if done == total:
@@ -187,11 +200,11 @@ def _phase_status(tx: Tx, phase_id: int, ends: set[Node]) -> None:
         status = "pending"
     else:
         status = "in_progress"
-    if status == phase.status:
+    if status == was:
         return
     completed_at = tx.now if status == "completed" else None
     PHASES.update(tx, phase_id, {"status": status, "completed_at": completed_at})
-    if terminal(status) != terminal(phase.status):
+    if terminal(status) != terminal(was):
         ends.add(("phase", phase_id))
 
 

@@ -127,34 +127,33 @@ class PlanTree(Plan, kw_only=True):
 
 def in_order(tasks: list[Task]) -> list[Task]:
     """Tasks of one phase in plan order: top-level steps by position, each followed by its
-    subtasks (depth first)."""
-    children: dict[int | None, list[Task]] = {}
+    subtasks (depth first). `tasks` come ordered by (parent, position)."""
     ids = {t.id for t in tasks}
+    children: dict[int | None, list[Task]] = {}
     for task in tasks:
-        parent = task.parent_id if task.parent_id in ids else None
-        children.setdefault(parent, []).append(task)
+        children.setdefault(task.parent_id if task.parent_id in ids else None, []).append(task)
     out: list[Task] = []
-
-    def walk(parent: int | None) -> None:
-        for task in sorted(children.get(parent, []), key=lambda t: (t.position or 0, t.id)):
-            out.append(task)
-            walk(task.id)
-
-    walk(None)
+    stack = list(reversed(children.get(None, [])))
+    while stack:
+        task = stack.pop()
+        out.append(task)
+        stack += reversed(children.get(task.id, []))
     return out
 
 
+# CROSS JOIN pins the join order: the plan's few phases and tasks first, then each one's edges
+# by index (left to itself, the planner may walk every edge of a kind instead).
 _TOUCHING = (
     "t.id IN (SELECT id FROM dependencies WHERE from_type = 'plan' AND from_id = :p"
     " UNION SELECT id FROM dependencies WHERE to_type = 'plan' AND to_id = :p"
-    " UNION SELECT d.id FROM phases AS f JOIN dependencies AS d ON d.from_type = 'phase'"
-    " AND d.from_id = f.id WHERE f.plan_id = :p"
-    " UNION SELECT d.id FROM phases AS f JOIN dependencies AS d ON d.to_type = 'phase'"
-    " AND d.to_id = f.id WHERE f.plan_id = :p"
-    " UNION SELECT d.id FROM tasks AS k JOIN dependencies AS d ON d.from_type = 'task'"
-    " AND d.from_id = k.id WHERE k.plan_id = :p"
-    " UNION SELECT d.id FROM tasks AS k JOIN dependencies AS d ON d.to_type = 'task'"
-    " AND d.to_id = k.id WHERE k.plan_id = :p)"
+    " UNION SELECT d.id FROM phases AS f CROSS JOIN dependencies AS d"
+    " ON d.from_type = 'phase' AND d.from_id = f.id WHERE f.plan_id = :p"
+    " UNION SELECT d.id FROM phases AS f CROSS JOIN dependencies AS d"
+    " ON d.to_type = 'phase' AND d.to_id = f.id WHERE f.plan_id = :p"
+    " UNION SELECT d.id FROM tasks AS k CROSS JOIN dependencies AS d"
+    " ON d.from_type = 'task' AND d.from_id = k.id WHERE k.plan_id = :p"
+    " UNION SELECT d.id FROM tasks AS k CROSS JOIN dependencies AS d"
+    " ON d.to_type = 'task' AND d.to_id = k.id WHERE k.plan_id = :p)"
 )
 
 

@@ -38,7 +38,6 @@ from daemon.domain.work.times import check_time
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import Conflict, InvalidParams, InvalidState
 from daemon.rpc.registry import Methods, Params
-from daemon.store.clock import iso
 from daemon.store.events_catalogue import EventKind
 from daemon.store.limits import Limit, Offset
 from daemon.store.table import Page, Where
@@ -59,7 +58,9 @@ def writable(row: Task) -> None:
 
 
 def lease_end(now: str, lease_s: int) -> str:
-    return iso(datetime.fromisoformat(now) + timedelta(seconds=lease_s))
+    """`now` (a stored time) plus `lease_s` seconds, stored the same way."""
+    moment = datetime.fromisoformat(now) + timedelta(seconds=lease_s)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}Z"  # UTC already: no zone math
 
 
 def status_effects(tx: Tx, old: Task | None, values: dict[str, Any]) -> None:
