@@ -35,13 +35,11 @@ import msgspec
 import structlog
 
 from daemon.domain.jobs import sql as jobs_db
-from daemon.domain.jobs.sql import (  # noqa: F401 - ERROR_MAX, SHORT_MAX: care.py reads them here
-    ERROR_MAX,
+from daemon.domain.jobs.sql import (
     FINISHED,
     FINISHED_EVENT,
     JOBS,
     METADATA_DEPTH_MAX,
-    SHORT_MAX,
     STOPPED_BEFORE_RUNNING,
     STOPPED_WHILE_RUNNING,
     Job,
