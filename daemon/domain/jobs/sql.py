@@ -60,9 +60,11 @@ JOBS = Table("jobs", Job, orders={"newest": "t.id DESC"}, identity=("kind", "sou
 TEXT = ("prompt", "response")  # named, not copied, in events: they can be large
 
 
-class JobUpdated(RowUpdated, kw_only=True):
-    """`jobs.updated`: `changed` holds every changed field's new value but the large text
-    ones, which `changed_text` names (read the job for them)."""
+class JobChange(RowUpdated, kw_only=True):
+    """The data of `jobs.updated`: `changed` holds every changed field's new value but the
+    large text ones, which `changed_text` names (read the job for them). (JOBS.updated declares
+    the kind with the table's identity fields; `changed_text` goes beyond what it declares
+    until the table layer lets a table name its own update payload.)"""
 
     kind: str
     source: str
@@ -98,8 +100,8 @@ def finished_event(job: Job) -> JobFinished:
     )  # fmt: skip
 
 
-def updated_event(job: Job, changes: dict[str, Any]) -> JobUpdated:
-    return JobUpdated(
+def updated_event(job: Job, changes: dict[str, Any]) -> JobChange:
+    return JobChange(
         id=job.id, uid=job.uid, version=job.version, kind=job.kind, source=job.source,
         status=job.status, changed={k: v for k, v in changes.items() if k not in TEXT},
         changed_text=[k for k in TEXT if k in changes],
