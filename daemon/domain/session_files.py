@@ -32,7 +32,7 @@ class SessionFile(Row, kw_only=True):
 
 SESSION_FILES = Table(
     "session_files", SessionFile, orders={"path": "t.session_id, t.path"},
-    identity=("session_id", "path"),
+    identity=("session_id",),
 )  # fmt: skip
 
 methods = Methods()
