@@ -288,3 +288,26 @@ def test_archived_plan_is_read_only(work_daemon: DaemonProcess, rpc: Client) -> 
         ("tasks.claim", {"agent": "x", "id": a}),
     ):
         assert error(rpc, method, params).data["kind"] == "invalid_state", method
+
+
+def test_projects_carry_nexus_mode_settings_lifecycle_and_a_parent(
+    work_daemon: DaemonProcess, rpc: Client
+) -> None:
+    """Nexus' mode/settings/completed_at/lifecycle and Project Memory's parent workspace, set
+    by hand on the projects table (schema 0006)."""
+    parent, child = new_project(work_daemon, rpc), new_project(work_daemon, rpc)
+    got = rpc.call("projects.update", {
+        "project": child, "mode": "evolution", "lifecycle": "in_progress",
+        "settings": {"model": "m", "qa": {"max": 3}}, "parent_id": parent,
+        "completed_at": "2030-01-01T00:00:00.000000Z",
+    })  # fmt: skip
+    assert (got["mode"], got["lifecycle"], got["settings"], got["parent_id"]) == (
+        "evolution", "in_progress", {"model": "m", "qa": {"max": 3}}, parent
+    )  # fmt: skip
+    assert got["status"] in ("active", "on-hold", "archived")  # PM Agent's, beside lifecycle
+    e = error(rpc, "projects.update", {"project": child, "lifecycle": "done"})
+    assert e.code == -32602 and e.data["field"] == "lifecycle"
+    e = error(rpc, "projects.update", {"project": child, "mode": "revolution"})
+    assert e.code == -32602 and e.data["field"] == "mode"
+    rpc.call("projects.forget", {"project": parent})
+    assert rpc.call("projects.get", {"project": child})["parent_id"] is None  # ON DELETE SET NULL

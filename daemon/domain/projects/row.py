@@ -27,8 +27,12 @@ Source = Literal["discovered", "registered"]  # registered: by hand (`projects.r
 Vcs = Literal["git", "none"]
 # What a user may set by hand.
 ByHand = Literal[
-    "name", "description", "status", "origin_type", "ownership", "repository_url", "deployed_url"
-]
+    "name", "description", "status", "origin_type", "ownership", "repository_url", "deployed_url",
+    "mode", "settings", "completed_at", "lifecycle", "parent_id",
+]  # fmt: skip
+# Nexus' project fields (no scan infers them: they are only ever set by hand).
+Mode = Literal["genesis", "evolution"]
+Lifecycle = Literal["created", "planning", "in_progress", "paused", "completed", "failed"]
 Order = Literal["last_worked_on", "name", "quality"]  # what projects.list offers
 
 
@@ -77,6 +81,13 @@ class Project(Row, kw_only=True):
     scan_error: str | None = None
     fingerprint: str | None = None  # changes when anything its facts depend on may have
     user_set: list[ByHand] = msgspec.field(default_factory=list)
+    # Nexus' mode, settings, completed_at and lifecycle (beside PM Agent's status), Project
+    # Memory's workspace hierarchy (schema 0006)
+    mode: Mode | None = None
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    completed_at: str | None = None
+    lifecycle: Lifecycle | None = None
+    parent_id: int | None = None  # the project this one is part of
     quality_score: int | None = None  # from the latest quality assessment, when there is one
 
 
