@@ -18,8 +18,7 @@ import sqlite3
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 import structlog
@@ -29,7 +28,6 @@ from daemon.domain import modules as _modules  # noqa: F401 - declares every dom
 from daemon.domain.jobs import service as jobs
 from daemon.domain.jobs import sql as jobs_db
 from daemon.domain.projects import imports as project_imports
-from daemon.domain.quality import sql as quality_db
 from daemon.platform import private_folders
 from daemon.rpc.errors import Forbidden, InvalidParams, NotFound, StorageError
 from daemon.runtime import db_events
@@ -69,7 +67,6 @@ def import_rules(paths: Paths, roots: list[str], max_message_bytes: int) -> Impo
 
     def finish(conn: sqlite3.Connection, where: str) -> None:
         imported.read_back(conn, where, tables())  # every domain table's rows
-        _read_back_quality(conn, where)
         project_imports.settle(conn, roots, [paths.data_dir], utc_now())
 
     return ImportRules(
@@ -96,22 +93,6 @@ def import_rules(paths: Paths, roots: list[str], max_message_bytes: int) -> Impo
         },
         finish=finish,
     )
-
-
-def _read_back_quality(conn: sqlite3.Connection, where: str) -> None:
-    """The quality rows through quality.history's reader, until quality is a Table (being
-    moved onto the table layer: then `tables()` covers it)."""
-
-    def history(project_id: int, offset: int) -> list[Any]:
-        return quality_db.history(conn, project_id, imported.PAGE, offset)[0]
-
-    for page in imported.ids(conn, "quality_metrics", "project_id"):
-        for project_id in page:
-            what, offset = f"a row of project {project_id}", 0
-            while rows := imported.check(
-                where, "quality_metrics", what, partial(history, project_id, offset)
-            ):
-                offset += len(rows)
 
 
 class CareService:

@@ -12,7 +12,7 @@ outside the Dev folder) is the domain's, wired by the runtime (daemon/runtime/ca
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -33,16 +33,14 @@ def _refused(where: str, table: str, what: str, error: BaseException) -> ExportE
     )
 
 
-def ids(conn: sqlite3.Connection, table: str, column: str = "id") -> Iterator[list[int]]:
-    """The distinct values of `column` (ids) in `table`, ascending, PAGE at a time."""
+def _ids(conn: sqlite3.Connection, table: str) -> Iterator[list[int]]:
+    """The ids of `table`'s rows, ascending, PAGE at a time."""
     after = -(2**63)
     while True:
         page = [
             int(r[0])
             for r in conn.execute(
-                f"SELECT DISTINCT {quote(column)} FROM {quote(table)} WHERE {quote(column)} > ? "
-                "ORDER BY 1 LIMIT ?",
-                (after, PAGE),
+                f"SELECT id FROM {quote(table)} WHERE id > ? ORDER BY id LIMIT ?", (after, PAGE)
             )
         ]
         if not page:
@@ -55,7 +53,7 @@ def read_back(conn: sqlite3.Connection, where: str, tables: Sequence[Table[Any]]
     """Every row of each table through the table's own reader, a page of ids at a time; a row
     that does not decode is named by its id."""
     for table in tables:
-        for page in ids(conn, table.name):
+        for page in _ids(conn, table.name):
             window = Where().sql("t.id BETWEEN ? AND ?", page[0], page[-1])
             try:
                 table.rows(conn, window, budget=False)
@@ -67,16 +65,3 @@ def read_back(conn: sqlite3.Connection, where: str, tables: Sequence[Table[Any]]
                         raise _refused(where, table.name, f"the row with id {row_id}", one) from one
                 what = f"the rows with ids {page[0]} to {page[-1]}"
                 raise _refused(where, table.name, what, e) from e
-
-
-def check(where: str, table: str, what: str, read: Callable[[], Any]) -> Any:
-    """`read()` of a reader that is not a Table's, each row it gives checked as the API would
-    send it (every field of its declared type); what it gave."""
-    try:
-        result = read()
-        for row in result if isinstance(result, list) else [result]:
-            if row is not None:
-                msgspec.convert(msgspec.to_builtins(row), type(row))
-    except _Faults as e:
-        raise _refused(where, table, what, e) from e
-    return result
