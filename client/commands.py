@@ -29,14 +29,18 @@ if TYPE_CHECKING:
 
 class Top:
     """A command written by hand: the module whose `command(word)` builds it, its one-line
-    help, and the generated verbs it takes besides its own."""
+    help, and the generated verbs it takes besides its own — those of the daemon's `noun`
+    (default: the word itself; `pm task` takes the `tasks` noun's)."""
 
-    __slots__ = ("generated", "help", "module")
+    __slots__ = ("generated", "help", "module", "noun")
 
-    def __init__(self, module: str, help: str, generated: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, module: str, help: str, generated: tuple[str, ...] = (), noun: str | None = None
+    ) -> None:
         self.module = module
         self.help = help
         self.generated = generated
+        self.noun = noun
 
 
 # Hand-written commands stay where a human shortcut earns them. kv is addressed by namespace
@@ -63,7 +67,29 @@ TOP: dict[str, Top] = {
     "daemon": Top("client.daemonctl", "start, stop, restart or inspect pm-agentd; install it"),
     "completion": Top("client.basic_cli", 'a completion script: eval "$(pm completion bash)"'),
     "mcp": Top("client.mcp.command", "serve pm-agent to an AI agent over MCP; pm mcp install"),
+    # work (issue 15): shortcuts beside the generated verbs of their nouns (ALIASES)
+    "todo": Top("client.work_cli", "the todos of the project here: add, list, start, done"),
+    "ready": Top("client.work_cli", "ready work across projects (or --project), best first"),
+    "next": Top("client.work_cli", "the next step of the current plan"),
+    "task": Top(
+        "client.work_cli",
+        "claim, complete, release, move and link tasks",
+        generated=("list", "show", "add", "update", "remove"),
+    ),
+    "plan": Top(
+        "client.plan_cli",
+        "plans: new, show (a tree), list, archive, unarchive, export",
+        generated=("update", "remove"),
+    ),
+    "session": Top(
+        "client.plan_cli", "work sessions: start with goals, end", generated=("list", "show")
+    ),
 }
+# A word that means one of the daemon's nouns (`pm feature list` is `pm features list`).
+ALIASES = {
+    "task": "tasks", "plan": "plans", "session": "sessions", "feature": "features",
+    "req": "requirements",
+}  # fmt: skip
 
 ROOT_HELP = "Talk to pm-agentd, the project-memory daemon."
 
@@ -75,9 +101,21 @@ def hand_written(word: str) -> Command:
     return built
 
 
+def add_generated(node: Command, top: Top, nouns: dict[str, Any]) -> None:
+    """The generated verbs `top` takes, added to its hand-written command (which wins)."""
+    from client import generated
+
+    noun = top.noun or node.name
+    entry = nouns.get(noun)
+    if entry is not None and generated.well_formed(entry):
+        for verb in generated.verbs(noun, entry, top.generated):
+            node.verbs.setdefault(verb.name, verb)
+
+
 def noun_word(word: str) -> str:
-    """A noun as typed (`continue-points`) → as the daemon names it (`continue_points`)."""
-    return word.replace("-", "_")
+    """A noun as typed (`continue-points`, `feature`) → as the daemon names it
+    (`continue_points`, `features`)."""
+    return ALIASES.get(word, word.replace("-", "_"))
 
 
 def top_command(words: list[str], s: Session) -> Command:
@@ -88,18 +126,23 @@ def top_command(words: list[str], s: Session) -> Command:
         extra = TOP[word].generated
         asked = words[1] if len(words) > 1 else None
         if extra and ((asked in extra and asked not in node.verbs) or asked in ("-h", "--help")):
-            entry = s.catalogue()["nouns"].get(word)
+            entry = s.catalogue()["nouns"].get(noun_word(word))
             if entry is not None:
                 from client import generated
 
-                node.verbs.update((v.name, v) for v in generated.verbs(word, entry, extra))
+                made = generated.verbs(noun_word(word), entry, extra)  # the noun's columns
+                node.verbs.update((v.name, v) for v in made)
         return node
-    entry = nouns_for(noun_word(word), s).get(noun_word(word))
-    if entry is None or noun_word(word) in TOP:
-        raise errors.UsageError(f"unknown command {word!r}; pm --help lists them", usage([root()]))
     from client import generated
 
-    node = generated.command(word, entry)
+    noun = noun_word(word)
+    entry = nouns_for(noun, s).get(noun)
+    if entry is not None and not generated.well_formed(entry):  # a cache file tampered with
+        entry = s.catalogue(fresh=True)["nouns"].get(noun)
+    if entry is None or noun in TOP:
+        raise errors.UsageError(f"unknown command {word!r}; pm --help lists them", usage([root()]))
+    node = generated.command(noun, entry)  # shown with the noun's columns…
+    node.name = word  # …and named as typed (`pm feature`)
     return node
 
 
@@ -170,7 +213,8 @@ def run(argv: list[str]) -> int:
         try:
             path, args = resolve(words, s)
         except ShowHelp as asked:
-            sys.stdout.write(help_text(asked.path) if asked.path else _root_help(s))
+            text = help_text(asked.path) if asked.path else _root_help(s)
+            sys.stdout.write("".join(output.visible(line) + "\n" for line in text.splitlines()))
             return errors.EXIT_OK
         except VersionAsked as asked:
             print(asked)

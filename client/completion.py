@@ -76,14 +76,13 @@ def _top(s: Session, word: str) -> Command | None:
 
     if word in commands.TOP:
         node = commands.hand_written(word)
-        extra = commands.TOP[word].generated
-        entry = _catalogue(s).get(word) if extra else None
-        if entry is not None:
-            for verb in generated.verbs(word, entry, extra):
-                node.verbs.setdefault(verb.name, verb)
+        if commands.TOP[word].generated:
+            commands.add_generated(node, commands.TOP[word], _catalogue(s))
         return node
     entry = _catalogue(s).get(commands.noun_word(word))
-    return generated.command(word, entry) if entry is not None else None
+    if entry is None or not generated.well_formed(entry):
+        return None
+    return generated.command(word, entry)
 
 
 def _after(s: Session, before: list[str], current: str) -> list[str]:

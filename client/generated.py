@@ -58,6 +58,30 @@ def verbs(noun: str, entry: dict[str, Any], only: Iterable[str] | None = None) -
     ]
 
 
+def well_formed(entry: Any) -> bool:
+    """Is this noun as client.catalogue makes it? (It may come from a cache file.)"""
+    if not isinstance(entry, dict) or not isinstance(entry.get("verbs"), dict):
+        return False
+    if not isinstance(entry.get("fields", []), list):
+        return False
+    for spec in entry["verbs"].values():
+        if not isinstance(spec, dict) or not isinstance(spec.get("method"), str):
+            return False
+        params = spec.get("params")
+        if not isinstance(params, list) or not all(_param_ok(p) for p in params):
+            return False
+    return all(isinstance(f, list) and len(f) == 2 for f in entry.get("fields", []))
+
+
+def _param_ok(p: Any) -> bool:
+    return (
+        isinstance(p, dict)
+        and isinstance(p.get("name"), str)
+        and isinstance(p.get("kind"), str)
+        and isinstance(p.get("choices", []), list)
+    )
+
+
 # --- arguments --------------------------------------------------------------------------------
 def number(text: str) -> int | float:
     try:

@@ -49,7 +49,9 @@ def state_dir(env: Mapping[str, str] = os.environ) -> str:
 
 def cache_dir(env: Mapping[str, str] = os.environ) -> str:
     """What pm remembers between runs (the daemon it greeted, the commands it offers)."""
-    base = env.get("XDG_CACHE_HOME") or os.path.join(_home(env), ".cache")
+    base = env.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative path is to be ignored
+        base = os.path.join(_home(env), ".cache")
     return os.path.join(base, "pm-agent")
 
 

@@ -97,20 +97,25 @@ class Session:
         finally:
             bar.close()
 
-    def catalogue(self, *, spawn: bool | None = None) -> dict[str, Any]:
+    def catalogue(self, *, spawn: bool | None = None, fresh: bool = False) -> dict[str, Any]:
         """The nouns the daemon's methods give commands to (client.catalogue), from the cache
-        when it was made for this very daemon process, else from `rpc.discover` (once)."""
+        when it was made for this very daemon process (unless `fresh`), else from
+        `rpc.discover` (once)."""
         if self.quick:  # the last one seen, else what the daemon says now (not kept)
             return self.cached_catalogue() or self._discovered()
         self.client(spawn=spawn)
         assert self.daemon is not None
         made_for = {k: self.daemon.get(k) for k in ("peer", "daemon_version", "protocol_version")}
-        known = cache.read(self.socket_path, "catalogue")
-        if isinstance(known, dict) and known.get("daemon") == made_for and "nouns" in known:
+        known = None if fresh else cache.read(self.socket_path, "catalogue")
+        if (
+            isinstance(known, dict)
+            and known.get("daemon") == made_for
+            and isinstance(known.get("nouns"), dict)
+        ):
             return known
-        fresh = {"daemon": made_for, **self._discovered()}
-        cache.write(self.socket_path, "catalogue", fresh)
-        return fresh
+        made = {"daemon": made_for, **self._discovered()}
+        cache.write(self.socket_path, "catalogue", made)
+        return made
 
     def _discovered(self) -> dict[str, Any]:
         from client import catalogue

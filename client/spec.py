@@ -184,14 +184,14 @@ def parse(
     while i < len(words) and node.verbs:  # descend through verbs while they are named
         word = words[i]
         if word in ("-h", "--help"):
+            _arrive(node, s)
             raise ShowHelp(path)
         if word not in node.verbs:
             break
         node = node.verbs[word]
         path.append(node)
         i += 1
-    if node.later is not None and s is not None:
-        node.args, node.later = node.later(s), None
+    _arrive(node, s)
     if node.run is None:
         what = "command" if len(path) == 1 else "verb"
         problem = f"unknown {what} {words[i]!r}" if i < len(words) else f"a {what} is needed"
@@ -202,6 +202,12 @@ def parse(
         raise UsageError(str(e), usage(path)) from None
     values["command"] = " ".join(c.name for c in path[1:])
     return path, Args(**values)
+
+
+def _arrive(node: Command, s: Session | None) -> None:
+    """The arguments only the daemon knows, asked now that the command is reached."""
+    if node.later is not None and s is not None:
+        node.args, node.later = node.later(s), None
 
 
 def _read(node: Command, words: Sequence[str], path: list[Command]) -> dict[str, Any]:

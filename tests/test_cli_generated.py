@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from client import catalogue
+from client.columns import COLUMNS
 from tests.conftest import DaemonFactory
 from tests.gitrepos import make_repo
-from tests.helpers import REPO
+from tests.helpers import REPO, DaemonProcess
 from tests.test_cli import PM, Cli
 
 
@@ -162,6 +164,13 @@ def test_the_catalogue_is_cached_for_the_daemon_process(cli: Cli, tmp_path: Path
     cli.world.stop()
     cli.world.start()
     assert "MARKED BY THE TEST" not in cli.ok("gadgets", "--help")
+    # A cache file tampered with is read again from the daemon, not obeyed nor a traceback.
+    catalogue = json.loads(files["catalogue"].read_text())
+    catalogue["nouns"]["gadgets"]["verbs"] = {"list": {"method": 5, "params": "x"}}
+    files["catalogue"].write_text(json.dumps(catalogue))
+    assert "TITLE" in cli.ok("gadgets", "list")
+    files["catalogue"].write_text("{not json")
+    assert "TITLE" in cli.ok("gadgets", "list")
     # XDG_CACHE_HOME is where the cache goes when it is set.
     cli.run("gadgets", "list", XDG_CACHE_HOME=str(tmp_path / "xdg"))
     assert {p.name.rsplit(".", 2)[1] for p in (tmp_path / "xdg" / "pm-agent").iterdir()} == {
@@ -179,3 +188,16 @@ def test_jobs_keeps_its_shortcuts_and_takes_the_generated_list_and_update(cli: C
     assert done["status"] == "completed" and done["response"] == "ok"
     assert "completed" in cli.ok("jobs", "show", str(job["id"]))  # written by hand
     assert cli.run("jobs", "--status", "someday").returncode == 2  # the daemon's statuses
+
+
+def test_every_column_list_names_fields_its_noun_has(daemon: DaemonProcess) -> None:
+    """client/columns.py against the shipped daemon: a renamed field shows as a failure here,
+    not as an empty column."""
+    nouns = catalogue.nouns(daemon.call("rpc.discover"))
+    wrong = {
+        noun: sorted({name for name, _ in chosen} - {f for f, _ in nouns[noun]["fields"]})
+        if noun in nouns
+        else "no such noun"
+        for noun, chosen in COLUMNS.items()
+    }
+    assert {noun: what for noun, what in wrong.items() if what} == {}
