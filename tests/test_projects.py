@@ -448,3 +448,22 @@ def test_a_moved_project_is_assessed_again_at_its_new_path(make_daemon: DaemonFa
     [deferred] = wait_for(lambda: quality_jobs("deferred"), 20, "the deferred assessment")
     assert deferred["metadata"]["args"] == {"project": str(d.dev_root / "huey-moved")}
     assert deferred["project_id"] == huey["id"]
+
+
+def test_a_reset_field_no_scan_infers_goes_back_to_the_rows_default(world: DaemonProcess) -> None:
+    """`reset` hands a field back to inference; one no scan infers (deployed_url, Nexus' mode
+    and settings) has nothing to come back from, so it returns to the row's default rather
+    than keeping the value while no longer counting as set by hand."""
+    world.start()
+    scan(world)
+    world.call(
+        "projects.update",
+        {"project": "alpha", "deployed_url": "https://alpha.example", "mode": "genesis",
+         "settings": {"a": 1}, "description": "Mine"},
+    )  # fmt: skip
+    back = world.call(
+        "projects.update",
+        {"project": "alpha", "reset": ["deployed_url", "mode", "settings", "description"]},
+    )
+    assert (back["deployed_url"], back["mode"], back["settings"]) == (None, None, {})
+    assert back["description"] is None and back["user_set"] == []  # alpha has no README text

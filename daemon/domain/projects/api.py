@@ -22,7 +22,15 @@ from daemon.domain.crud import Version
 from daemon.domain.projects import sql
 from daemon.domain.projects.model import Status
 from daemon.domain.projects.ref import ProjectRef, resolve
-from daemon.domain.projects.row import BY_HAND, PROJECTS, ByHand, Order, Project, folder_name
+from daemon.domain.projects.row import (
+    BY_HAND,
+    FACTS,
+    PROJECTS,
+    ByHand,
+    Order,
+    Project,
+    folder_name,
+)
 from daemon.domain.projects.scanning import ScanSummary, scanner_of
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams, NotFound
@@ -32,6 +40,7 @@ from daemon.store.table import Page, Where, given
 from daemon.store.writer import Tx
 
 methods = Methods()
+_FIELDS = {f.name: f for f in msgspec.structs.fields(Project)}
 
 
 # --- params and results -------------------------------------------------------------------------
@@ -53,10 +62,9 @@ class ProjectParams(Params, frozen=True):
 def _update_params() -> type[Params]:
     """`project`, each field a user may set (typed as the row types it: its limits, its
     Literals), `reset`, `expected_version`."""
-    types = {f.name: f.type for f in msgspec.structs.fields(Project)}
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
         ("project", ProjectRef),
-        *((name, types[name] | UnsetType, UNSET) for name in BY_HAND),
+        *((name, _FIELDS[name].type | UnsetType, UNSET) for name in BY_HAND),
         ("reset", Annotated[list[ByHand], msgspec.Meta(max_length=16)], msgspec.field(
             default_factory=list)),
         ("expected_version", Version | None, None),
@@ -107,6 +115,12 @@ def _linked_below_root(path: str, roots: Sequence[str]) -> bool:
             real = os.path.normpath(os.path.join(os.path.realpath(root), below))
             return os.path.realpath(path) != real
     return True
+
+
+def _default(field: str) -> Any:
+    """The row's default for `field` (what a reset field nothing infers goes back to)."""
+    info = _FIELDS[field]
+    return info.default_factory() if info.default is msgspec.NODEFAULT else info.default
 
 
 def _like(text: str) -> str:
@@ -164,8 +178,8 @@ async def update(app: App, call: Call, p: Any) -> Project:
         changes["user_set"] = sorted((set(stored.user_set) | set(values)) - set(reset))
         if reset:
             changes["fingerprint"] = None  # so the rescan below reads the project again
-            if "deployed_url" in reset:
-                changes["deployed_url"] = None  # nothing infers it
+            # What no scan infers (deployed_url, Nexus' fields…) goes back to the row's default.
+            changes |= {f: _default(f) for f in reset if f not in FACTS}
         sql.write(tx, stored, changes, expected_version=p.expected_version)
 
     await app.db.write(op)
