@@ -42,7 +42,12 @@ SAMPLES: dict[str, str | dict[str, str]] = {
     "SHELL": "bash",
     "SEQ": "7",
     "URL": "https://example.com",
+    "NOUN": "tasks",  # a noun of the shipped daemon's, its commands generated
 }
+# `--FIELD VALUE` of a generated command: a field that noun's verb takes, and a value.
+FIELDS = {("tasks", "list"): ("--status", "pending"), ("tasks", "add"): ("--title", "words"),
+          ("tasks", "update"): ("--title", "words"), ("jobs", "list"): ("--kind", "backup"),
+          ("jobs", "update"): ("--response", "words")}  # fmt: skip
 
 
 def readme_synopses() -> list[str]:
@@ -108,6 +113,10 @@ def _sequence(items: list[str]) -> Iterator[list[str]]:
 def concrete(words: list[str]) -> list[str]:
     out: list[str] = []
     for i, word in enumerate(words):
+        if word == "--FIELD" or (word == "VALUE" and words[i - 1] == "--FIELD"):
+            noun = SAMPLES.get(words[1], words[1])
+            out.append(FIELDS[str(noun), words[2]][word == "VALUE"])
+            continue
         sample = SAMPLES.get(word, word)
         if isinstance(sample, dict):
             context = words[i - 1] if words[i - 1].startswith("-") else ""
