@@ -30,7 +30,8 @@ def _fnv1a(text: str) -> str:
 
 
 def path(socket_path: str, what: str) -> str:
-    """The file holding `what` ("daemon", "catalogue") for the daemon on `socket_path`."""
+    """The file holding `what` ("daemon", "catalogue", "noun.tasks") for the daemon on
+    `socket_path`."""
     name = os.path.basename(socket_path)[:40] or "socket"
     return os.path.join(locations.cache_dir(), f"{name}-{_fnv1a(socket_path)}.{what}.json")
 
@@ -63,6 +64,20 @@ def write(socket_path: str, what: str, value: Any) -> None:
         os.replace(scratch, target)
     except (OSError, TypeError, ValueError):
         _discard(scratch)
+
+
+def forget(socket_path: str, prefix: str, *, keep: set[str]) -> None:
+    """Remove this socket's files of `what`s starting with `prefix`, but those in `keep`."""
+    head = path(socket_path, prefix)[: -len(".json")]
+    folder, start = os.path.split(head)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    kept = {os.path.basename(path(socket_path, what)) for what in keep}
+    for name in names:
+        if name.startswith(start) and name.endswith(".json") and name not in kept:
+            _discard(os.path.join(folder, name))
 
 
 def _discard(scratch: str) -> None:

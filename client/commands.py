@@ -29,18 +29,15 @@ if TYPE_CHECKING:
 
 class Top:
     """A command written by hand: the module whose `command(word)` builds it, its one-line
-    help, and the generated verbs it takes besides its own — those of the daemon's `noun`
-    (default: the word itself; `pm task` takes the `tasks` noun's)."""
+    help, and the generated verbs it takes besides its own — those of the daemon's noun the
+    word names (itself, or through ALIASES: `pm task` takes the `tasks` noun's)."""
 
-    __slots__ = ("generated", "help", "module", "noun")
+    __slots__ = ("generated", "help", "module")
 
-    def __init__(
-        self, module: str, help: str, generated: tuple[str, ...] = (), noun: str | None = None
-    ) -> None:
+    def __init__(self, module: str, help: str, generated: tuple[str, ...] = ()) -> None:
         self.module = module
         self.help = help
         self.generated = generated
-        self.noun = noun
 
 
 # Hand-written commands stay where a human shortcut earns them. kv is addressed by namespace
@@ -101,14 +98,15 @@ def hand_written(word: str) -> Command:
     return built
 
 
-def add_generated(node: Command, top: Top, nouns: dict[str, Any]) -> None:
-    """The generated verbs `top` takes, added to its hand-written command (which wins)."""
+def add_generated(node: Command, s: Session) -> None:
+    """The generated verbs its Top takes, added to a hand-written command (whose own verbs
+    win), shown with its noun's columns."""
     from client import generated
 
-    noun = top.noun or node.name
-    entry = nouns.get(noun)
+    noun = noun_word(node.name)
+    entry = s.noun(noun)
     if entry is not None and generated.well_formed(entry):
-        for verb in generated.verbs(noun, entry, top.generated):
+        for verb in generated.verbs(noun, entry, TOP[node.name].generated):
             node.verbs.setdefault(verb.name, verb)
 
 
@@ -126,19 +124,14 @@ def top_command(words: list[str], s: Session) -> Command:
         extra = TOP[word].generated
         asked = words[1] if len(words) > 1 else None
         if extra and ((asked in extra and asked not in node.verbs) or asked in ("-h", "--help")):
-            entry = s.catalogue()["nouns"].get(noun_word(word))
-            if entry is not None:
-                from client import generated
-
-                made = generated.verbs(noun_word(word), entry, extra)  # the noun's columns
-                node.verbs.update((v.name, v) for v in made)
+            add_generated(node, s)
         return node
     from client import generated
 
     noun = noun_word(word)
-    entry = nouns_for(noun, s).get(noun)
+    entry = look_up(noun, s)
     if entry is not None and not generated.well_formed(entry):  # a cache file tampered with
-        entry = s.catalogue(fresh=True)["nouns"].get(noun)
+        entry = s.noun(noun, fresh=True)
     if entry is None or noun in TOP:
         raise errors.UsageError(f"unknown command {word!r}; pm --help lists them", usage([root()]))
     node = generated.command(noun, entry)  # shown with the noun's columns…
@@ -146,18 +139,17 @@ def top_command(words: list[str], s: Session) -> Command:
     return node
 
 
-def nouns_for(noun: str, s: Session) -> dict[str, Any]:
-    """The daemon's nouns, to look `noun` up in. A word the last catalogue seen does not know
-    does not start a daemon just to be refused (unless pm has never seen one)."""
-    cached = s.cached_catalogue()
-    may_spawn = cached is None or noun in cached["nouns"]
+def look_up(noun: str, s: Session) -> dict[str, Any] | None:
+    """The daemon's noun of that name, or None. A word the last nouns seen do not include
+    does not start a daemon just to be refused (unless pm has never seen any)."""
+    seen = s.cached_nouns()
+    may_spawn = seen is None or noun in seen
     try:
-        nouns: dict[str, Any] = s.catalogue(spawn=None if may_spawn else False)["nouns"]
+        return s.noun(noun, spawn=None if may_spawn else False)
     except errors.Unreachable:
         if may_spawn:
             raise
-        return {}
-    return nouns
+        return None
 
 
 def root() -> Command:
@@ -167,18 +159,18 @@ def root() -> Command:
 
 def _root_help(s: Session) -> str:
     """The commands, with the daemon's nouns (if one answers, or was seen before)."""
+    nouns: dict[str, str] | None
     try:
-        catalogue: dict[str, Any] | None = s.catalogue(spawn=False)
+        nouns = s.nouns(spawn=False)
     except errors.ClientError:
-        catalogue = s.cached_catalogue()
-    nouns = catalogue["nouns"] if catalogue else {}
+        nouns = s.cached_nouns()
     extra = [
-        (noun.replace("_", "-"), entry.get("help", ""))
-        for noun, entry in nouns.items()
+        (noun.replace("_", "-"), str(about))
+        for noun, about in (nouns or {}).items()
         if noun_word(noun) not in TOP
     ]
     text = help_text([root()], extra)
-    if catalogue is None:
+    if nouns is None:
         text += "(the daemon's own nouns are listed here once it has answered)\n"
     return text
 

@@ -57,18 +57,33 @@ def candidates(words: list[str]) -> list[str]:
     return sorted({c for c in offered if c.startswith(current)})
 
 
-def _catalogue(s: Session) -> dict[str, Any]:
+def _nouns(s: Session) -> dict[str, str]:
     try:
-        nouns: dict[str, Any] = s.catalogue()["nouns"]
-    except (errors.ClientError, OSError, KeyError, TypeError):
+        return s.nouns()
+    except (errors.ClientError, OSError):
         return {}
-    return nouns
+
+
+def _noun(s: Session, name: str) -> dict[str, Any] | None:
+    try:
+        return s.noun(name)
+    except (errors.ClientError, OSError):
+        return None
+
+
+def _add_generated(node: Command, s: Session) -> None:
+    from client import commands
+
+    try:
+        commands.add_generated(node, s)
+    except (errors.ClientError, OSError):
+        return  # its own verbs only
 
 
 def _top_words(s: Session) -> list[str]:
     from client.commands import TOP
 
-    return [*TOP, *(noun.replace("_", "-") for noun in _catalogue(s) if noun not in TOP)]
+    return [*TOP, *(noun.replace("_", "-") for noun in _nouns(s) if noun not in TOP)]
 
 
 def _top(s: Session, word: str) -> Command | None:
@@ -77,9 +92,9 @@ def _top(s: Session, word: str) -> Command | None:
     if word in commands.TOP:
         node = commands.hand_written(word)
         if commands.TOP[word].generated:
-            commands.add_generated(node, commands.TOP[word], _catalogue(s))
+            _add_generated(node, s)
         return node
-    entry = _catalogue(s).get(commands.noun_word(word))
+    entry = _noun(s, commands.noun_word(word))
     if entry is None or not generated.well_formed(entry):
         return None
     return generated.command(word, entry)

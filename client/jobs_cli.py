@@ -67,7 +67,7 @@ def _one_line(text: str | None, width: int) -> str:
 
 def _list_spec(s: Session) -> dict[str, Any]:
     """`jobs.list` as the daemon describes it: its filters are `pm jobs`' options."""
-    entry = s.catalogue()["nouns"].get("jobs") or {}
+    entry = s.noun("jobs") or {}
     spec: dict[str, Any] = entry.get("verbs", {}).get("list", {"method": LIST, "params": []})
     return spec
 

@@ -115,7 +115,7 @@ def cmd_project(args: Args, s: Session) -> int:
 def settable(s: Session) -> list[dict[str, Any]]:
     """The params of `projects.update` but the project itself: the fields set by hand, and
     `reset`."""
-    entry = s.catalogue()["nouns"].get("projects", {})
+    entry = s.noun("projects") or {}
     spec = entry.get("verbs", {}).get("update", {"params": []})
     return [p for p in spec["params"] if p["name"] != "project"]
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
     from client.args import Args
 
+INDEX = "catalogue"  # the cache file of the nouns' names and help
+NOUN = "noun."  # + a noun's name: its cache file
 STARTING_WAIT_S = 120.0
 CALL_TIMEOUT_S = 60.0
 QUICK_TIMEOUT_S = 0.5  # per socket operation: a Tab must never hang on a stuck daemon
@@ -37,6 +39,7 @@ class Session:
         self.socket_path = locations.client_socket_path(opts["socket"])
         self.daemon: dict[str, Any] | None = None  # what is known of it: client.greeting
         self._client: Client | None = None
+        self._discovered: dict[str, Any] | None = None
 
     def client(self, *, spawn: bool | None = None) -> Client:
         """Connected and greeted; the daemon started first if nothing answers (unless
@@ -97,38 +100,87 @@ class Session:
         finally:
             bar.close()
 
-    def catalogue(self, *, spawn: bool | None = None, fresh: bool = False) -> dict[str, Any]:
-        """The nouns the daemon's methods give commands to (client.catalogue), from the cache
-        when it was made for this very daemon process (unless `fresh`), else from
-        `rpc.discover` (once)."""
-        if self.quick:  # the last one seen, else what the daemon says now (not kept)
-            return self.cached_catalogue() or self._discovered()
+    # --- what the daemon's rpc.discover says (client.catalogue), cached --------------------
+    # An index of the nouns (with their one-line help) and a file per noun, each stamped with
+    # the daemon process it came from: a command reads the index or its one noun, not all.
+
+    def nouns(self, *, spawn: bool | None = None) -> dict[str, str]:
+        """Every noun the daemon's methods give commands to, with its one-line help."""
+        if self.quick:  # the last seen, else what the daemon says now
+            return self.cached_nouns() or {n: e.get("help", "") for n, e in self._live().items()}
+        made_for = self._made_for(spawn)
+        index = cache.read(self.socket_path, INDEX)
+        if _stamped(index, made_for) and isinstance(index.get("nouns"), dict):
+            return dict(index["nouns"])
+        return {name: entry.get("help", "") for name, entry in self._refresh(made_for).items()}
+
+    def noun(
+        self, name: str, *, spawn: bool | None = None, fresh: bool = False
+    ) -> dict[str, Any] | None:
+        """What client.generated needs of one noun (None: the daemon has no such noun): from
+        the cache when it was made for this very daemon process (unless `fresh`), else from
+        `rpc.discover`."""
+        if not _file_safe(name):
+            return None
+        if self.quick:
+            kept = cache.read(self.socket_path, NOUN + name)
+            if isinstance(kept, dict) and isinstance(kept.get("entry"), dict):
+                return dict(kept["entry"])
+            return self._live().get(name)
+        made_for = self._made_for(spawn)
+        if not fresh:
+            kept = cache.read(self.socket_path, NOUN + name)
+            if _stamped(kept, made_for) and isinstance(kept.get("entry"), dict):
+                return dict(kept["entry"])
+            index = cache.read(self.socket_path, INDEX)
+            listed = index.get("nouns") if _stamped(index, made_for) else None
+            if isinstance(listed, dict) and name not in listed:
+                return None  # the daemon has no such noun
+        found: dict[str, Any] | None = self._refresh(made_for).get(name)
+        return found
+
+    def cached_nouns(self) -> dict[str, str] | None:
+        """The nouns last seen on this socket, whatever daemon said them (no connection
+        made): for completion and help when no daemon answers."""
+        index = cache.read(self.socket_path, INDEX)
+        if isinstance(index, dict) and isinstance(index.get("nouns"), dict):
+            return dict(index["nouns"])
+        return None
+
+    def _made_for(self, spawn: bool | None) -> dict[str, Any]:
+        """The daemon process the cache must have been made for."""
         self.client(spawn=spawn)
         assert self.daemon is not None
-        made_for = {k: self.daemon.get(k) for k in ("peer", "daemon_version", "protocol_version")}
-        known = None if fresh else cache.read(self.socket_path, "catalogue")
-        if (
-            isinstance(known, dict)
-            and known.get("daemon") == made_for
-            and isinstance(known.get("nouns"), dict)
-        ):
-            return known
-        made = {"daemon": made_for, **self._discovered()}
-        cache.write(self.socket_path, "catalogue", made)
-        return made
+        return {k: self.daemon.get(k) for k in ("peer", "daemon_version", "protocol_version")}
 
-    def _discovered(self) -> dict[str, Any]:
-        from client import catalogue
+    def _refresh(self, made_for: dict[str, Any]) -> dict[str, Any]:
+        nouns = self._live()
+        kept = [name for name in nouns if _file_safe(name)]
+        for name in kept:
+            cache.write(self.socket_path, NOUN + name, {"daemon": made_for, "entry": nouns[name]})
+        index = {n: nouns[n].get("help", "") for n in kept}
+        cache.write(self.socket_path, INDEX, {"daemon": made_for, "nouns": index})  # the last
+        cache.forget(self.socket_path, NOUN, keep={NOUN + name for name in kept})
+        return nouns
 
-        return {"nouns": catalogue.nouns(self.call("rpc.discover"))}
+    def _live(self) -> dict[str, Any]:
+        """What `rpc.discover` says now (asked once per session)."""
+        if self._discovered is None:
+            from client import catalogue
 
-    def cached_catalogue(self) -> dict[str, Any] | None:
-        """The last catalogue seen for this socket, whatever daemon it came from (no
-        connection made): for completion and help when no daemon answers."""
-        known = cache.read(self.socket_path, "catalogue")
-        return known if isinstance(known, dict) and isinstance(known.get("nouns"), dict) else None
+            self._discovered = catalogue.nouns(self.call("rpc.discover"))
+        return self._discovered
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _stamped(kept: Any, made_for: dict[str, Any]) -> bool:
+    return isinstance(kept, dict) and kept.get("daemon") == made_for
+
+
+def _file_safe(name: str) -> bool:
+    """A noun that can name a cache file (the daemon's are lower-case words)."""
+    return bool(name) and name.isascii() and name.replace("_", "").isalnum()

@@ -9,6 +9,7 @@ What generation needs from `rpc.discover` is cached per daemon process in the XD
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,44 +139,55 @@ def test_arguments_follow_the_params_schema(cli: Cli) -> None:
     assert cli.world.call("gadgets.list")["total"] == 0  # and nothing was sent
 
 
-def cache_files(cli: Cli) -> dict[str, Path]:
-    folder = Path(cli.env["HOME"]) / ".cache" / "pm-agent"
-    return {p.name.rsplit(".", 2)[1]: p for p in folder.glob("*.json")}
+def cache_files(folder: Path) -> dict[str, Path]:
+    """pm's cache files, by what they hold ("daemon", "catalogue", "noun.gadgets"…)."""
+    found = {}
+    for path in folder.glob("*.json"):
+        named = re.search(r"-[0-9a-f]{16}\.(.+)\.json$", path.name)
+        if named:
+            found[named[1]] = path
+    return found
 
 
-def test_the_catalogue_is_cached_for_the_daemon_process(cli: Cli, tmp_path: Path) -> None:
+def test_what_generation_needs_is_cached_for_the_daemon_process(cli: Cli, tmp_path: Path) -> None:
     cli.ok("gadgets", "list")
-    files = cache_files(cli)
-    assert set(files) == {"daemon", "catalogue"}  # under the test's HOME, never the real one
-    catalogue = json.loads(files["catalogue"].read_text())
-    assert "gadgets" in catalogue["nouns"] and catalogue["daemon"]["peer"]
-    # Mark the cached copy: a run that shows the mark read the cache, not rpc.discover.
-    catalogue["nouns"]["gadgets"]["verbs"]["add"]["help"] = "MARKED BY THE TEST"
-    files["catalogue"].write_text(json.dumps(catalogue))
+    files = cache_files(Path(cli.env["HOME"]) / ".cache" / "pm-agent")  # the test's HOME
+    assert {"daemon", "catalogue", "noun.gadgets", "noun.jobs"} <= set(files)
+    index = json.loads(files["catalogue"].read_text())
+    assert "gadgets" in index["nouns"] and index["daemon"]["peer"]
+    noun = files["noun.gadgets"]
+    kept = json.loads(noun.read_text())
+    assert kept["daemon"] == index["daemon"] and "add" in kept["entry"]["verbs"]
+
+    def mark() -> None:  # a run that shows the mark read the cache, not rpc.discover
+        again = json.loads(noun.read_text())
+        again["entry"]["verbs"]["add"]["help"] = "MARKED BY THE TEST"
+        noun.write_text(json.dumps(again))
+
+    mark()
     assert "MARKED BY THE TEST" in cli.ok("gadgets", "--help")
-    # The same process, but the copy says another version: refreshed.
-    catalogue["daemon"]["daemon_version"] = "0.0.0"
-    files["catalogue"].write_text(json.dumps(catalogue))
+    # The same process, but the file says another version: refreshed.
+    stale = json.loads(noun.read_text())
+    stale["daemon"]["daemon_version"] = "0.0.0"
+    noun.write_text(json.dumps(stale))
     assert "MARKED BY THE TEST" not in cli.ok("gadgets", "--help")
     # Marked again, then a new daemon process: refreshed.
-    catalogue = json.loads(files["catalogue"].read_text())
-    catalogue["nouns"]["gadgets"]["verbs"]["add"]["help"] = "MARKED BY THE TEST"
-    files["catalogue"].write_text(json.dumps(catalogue))
+    mark()
     cli.world.stop()
     cli.world.start()
     assert "MARKED BY THE TEST" not in cli.ok("gadgets", "--help")
-    # A cache file tampered with is read again from the daemon, not obeyed nor a traceback.
-    catalogue = json.loads(files["catalogue"].read_text())
-    catalogue["nouns"]["gadgets"]["verbs"] = {"list": {"method": 5, "params": "x"}}
-    files["catalogue"].write_text(json.dumps(catalogue))
+    # A file tampered with is read again from the daemon, neither obeyed nor a traceback.
+    broken = json.loads(noun.read_text())
+    broken["entry"]["verbs"] = {"list": {"method": 5, "params": "x"}}
+    noun.write_text(json.dumps(broken))
     assert "TITLE" in cli.ok("gadgets", "list")
-    files["catalogue"].write_text("{not json")
+    noun.write_text("{not json")
     assert "TITLE" in cli.ok("gadgets", "list")
     # XDG_CACHE_HOME is where the cache goes when it is set.
     cli.run("gadgets", "list", XDG_CACHE_HOME=str(tmp_path / "xdg"))
-    assert {p.name.rsplit(".", 2)[1] for p in (tmp_path / "xdg" / "pm-agent").iterdir()} == {
-        "daemon", "catalogue",
-    }  # fmt: skip
+    assert {"daemon", "catalogue", "noun.gadgets"} <= set(
+        cache_files(tmp_path / "xdg" / "pm-agent")
+    )
 
 
 def test_jobs_keeps_its_shortcuts_and_takes_the_generated_list_and_update(cli: Cli) -> None:
