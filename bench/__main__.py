@@ -21,6 +21,8 @@ BENCHMARKS = {
     "in-process; kv.get RTT during the scan",
     "backup": "db.backup of a 200 MB database vs. the sqlite3 shell's .backup; durable kv.set "
     "p99 while backups run",
+    "search": "documents.search over 100,000 documents vs. LIKE on the same table; indexing "
+    "rate; instructions.for_path with 1,000 projects; context.brief",
     "reliability": "SIGKILL and SIGTERM cycles under 64 writers, a full disk, 100,000 fuzzed "
     "frames, abusive clients, watch exhaustion: losses, errors, RTT and RSS against goals",
     "mcp": "pm mcp: the core tool list in tokens, a tool call through the bridge vs. the "

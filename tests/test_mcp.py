@@ -72,6 +72,7 @@ async def bridge(
     cwd: Path | None = None,
     name: str = "test-agent",
     env: dict[str, str] | None = None,
+    on_message: Any = None,
 ) -> AsyncIterator[ClientSession]:
     """`pm mcp ARGS` started by the SDK's stdio client, initialized; its stderr in a file."""
     params = StdioServerParameters(
@@ -84,7 +85,10 @@ async def bridge(
         async with (
             stdio_client(params, errlog=errlog) as (read, write),
             ClientSession(
-                read, write, client_info=types.Implementation(name=name, version="1")
+                read,
+                write,
+                client_info=types.Implementation(name=name, version="1"),
+                message_handler=on_message,
             ) as session,
         ):
             await session.initialize()
@@ -440,12 +444,31 @@ def test_stdout_carries_protocol_only(with_alpha: tuple[DaemonProcess, int]) -> 
     assert "project: alpha" in stderr
 
 
-def test_survives_a_daemon_restart(daemon: DaemonProcess) -> None:
+def test_survives_a_daemon_restart(with_alpha: tuple[DaemonProcess, int]) -> None:
+    """Calls go on over a new connection; a resource subscription goes on too, and a change
+    made before the bridge's event feed is back is still told (the feed resumes from the last
+    event it saw)."""
+    daemon, project = with_alpha
+    uri = f"pm://projects/{project}/documents"
+    updated: list[str] = []
+
     async def scenario() -> tuple[Any, Any]:
-        async with bridge(daemon, "--tools", "kv.*") as session:
+        seen = asyncio.Event()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ResourceUpdatedNotification):
+                updated.append(str(message.params.uri))
+                seen.set()
+
+        async with bridge(daemon, "--tools", "kv.*", on_message=on_message) as session:
             await session.call_tool("kv_set", {"namespace": "n", "key": "k", "value": 1})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                await session.subscribe_resource(uri)
             await asyncio.to_thread(daemon.stop)
             await asyncio.to_thread(daemon.start)
+            await asyncio.to_thread(add_note, daemon, project, "after", "the restart")
+            await asyncio.wait_for(seen.wait(), 20)
             after = await session.call_tool("kv_get", {"namespace": "n", "key": "k"})
             wrote = await session.call_tool("kv_set", {"namespace": "n", "key": "k", "value": 2})
             return after, wrote
@@ -453,6 +476,7 @@ def test_survives_a_daemon_restart(daemon: DaemonProcess) -> None:
     after, wrote = run(scenario())
     assert answer(after)["value"] == 1  # a new connection, the same data
     assert answer(wrote)["version"] == 2
+    assert updated == [uri]
 
 
 def test_starts_the_daemon_when_none_answers(make_daemon: DaemonFactory) -> None:
@@ -536,7 +560,10 @@ def test_each_core_tool(with_alpha: tuple[DaemonProcess, int]) -> None:
             seen["checkpoint"] = await call(
                 "checkpoint", last_action="lexer done", next_steps=["the parser"], task=task
             )
-            seen["brief"] = await call("brief")
+            primer = await s.call_tool("brief", {})
+            assert not primer.is_error and isinstance(primer.content[0], types.TextContent)
+            seen["brief"] = primer.content[0].text
+            seen["brief_full"] = await call("brief", full=True)
             seen["events"] = await call("events", since=0, topics=["tasks"], limit=100)
         return seen
 
@@ -554,7 +581,12 @@ def test_each_core_tool(with_alpha: tuple[DaemonProcess, int]) -> None:
     assert seen["complete"]["completed"]["status"] == "completed"
     assert seen["search"]["items"][0]["id"] == seen["remember"]["id"]
     assert seen["checkpoint"]["task_id"] == first["id"]
-    assert seen["brief"]  # context.brief's primer (its content is issue 16's to test)
+    # context.brief's Markdown (its content is the daemon's to test): the project, where the
+    # agent stopped, the note just left; `full` gives the fields.
+    assert "alpha" in seen["brief"] and "lexer done" in seen["brief"]
+    assert "lexer" in seen["brief"] and not seen["brief"].startswith("{")
+    assert seen["brief_full"]["project"]["id"] == project
+    assert seen["brief_full"]["relative_path"] == "src"  # the bridge works in alpha/src
     types_seen = [e["type"] for e in seen["events"]["items"]]
     assert "tasks.claimed" in types_seen and "tasks.completed" in types_seen
 

@@ -56,16 +56,16 @@ def command(word: str) -> Command:
 
 
 def cmd_serve(args: Args, s: Session) -> int:
+    from client.mcp.generated import check_spec
+
+    tools = args.tools or os.environ.get(TOOLS_ENV) or "core"
+    check_spec(tools)  # before the SDK's second of imports
     try:
         from client.mcp.server import Options, serve
     except ImportError as e:
         if (e.name or "").split(".")[0] not in SDK_PACKAGES:
             raise
         raise errors.ClientError(INSTALL_HINT, kind="missing_extra") from None
-    from client.mcp.generated import check_spec
-
-    tools = args.tools or os.environ.get(TOOLS_ENV) or "core"
-    check_spec(tools)
     return serve(
         Options(
             socket_path=s.socket_path,

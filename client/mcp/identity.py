@@ -29,6 +29,12 @@ class Identity:
         self._project_text = project
         self._socket_path = socket_path
         self._project: int | str | None = None
+        # Where the agent works, when it is a folder (not a project named by id or name).
+        self.path: str | None = None
+        if project is None or _is_path(project):
+            from client import current
+
+            self.path = current.absolute(project or current.HERE)
         self._resolved = False
         self.project_problem: str | None = None  # why there is no default project
         self._lock = asyncio.Lock()
@@ -52,7 +58,7 @@ class Identity:
         text = self._project_text
         if text is not None and not current.is_path(text):
             return int(text) if text.isdigit() else text
-        path = current.absolute(text or current.HERE)
+        path = self.path or current.absolute(current.HERE)
         session = _session(self._socket_path)
         try:
             found = current.find_holding(session, path)
@@ -72,6 +78,12 @@ class Identity:
         project_id: int = found["id"]
         log.info("project: %s (%s)", found.get("name"), project_id)
         return project_id
+
+
+def _is_path(text: str) -> bool:
+    from client import current
+
+    return current.is_path(text)
 
 
 def _session(socket_path: str) -> Session:

@@ -24,6 +24,7 @@ log = logging.getLogger("pm.mcp")
 STARTING_WAIT_S = 60.0  # how long a call waits while the daemon starts or migrates
 RECONNECT_MAX_DELAY_S = 2.0  # the event feed's backoff ceiling while the daemon is away
 CLIENT_NAME = "pm mcp"
+RESEND_MAX = 3  # new connections tried for a call that could not even be sent
 
 EventListener = Callable[[dict[str, Any]], None]
 
@@ -54,13 +55,17 @@ class DaemonLink:
         waited = 0.0
         delay = 0.05
         resent = False
+        unsent = 0
         while True:
             client = await self._connected(spawn=self.spawn)
             try:
                 _, future = client.start_call(method, params)
             except ClientError as e:  # never sent: the connection was already gone
-                log.info("connection to pm-agentd lost (%s); reconnecting", e)
                 self._forget(client)
+                unsent += 1
+                if unsent > RESEND_MAX:
+                    raise
+                log.info("connection to pm-agentd lost (%s); reconnecting", e)
                 continue
             try:
                 return await future
@@ -99,7 +104,12 @@ class DaemonLink:
         if self._feed is None:
             await self._connected(spawn=self.spawn)  # the daemon is there (started if need be)
             self._feed = asyncio.get_running_loop().create_task(self._run_feed())
-        await asyncio.wait_for(self._subscribed.wait(), STARTING_WAIT_S)
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), STARTING_WAIT_S)
+        except TimeoutError:
+            raise Unreachable(
+                f"pm-agentd did not take an event subscription within {STARTING_WAIT_S:g} s"
+            ) from None
 
     async def next_event(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for any change event; False if none came."""

@@ -51,8 +51,8 @@ def _rows(value: Any) -> bool:
 
 
 def to_text(value: Any) -> str:
-    """Compact JSON: every character of a tool's answer is paid for in the model's context."""
-    return _encoder.encode(value).decode()
+    """Compact JSON (text as it is): every character of an answer is paid for in context."""
+    return value if isinstance(value, str) else _encoder.encode(value).decode()
 
 
 def error_body(error: BaseException) -> dict[str, Any]:

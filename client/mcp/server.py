@@ -81,6 +81,9 @@ class BridgeServer:
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
         )
+        # The SDK's default middleware is OpenTelemetry's (a span per message, a no-op until
+        # an exporter is installed); nothing here exports spans, so every call skips it.
+        self.server.middleware.clear()
 
     async def run(self) -> None:
         options = self.server.create_initialization_options(NotificationOptions())

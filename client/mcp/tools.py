@@ -113,6 +113,7 @@ def forwarding(
     run: Runner | None = None,
     also: tuple[str, ...] = (),
     narrower: tuple[str, ...] = (),
+    shorten: Callable[[Any], Any] = outputs.brief,
 ) -> Tool:
     """A tool over `method`: its params `shown` (None: all of them), `agent` hidden, the ones
     the bridge fills not required; `full` for whole rows. `run` replaces plain forwarding."""
@@ -133,7 +134,7 @@ def forwarding(
     async def answer(call: Call, args: dict[str, Any]) -> Any:
         full = bool(args.pop("full", False))
         result = await runner(call, args)
-        return result if full else outputs.brief(result)
+        return result if full else shorten(result)
 
     return Tool(
         name=name,
@@ -157,6 +158,7 @@ class Core:
     run: Callable[[Core, Mapping[str, schemas.MethodParams]], Runner | None] | None = None
     also: tuple[str, ...] = ()  # other methods it may call
     narrower: tuple[str, ...] = ()  # params naming a scope inside a project: no default project
+    shorten: Callable[[Any], Any] = outputs.brief  # the answer unless `full`
 
 
 def _heartbeat(core: Core, methods: Mapping[str, schemas.MethodParams]) -> Runner | None:
@@ -165,7 +167,8 @@ def _heartbeat(core: Core, methods: Mapping[str, schemas.MethodParams]) -> Runne
 
     async def run(call: Call, args: dict[str, Any]) -> Any:
         if args.pop("release", False):
-            return await call.forward("tasks.release", {"id": args["id"]}, safe=False)
+            held = {key: args[key] for key in ("id",) if key in args}
+            return await call.forward("tasks.release", held, safe=False)
         return await call.forward("tasks.heartbeat", args, safe=False)
 
     return run
@@ -200,11 +203,29 @@ def _search(core: Core, methods: Mapping[str, schemas.MethodParams]) -> Runner |
     return run
 
 
+def _brief(core: Core, methods: Mapping[str, schemas.MethodParams]) -> Runner | None:
+    async def run(call: Call, args: dict[str, Any]) -> Any:
+        here = call.bridge.identity.path
+        if here is not None and "path" not in args and PROJECT not in args:
+            args["path"] = here  # the instructions for where the agent works
+        return await call.forward(core.method, args, safe=True)
+
+    return run
+
+
+def _markdown(brief: Any) -> Any:
+    """context.brief's own Markdown rendering of itself: the primer as an agent reads it."""
+    return brief.get("markdown", brief) if isinstance(brief, dict) else brief
+
+
 def _events(core: Core, methods: Mapping[str, schemas.MethodParams]) -> Runner | None:
     async def run(call: Call, args: dict[str, Any]) -> Any:
         wait = min(max(float(args.pop("wait_s", 0) or 0), 0.0), EVENTS_WAIT_MAX_S)
         if wait:
-            await call.bridge.link.feed_events()  # subscribed before looking: nothing slips by
+            try:  # subscribed before looking: nothing slips by
+                await asyncio.wait_for(call.bridge.link.feed_events(), wait)
+            except TimeoutError:
+                wait = 0  # no subscription in time (a daemon still starting): just look
         page = await call.forward(core.method, args, safe=True)
         if wait and not page.get("items") and await call.bridge.link.next_event(wait):
             page = await call.forward(core.method, args, safe=True)
@@ -242,7 +263,7 @@ CORE: tuple[Core, ...] = (
          narrower=("task", "plan")),
     Core("brief", "Start here: instructions, your claims, ready tasks, the latest continue "
          "point and recent notes for this project.", "context.brief",
-         (PROJECT, "path", "max_chars"), READ),
+         (PROJECT, "path", "max_chars"), READ, run=_brief, shorten=_markdown),
     Core("checkpoint", "Save where you stopped and what comes next, before your context is "
          "compacted or you stop.", "continue_points.add",
          ("last_action", "next_steps", "task", "file", "line", PROJECT), WRITE),
@@ -274,6 +295,7 @@ def core_tools(methods: Mapping[str, schemas.MethodParams]) -> list[Tool]:
                 run=run,
                 also=core.also,
                 narrower=core.narrower,
+                shorten=core.shorten,
             )
         )
     return found
