@@ -111,6 +111,7 @@ class RepoIndex:
         self._seen: dict[int, tuple[str, list[str]]] = {}
         self._lock = asyncio.Lock()
         self._pending: asyncio.Task[None] | None = None
+        self._again = False
 
     async def refresh(self, project_id: int, path: str, *, force: bool = False) -> SyncOutcome:
         async with self._lock:
@@ -149,12 +150,17 @@ class RepoIndex:
         self._seen.clear()
 
     def refresh_soon(self) -> None:
-        """From a scan listener (a plain callback): one refresh of everything, coalesced."""
+        """From a scan listener (a plain callback): a refresh of everything, coalesced — one
+        asked for while one runs runs once more after it (it may have listed the projects
+        before the scan that asked)."""
+        self._again = True
         if self._pending is not None and not self._pending.done():
             return
 
         async def run() -> None:
-            await self.refresh_all()
+            while self._again:
+                self._again = False
+                await self.refresh_all()
 
         self._pending = asyncio.get_running_loop().create_task(run(), name="pm-repo-index")
 
