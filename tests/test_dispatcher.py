@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from daemon.rpc.dispatcher import Call, Dispatcher, Session
 from daemon.rpc.errors import NotFound
-from daemon.rpc.registry import Params, ProgressParams, Registry, rpc_method
+from daemon.rpc.registry import Methods, Params, ProgressParams, Registry
 
 
 class EchoParams(Params, frozen=True):
@@ -28,44 +28,44 @@ class WorkParams(ProgressParams, frozen=True):
     steps: int
 
 
-class ExampleApi:
-    """A small real API: the dispatcher cannot tell it from the daemon's own."""
-
-    @rpc_method("test.echo")
-    async def echo(self, call: Call, params: EchoParams) -> Echoed:
-        """Repeat the text."""
-        return Echoed(params.text * params.times)
-
-    @rpc_method("test.missing")
-    async def missing(self, call: Call, params: EchoParams) -> Echoed:
-        """Always not found."""
-        raise NotFound(f"no {params.text}", what=params.text)
-
-    @rpc_method("test.bug")
-    async def bug(self, call: Call, params: EchoParams) -> Echoed:
-        """A handler with a bug."""
-        raise ZeroDivisionError("secret internals")
-
-    @rpc_method("test.work")
-    async def work(self, call: Call, params: WorkParams) -> int:
-        """Report progress for each step."""
-        for step in range(params.steps):
-            call.progress(f"step {step}", 100 * step // params.steps)
-            await asyncio.sleep(0)
-        return params.steps
+methods = Methods()  # a small real module: the dispatcher cannot tell it from the daemon's
 
 
-class WobblyApi:
-    """An operation whose phases each count from 0 (and one step with no figure at all)."""
+@methods("test.echo")
+async def echo(ctx: object, call: Call, params: EchoParams) -> Echoed:
+    """Repeat the text."""
+    return Echoed(params.text * params.times)
 
-    @rpc_method("test.phases")
-    async def phases(self, call: Call, params: WorkParams) -> int:
-        """Two phases, each reporting 0 to 100."""
-        for phase in ("copy", "verify"):
-            for pct in (0, 50, 100):
-                call.progress(f"{phase} {pct}", pct)
-            call.progress(f"{phase} done")
-        return params.steps
+
+@methods("test.missing")
+async def missing(ctx: object, call: Call, params: EchoParams) -> Echoed:
+    """Always not found."""
+    raise NotFound(f"no {params.text}", what=params.text)
+
+
+@methods("test.bug")
+async def bug(ctx: object, call: Call, params: EchoParams) -> Echoed:
+    """A handler with a bug."""
+    raise ZeroDivisionError("secret internals")
+
+
+@methods("test.work")
+async def work(ctx: object, call: Call, params: WorkParams) -> int:
+    """Report progress for each step."""
+    for step in range(params.steps):
+        call.progress(f"step {step}", 100 * step // params.steps)
+        await asyncio.sleep(0)
+    return params.steps
+
+
+@methods("test.phases")
+async def phases(ctx: object, call: Call, params: WorkParams) -> int:
+    """Two phases, each reporting 0 to 100 (an operation whose phases each count from 0)."""
+    for phase in ("copy", "verify"):
+        for pct in (0, 50, 100):
+            call.progress(f"{phase} {pct}", pct)
+        call.progress(f"{phase} done")
+    return params.steps
 
 
 class Recorder(Session):
@@ -79,8 +79,7 @@ class Recorder(Session):
 
 def make(state: str = "ready") -> Dispatcher:
     registry = Registry()
-    registry.add_api(ExampleApi())
-    registry.add_api(WobblyApi())
+    methods.bind(registry, None)
     return Dispatcher(registry, lambda: state, max_batch=50)  # type: ignore[arg-type, return-value]
 
 

@@ -20,12 +20,14 @@ from daemon.domain import (
 )
 from daemon.domain.documents import api as documents
 from daemon.domain.documents import code, instructions, skills, vectors
+from daemon.domain.events import api as events
 from daemon.domain.jobs import api as jobs
 from daemon.domain.projects import api as projects
 from daemon.domain.quality import api as quality
 from daemon.domain.work import archive, claims, deps, plans, portable, programs, tasks
 
 MODULES: tuple[ModuleType, ...] = (
+    events,
     kv,
     jobs,
     projects,

@@ -21,8 +21,6 @@ from msgspec import UNSET, UnsetType
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_SPEC_ATTR = "__rpc_method__"
-
 
 class Params(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """Base of every method's params: named fields only, an unknown field is an error."""
@@ -36,22 +34,6 @@ class ProgressParams(Params, frozen=True, kw_only=True):
 
 class NoParams(Params, frozen=True):
     pass
-
-
-@dataclass(frozen=True)
-class _Spec:
-    name: str
-    when_starting: bool
-
-
-def rpc_method(name: str, *, when_starting: bool = False) -> Callable[[F], F]:
-    """Mark an API method. `when_starting`: callable while migrations still run."""
-
-    def mark(fn: F) -> F:
-        setattr(fn, _SPEC_ATTR, _Spec(name, when_starting))
-        return fn
-
-    return mark
 
 
 @dataclass(frozen=True)
@@ -73,13 +55,6 @@ class Method:
 class Registry:
     def __init__(self) -> None:
         self._methods: dict[str, Method] = {}
-
-    def add_api(self, api: object) -> None:
-        """Register every `@rpc_method` of `api`."""
-        for _, member in inspect.getmembers(api, inspect.ismethod):
-            spec: _Spec | None = getattr(member, _SPEC_ATTR, None)
-            if spec is not None:
-                self.add(spec.name, member, when_starting=spec.when_starting)
 
     def add(
         self,
@@ -121,10 +96,16 @@ class Registry:
 
 def _annotated_types(name: str, handler: Callable[..., Any]) -> tuple[type[Params], Any]:
     """(params type, result type) from the annotations of a handler that takes (call, params):
-    a bound method, or a function with its context bound by functools.partial."""
+    a function with its context bound by functools.partial. The context's
+    own annotation is not resolved (its class may be importable only for type checkers)."""
     target = handler.func if isinstance(handler, functools.partial) else handler
-    hints = typing.get_type_hints(target)
-    parameters = list(inspect.signature(handler).parameters)  # without self or bound args
+    parameters = list(inspect.signature(handler).parameters)  # without the bound context
+    bound = [p for p in inspect.signature(target).parameters if p not in parameters]
+    given = getattr(target, "__annotations__", {})
+    unresolved = {
+        note: object for p in bound if isinstance(note := given.get(p), str) and note.isidentifier()
+    }
+    hints = typing.get_type_hints(target, localns=unresolved)
     if len(parameters) != 2 or "return" not in hints:
         raise TypeError(f"{name}: handler must be (call, params) -> Result, annotated")
     params_type = hints[parameters[1]]

@@ -25,7 +25,6 @@ from daemon import __version__
 from daemon.domain import agents, modules
 from daemon.domain.app import App
 from daemon.domain.documents import upkeep
-from daemon.domain.events.api import EventsApi
 from daemon.domain.events.bus import EventBus
 from daemon.domain.jobs.service import JobService
 from daemon.domain.projects.row import MOVED, PROJECTS, RETURNED
@@ -33,18 +32,15 @@ from daemon.domain.quality.service import QualityService
 from daemon.domain.work import claims
 from daemon.platform import launchd, memory
 from daemon.platform.systemd import Notifier, activation_socket
+from daemon.rpc import openrpc
 from daemon.rpc.dispatcher import Dispatcher, State
 from daemon.rpc.registry import Registry
 from daemon.rpc.server import Limits, Server
-from daemon.runtime import exit_guard, start_failure
-from daemon.runtime.backup_api import BackupApi
+from daemon.runtime import daemon_methods, db_methods, exit_guard, start_failure
 from daemon.runtime.backups import BackupService, backup_job
 from daemon.runtime.care import CareService
 from daemon.runtime.config import Config, Paths, dev_root_warnings
-from daemon.runtime.daemon_api import DaemonApi
-from daemon.runtime.db_api import DbApi
 from daemon.runtime.maintenance import maintenance_job, retention_job
-from daemon.runtime.scan_plan import ScanSummary
 from daemon.runtime.scanner import Scanner
 from daemon.runtime.scheduler import Scheduler
 from daemon.runtime.startup import (
@@ -55,7 +51,7 @@ from daemon.runtime.startup import (
     private_dir,
     unlink_socket,
 )
-from daemon.runtime.watcher import Watcher, WatchStatus
+from daemon.runtime.watcher import Watcher
 from daemon.store import backup as backup_files
 from daemon.store import migrations as migrations_mod
 from daemon.store.clock import utc_now
@@ -63,7 +59,6 @@ from daemon.store.database import Database
 from daemon.store.events import Event
 from daemon.store.events_catalogue import EventKind
 from daemon.store.migrations import Migration
-from daemon.store.writer import WriterStats
 
 log = structlog.get_logger("pm.daemon")
 
@@ -85,20 +80,20 @@ class Daemon:
         env: Mapping[str, str] = os.environ,
     ) -> None:
         self.config = config
-        self._paths = paths
+        self.paths = paths
         self._migrations = migrations
         self._env = env
-        self._state: State = "starting"
+        self.state: State = "starting"
         self.stage: start_failure.Stage = "data_dir"  # what a start-up failure interrupted
-        self._started_at = utc_now()
+        self.started_at = utc_now()
         self._started = time.monotonic()
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._signals = 0
-        self._socket_activated = False
+        self.socket_activated = False
         self._notifier = Notifier(env)
-        self._bus = EventBus()
-        self._db = Database(
+        self.bus = EventBus()
+        self.db = Database(
             paths.db_path,
             synchronous=config.synchronous,
             busy_timeout_ms=config.busy_timeout_ms,
@@ -106,40 +101,40 @@ class Daemon:
             batch_max=config.write_batch_max,
             queue_max=config.write_queue_max,
             busy_wait_s=config.busy_wait_ms / 1000,
-            publish=self._bus.publish,
+            publish=self.bus.publish,
         )
-        self._db_started = False
-        self._jobs = JobService(self._db, paths.data_dir)
-        self._scheduler = Scheduler(
-            self._jobs, concurrency=config.job_concurrency, retries=config.job_retries
+        self.db_started = False
+        self.jobs = JobService(self.db, paths.data_dir)
+        self.scheduler = Scheduler(
+            self.jobs, concurrency=config.job_concurrency, retries=config.job_retries
         )
-        self._scheduler.register(
-            "maintenance", maintenance_job(self._db), config.schedule.maintenance
+        self.scheduler.register(
+            "maintenance", maintenance_job(self.db), config.schedule.maintenance
         )
-        self._scheduler.register(
+        self.scheduler.register(
             "retention",
-            retention_job(self._db, config.event_retention_days, config.event_retention_max),
+            retention_job(self.db, config.event_retention_days, config.event_retention_max),
             config.schedule.retention,
         )
-        self._backups = BackupService(
-            self._db,
+        self.backups = BackupService(
+            self.db,
             paths,
             self._shipped,
             keep_last=config.backup_keep_last,
             keep_weeks=config.backup_keep_weeks,
             on_swapped=self._database_swapped,
         )
-        self._scheduler.register("backup", backup_job(self._backups), config.schedule.backup)
-        self._quality = QualityService(self._db, weights=config.quality_weights)
-        self._scheduler.register(
+        self.scheduler.register("backup", backup_job(self.backups), config.schedule.backup)
+        self.quality = QualityService(self.db, weights=config.quality_weights)
+        self.scheduler.register(
             "quality_scan",
-            self._quality.run_job,
+            self.quality.run_job,
             config.schedule.quality,
-            project_of=self._quality.project_of,
+            project_of=self.quality.project_of,
         )
-        self._bus.listeners.append(self._projects_changed)
-        self._scanner = Scanner(
-            self._db,
+        self.bus.listeners.append(self._projects_changed)
+        self.scanner = Scanner(
+            self.db,
             roots=[paths.dev_root],
             exclude=[paths.data_dir],
             max_depth=config.scan_max_depth,
@@ -147,9 +142,9 @@ class Daemon:
             threads=config.scan_threads,
             own_handles=config.own_handles,
         )
-        self._watcher = Watcher(
-            self._scanner,
-            self._db,
+        self.watcher = Watcher(
+            self.scanner,
+            self.db,
             settle_s=config.settle_ms / 1000,
             poll_interval_s=config.poll_interval_s,
             max_watches=config.max_watches,
@@ -158,29 +153,29 @@ class Daemon:
         self._background: asyncio.Task[None] | None = None
         self._notes: list[str] = []  # what db.health warns about the file itself
         self._first_scan = False
-        registry = Registry()
-        registry.add_api(DaemonApi(self, registry))
-        care = CareService(
-            self._db,
+        self.care = CareService(
+            self.db,
             paths,
-            self._backups,
+            self.backups,
             self._shipped,
-            roots=self._scanner.roots,
+            roots=self.scanner.roots,
             max_message_bytes=config.max_message_bytes,
         )
-        registry.add_api(DbApi(self._db, self, self._backups, care))
-        registry.add_api(BackupApi(self._backups))
-        self.app = App(self._db, self._bus, data_dir=paths.data_dir, roots=[paths.dev_root])
+        self.app = App(self.db, self.bus, data_dir=paths.data_dir, roots=[paths.dev_root])
         self.app.work = config.work
-        self.app.scheduling = self._scheduler
-        self.app.quality = self._quality
-        self.app.scanner = self._scanner
-        upkeep.attach(self.app, self._scanner.listeners)  # instruction files indexed on scans
+        self.app.scheduling = self.scheduler
+        self.app.quality = self.quality
+        self.app.scanner = self.scanner
+        upkeep.attach(self.app, self.scanner.listeners)  # instruction files indexed on scans
+        # The methods: the daemon's own (daemon.*, db.*) see its parts; the domain's the App.
+        self.registry = Registry()
+        for runtime_module in (daemon_methods, db_methods):
+            runtime_module.methods.bind(self.registry, self)
         for module in modules.MODULES:
-            module.methods.bind(registry, self.app)
-        registry.add_api(EventsApi(self._db, self._bus))
-        self._server = Server(
-            Dispatcher(registry, lambda: self._state, config.max_batch),
+            module.methods.bind(self.registry, self.app)
+        self._discover: dict[str, Any] | None = None
+        self.server = Server(
+            Dispatcher(self.registry, lambda: self.state, config.max_batch),
             Limits(
                 max_message_bytes=config.max_message_bytes,
                 max_output_buffer_bytes=config.max_output_buffer_bytes,
@@ -190,48 +185,16 @@ class Daemon:
             ),
         )
 
-    # --- Runtime (what daemon.status reports) -----------------------------------------
-    @property
-    def state(self) -> State:
-        return self._state
-
-    @property
-    def paths(self) -> Paths:
-        return self._paths
-
-    @property
-    def started_at(self) -> str:
-        return self._started_at
-
+    # --- what daemon.status reports ---------------------------------------------------
     @property
     def uptime_s(self) -> float:
         return time.monotonic() - self._started
 
-    @property
-    def schema_version(self) -> int:
-        return self._db.schema_version
-
-    @property
-    def connections(self) -> int:
-        return len(self._server.connections)
-
-    @property
-    def subscriptions(self) -> int:
-        return self._bus.count
-
-    @property
-    def socket_activated(self) -> bool:
-        return self._socket_activated
-
-    def writer_stats(self) -> WriterStats | None:
-        return self._db.writer_stats() if self._db_started else None
-
-    def watch_status(self) -> WatchStatus:
-        return self._watcher.status()
-
-    @property
-    def last_scan(self) -> ScanSummary | None:
-        return self._scanner.last_full_scan
+    def discover_document(self) -> dict[str, Any]:
+        """rpc.discover's OpenRPC document, made once: the registry does not change."""
+        if self._discover is None:
+            self._discover = openrpc.document(self.registry, version=__version__)
+        return self._discover
 
     def request_shutdown(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -242,7 +205,7 @@ class Daemon:
     # --- the run ----------------------------------------------------------------------
     async def run(self) -> int:
         """Serve until asked to stop. Raises StartupError/MigrationError when it cannot start."""
-        paths = self._paths
+        paths = self.paths
         private_dir(paths.data_dir, what="data directory", fix_mode=True)
         private_dir(paths.db_dir, what="database directory", fix_mode=True)
         check_data_folders(paths)
@@ -262,20 +225,20 @@ class Daemon:
         if sock is None:
             sock = activation_socket()
         if sock is not None:
-            self._socket_activated = True
-            self._paths = _with_socket(self._paths, str(sock.getsockname()))
+            self.socket_activated = True
+            self.paths = _with_socket(self.paths, str(sock.getsockname()))
             sock.setblocking(False)
         else:
             private_dir(
-                os.path.dirname(self._paths.socket_path), what="socket directory", fix_mode=False
+                os.path.dirname(self.paths.socket_path), what="socket directory", fix_mode=False
             )
-            sock = bind_socket(self._paths.socket_path)
-        await self._server.serve(sock)
+            sock = bind_socket(self.paths.socket_path)
+        await self.server.serve(sock)
         self._install_signals()
         log.info(
             "listening",
-            socket=self._paths.socket_path,
-            activated=self._socket_activated,
+            socket=self.paths.socket_path,
+            activated=self.socket_activated,
             pid=os.getpid(),
             version=__version__,
         )
@@ -283,12 +246,12 @@ class Daemon:
             self.stage = "database"
             await self._open_database()
             if not self._stop.is_set():
-                await self._scheduler.start()  # closes what a previous run left unfinished
-                self._state = "ready"
+                await self.scheduler.start()  # closes what a previous run left unfinished
+                self.state = "ready"
                 self.stage = "serving"
-                start_failure.clear(self._paths.socket_path, self._env)
-                self._notifier.ready(f"ready; socket {self._paths.socket_path}")
-                log.info("ready", schema_version=self._db.schema_version)
+                start_failure.clear(self.paths.socket_path, self._env)
+                self._notifier.ready(f"ready; socket {self.paths.socket_path}")
+                log.info("ready", schema_version=self.db.schema_version)
                 loop = asyncio.get_running_loop()
                 watchdog = loop.create_task(self._watchdog())
                 guard = loop.create_task(self._guard_database_file(), name="pm-file-guard")
@@ -311,7 +274,7 @@ class Daemon:
     async def _open_database(self) -> None:
         """Check the file (never touching a damaged one), back up before migrating, migrate,
         open the writer and readers."""
-        paths = self._paths
+        paths = self.paths
         newest = await asyncio.to_thread(_refuse_damaged, paths)
         if newest is not None:
             note = (
@@ -323,7 +286,7 @@ class Daemon:
         shipped = self._shipped()
 
         def before(pending: list[Migration]) -> None:
-            self._state = "migrating"
+            self.state = "migrating"
             self._notifier.status("backing up before migrating")
             made = backup_files.take(
                 paths.db_path,
@@ -334,20 +297,20 @@ class Daemon:
             log.info("backed up before migrating", backup=made.name, pending=len(pending))
 
         def on_step(migration: Migration) -> None:
-            self._state = "migrating"
+            self.state = "migrating"
             self._notifier.status(f"migrating: {migration.filename}")
             log.info("applying migration", migration=migration.filename)
 
-        applied = await asyncio.to_thread(self._db.migrate, shipped, on_step, before)
+        applied = await asyncio.to_thread(self.db.migrate, shipped, on_step, before)
         if applied:
-            log.info("migrations applied", count=len(applied), version=self._db.schema_version)
-        await self._db.start()
-        self._db_started = True
-        self._bus.attach(self._db)
+            log.info("migrations applied", count=len(applied), version=self.db.schema_version)
+        await self.db.start()
+        self.db_started = True
+        self.bus.attach(self.db)
 
     def database_warnings(self) -> list[str]:
-        found = list(self._notes) + dev_root_warnings(self._paths, self._env)
-        state = self._db.file_state() if self._db_started else "ok"
+        found = list(self._notes) + dev_root_warnings(self.paths, self._env)
+        state = self.db.file_state() if self.db_started else "ok"
         if state == "missing":
             found.append(
                 "the database file was deleted while the daemon ran; it is being written out "
@@ -355,7 +318,7 @@ class Daemon:
             )
         elif state == "replaced":
             found.append(
-                f"the database file {self._db.path} was replaced by another file while the "
+                f"the database file {self.db.path} was replaced by another file while the "
                 "daemon ran; the daemon still writes to the one it opened. `pm daemon restart` "
                 "makes the new file live (what was written since goes with the old one; to "
                 "bring a backup back, use `pm backup restore NAME` instead)"
@@ -369,17 +332,17 @@ class Daemon:
         told = False
         while True:
             await asyncio.sleep(FILE_CHECK_S)
-            state = self._db.file_state()
+            state = self.db.file_state()
             if state == "missing":
-                log.error("the database file was deleted; writing it out again", path=self._db.path)
+                log.error("the database file was deleted; writing it out again", path=self.db.path)
                 try:
-                    await self._backups.rescue_deleted()
+                    await self.backups.rescue_deleted()
                 except Exception:
                     log.exception("could not write the deleted database file out again")
                 else:
                     log.warning("the deleted database file was written out again")
             elif state == "replaced" and not told:
-                log.error("the database file was replaced under the daemon", path=self._db.path)
+                log.error("the database file was replaced under the daemon", path=self.db.path)
                 told = True
 
     def _database_swapped(self, why: str) -> None:
@@ -400,12 +363,12 @@ class Daemon:
         if self.config.schedule.quality != "off":
             try:
                 # Scores for what was just found (unchanged projects are skipped), as a job.
-                await self._scheduler.run_now("quality_scan")
+                await self.scheduler.run_now("quality_scan")
             except Exception:
                 log.exception("could not start the first quality scan")
         if self.config.watch:
             try:
-                await self._watcher.start()
+                await self.watcher.start()
             except Exception:
                 log.exception("file watching could not start; periodic rescans go on")
         interval = self.config.rescan_interval_s
@@ -419,7 +382,7 @@ class Daemon:
         every project), and not at all when quality scans are turned off."""
         if self._first_scan or self.config.schedule.quality == "off":
             return
-        self._scheduler.defer(
+        self.scheduler.defer(
             f"quality:{path}", "quality_scan", self.config.quality_settle_s, project=path
         )
 
@@ -431,7 +394,7 @@ class Daemon:
 
     async def _scan_logged(self, what: str) -> None:
         try:
-            summary = await self._scanner.scan_all()
+            summary = await self.scanner.scan_all()
         except Exception:
             log.exception(f"{what} failed")
             return
@@ -445,27 +408,27 @@ class Daemon:
         )
 
     async def _shut_down(self) -> None:
-        self._state = "stopping"
+        self.state = "stopping"
         self._notifier.stopping("stopping")
         log.info("stopping", reason=self._stop_reason or "startup failed")
-        if not self._socket_activated:
-            unlink_socket(self._paths.socket_path)
+        if not self.socket_activated:
+            unlink_socket(self.paths.socket_path)
         if self._background is not None:
             self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._background
         log.debug("stopping: background work cancelled")
-        await self._watcher.close()
-        self._scanner.close()
-        self._quality.close()
+        await self.watcher.close()
+        self.scanner.close()
+        self.quality.close()
         log.debug("stopping: watcher and scanners closed")
         grace = self.config.stop_timeout_s * 0.6
-        await self._server.close(grace)
+        await self.server.close(grace)
         log.debug("stopping: connections closed")
-        await self._scheduler.close(timeout=self.config.stop_timeout_s * 0.2)
+        await self.scheduler.close(timeout=self.config.stop_timeout_s * 0.2)
         log.debug("stopping: scheduler closed")
-        if self._db_started:
-            await self._db.close(timeout=self.config.stop_timeout_s * 0.3)
+        if self.db_started:
+            await self.db.close(timeout=self.config.stop_timeout_s * 0.3)
         log.info("stopped")
 
     async def _watchdog(self) -> None:

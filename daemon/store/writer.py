@@ -47,12 +47,11 @@ class Tx:
     def __init__(self, conn: sqlite3.Connection, now: str) -> None:
         self.conn = conn
         self.now = now
-        self.events: list[tuple[EventKind[Any] | str, Any]] = []
+        self.events: list[tuple[EventKind[Any], Any]] = []
 
-    def emit(self, kind: EventKind[P] | str, data: P | msgspec.Raw) -> None:
+    def emit(self, kind: EventKind[P], data: P | msgspec.Raw) -> None:
         """Record a change event of a declared kind, its data of the kind's payload type (or
-        already encoded as such); it is stored and published only if this commits.
-        (A bare type string is the 0.1 way, left until every emitter declares its kinds.)"""
+        already encoded as such); it is stored and published only if this commits."""
         self.events.append((kind, data))
 
 
@@ -399,12 +398,7 @@ class Writer:
                 for kind, data in emitted:
                     seq += 1
                     encoded = data if isinstance(data, msgspec.Raw) else self._encoder.encode(data)
-                    name, topic = (
-                        (kind, kind.partition(".")[0])
-                        if isinstance(kind, str)
-                        else (kind.name, kind.topic)
-                    )
-                    published.append(Event(seq, now, name, topic, msgspec.Raw(encoded)))
+                    published.append(Event(seq, now, kind.name, kind.topic, msgspec.Raw(encoded)))
             events_db.insert_many(conn, published)
             commit_started = time.perf_counter()
             conn.execute("COMMIT")
@@ -428,7 +422,7 @@ class Writer:
 
     def _run_one(
         self, conn: sqlite3.Connection, op: _Op[Any], now: str
-    ) -> tuple[bool, Any, list[tuple[EventKind[Any] | str, Any]]]:
+    ) -> tuple[bool, Any, list[tuple[EventKind[Any], Any]]]:
         """One operation in its savepoint: its outcome and the events it emitted."""
         tx = Tx(conn, now)
         conn.execute("SAVEPOINT op")

@@ -7,16 +7,16 @@ from typing import Annotated
 
 import msgspec
 
+from daemon.domain.app import App
 from daemon.domain.events import history
-from daemon.domain.events.bus import EventBus, Peer, start_replay
+from daemon.domain.events import names as event_types
+from daemon.domain.events.bus import Peer, start_replay
 from daemon.domain.projects.ref import ProjectRef, resolve
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams
-from daemon.rpc.registry import Params, rpc_method
-from daemon.runtime import event_types
+from daemon.rpc.registry import Methods, Params
 from daemon.store import events as events_db
 from daemon.store.clock import iso
-from daemon.store.database import Database
 from daemon.store.events import Event
 from daemon.store.limits import SQL_INT_MAX, Limit, Offset
 
@@ -25,7 +25,8 @@ Topic = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=128,
-        description="a topic (`kv`, `project`…), an event type (`kv.set`…), or `*` for all; "
+        description="a topic (`kv`, `projects`…), an event type (`kv.created`…), or `*` for "
+        "all;"
         "a name no event has is refused with the list of topics",
     ),
 ]
@@ -94,49 +95,49 @@ def _filter(topics: list[str]) -> list[str]:
     return sorted(set(topics))
 
 
-class EventsApi:
-    def __init__(self, db: Database, bus: EventBus) -> None:
-        self._db = db
-        self._bus = bus
+methods = Methods()
 
-    @rpc_method("events.subscribe")
-    async def subscribe(self, call: Call, params: SubscribeParams) -> Subscribed:
-        """Stream change events as `events.event` notifications ({subscription, event}).
 
-        `topics` filters by topic (`kv`) or type (`kv.set`); none (or `*`) means all, and a name
-        no event has is refused. With `since`, every logged event after that sequence number
-        comes first, then live ones.
-        """
-        topics = _filter(params.topics)
-        peer: Peer = call.session
-        sub = self._bus.subscribe(peer, topics, params.since)
-        call.session.on_close(lambda: self._bus.drop_peer(peer))
-        oldest = await self._db.read(events_db.oldest_seq)
-        since = params.since
-        if since is not None:
-            call.after_reply(lambda: start_replay(self._bus, sub, since))
-        return Subscribed(
-            subscription=sub.id,
-            last_seq=self._db.writer.last_seq,
-            oldest_seq=oldest,
-            missed=since is not None and oldest is not None and oldest > since + 1,
-        )
+@methods("events.subscribe")
+async def subscribe(app: App, call: Call, params: SubscribeParams) -> Subscribed:
+    """Stream change events as `events.event` notifications ({subscription, event}).
 
-    @rpc_method("events.unsubscribe")
-    async def unsubscribe(self, call: Call, params: UnsubscribeParams) -> Unsubscribed:
-        """Stop one subscription of this connection."""
-        peer: Peer = call.session
-        return Unsubscribed(self._bus.unsubscribe(peer, params.subscription))
+    `topics` filters by topic (`kv`) or type (`kv.created`); none (or `*`) means all, and a name
+    no event has is refused. With `since`, every logged event after that sequence number
+    comes first, then live ones.
+    """
+    topics = _filter(params.topics)
+    peer: Peer = call.session
+    sub = app.bus.subscribe(peer, topics, params.since)
+    call.session.on_close(lambda: app.bus.drop_peer(peer))
+    oldest = await app.db.read(events_db.oldest_seq)
+    since = params.since
+    if since is not None:
+        call.after_reply(lambda: start_replay(app.bus, sub, since))
+    return Subscribed(
+        subscription=sub.id,
+        last_seq=app.db.writer.last_seq,
+        oldest_seq=oldest,
+        missed=since is not None and oldest is not None and oldest > since + 1,
+    )
 
-    @rpc_method("events.list")
-    async def list(self, call: Call, params: EventsListParams) -> EventPage:
-        """Logged events after `since`, oldest first; `topics` as for events.subscribe; only
-        those naming `project` (its id, path or name); stamped from `after`, before `before`."""
-        topics = _filter(params.topics)
-        project = (await resolve(self._db, params.project)).id if params.project else None
-        items, total = await self._db.read(
-            history.page, params.since, topics, project,
-            iso(params.after) if params.after else None,
-            iso(params.before) if params.before else None, params.limit, params.offset,
-        )  # fmt: skip
-        return EventPage(items=items, total=total)
+
+@methods("events.unsubscribe")
+async def unsubscribe(app: App, call: Call, params: UnsubscribeParams) -> Unsubscribed:
+    """Stop one subscription of this connection."""
+    peer: Peer = call.session
+    return Unsubscribed(app.bus.unsubscribe(peer, params.subscription))
+
+
+@methods("events.list")
+async def list_(app: App, call: Call, params: EventsListParams) -> EventPage:
+    """Logged events after `since`, oldest first; `topics` as for events.subscribe; only
+    those naming `project` (its id, path or name); stamped from `after`, before `before`."""
+    topics = _filter(params.topics)
+    project = (await resolve(app.db, params.project)).id if params.project else None
+    items, total = await app.db.read(
+        history.page, params.since, topics, project,
+        iso(params.after) if params.after else None,
+        iso(params.before) if params.before else None, params.limit, params.offset,
+    )  # fmt: skip
+    return EventPage(items=items, total=total)
