@@ -7,7 +7,7 @@ required, enums, descriptions — so a noun another engineer adds to the daemon 
 daemon/domain/crud.py has its commands at once, with no change here.
 
 A noun:  {"help": str, "fields": [[name, kind], …], "verbs": {verb: {"method", "help",
-          "params": [param, …]}}}
+          "params": [param, …]}}}, its verbs in the order of VERBS
 A param: {"name", "kind", "required", "nullable", "help", "choices"?, "item"?}
 Kinds:   int, number, bool, str, choice (an enum: "choices"), ref (an id or a name: integer
          or string), list (of "item", a scalar kind), json (anything else, given as JSON text)
@@ -53,7 +53,8 @@ def nouns(discover: dict[str, Any]) -> dict[str, Any]:
         if verb == "list" or (verb == "show" and not entry["fields"]):  # a list's rows first
             entry["fields"] = _fields(spec, schemas, paged=verb == "list")
     for noun, entry in found.items():
-        entry["help"] = f"{noun}: " + ", ".join(v for v in VERBS if v in entry["verbs"])
+        entry["verbs"] = {v: entry["verbs"][v] for v in VERBS if v in entry["verbs"]}  # in order
+        entry["help"] = f"{noun}: " + ", ".join(entry["verbs"])
     return found
 
 

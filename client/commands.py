@@ -17,7 +17,7 @@ import sys
 from client import errors, locations, output
 from client.flags import split_globals
 from client.session import Session
-from client.spec import Command, ShowHelp, help_text, parse, usage
+from client.spec import Command, ShowHelp, WrongWords, parse
 
 # `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
 TYPE_CHECKING = False
@@ -133,7 +133,7 @@ def top_command(words: list[str], s: Session) -> Command:
     if entry is not None and not generated.well_formed(entry):  # a cache file tampered with
         entry = s.noun(noun, fresh=True)
     if entry is None or noun in TOP:
-        raise errors.UsageError(f"unknown command {word!r}; pm --help lists them", usage([root()]))
+        raise errors.UsageError(f"unknown command {word!r}; pm --help lists them", _usage())
     node = generated.command(noun, entry)  # shown with the noun's columns…
     node.name = word  # …and named as typed (`pm feature`)
     return node
@@ -157,6 +157,12 @@ def root() -> Command:
     return Command("pm", help=ROOT_HELP, verbs=[Command(w, help=t.help) for w, t in TOP.items()])
 
 
+def _usage() -> str:
+    from client.helptext import usage
+
+    return usage([root()])
+
+
 def _root_help(s: Session) -> str:
     """The commands, with the daemon's nouns (if one answers, or was seen before)."""
     nouns: dict[str, str] | None
@@ -169,6 +175,8 @@ def _root_help(s: Session) -> str:
         for noun, about in (nouns or {}).items()
         if noun_word(noun) not in TOP
     ]
+    from client.helptext import help_text
+
     text = help_text([root()], extra)
     if nouns is None:
         text += "(the daemon's own nouns are listed here once it has answered)\n"
@@ -178,7 +186,7 @@ def _root_help(s: Session) -> str:
 def resolve(words: list[str], s: Session) -> tuple[list[Command], Args]:
     """The command the words name, and its arguments; UsageError or ShowHelp."""
     if not words:
-        raise errors.UsageError("a command is needed; pm --help lists them", usage([root()]))
+        raise errors.UsageError("a command is needed; pm --help lists them", _usage())
     if words[0] in ("-h", "--help"):
         raise ShowHelp([])
     if words[0] == "--version":
@@ -205,6 +213,8 @@ def run(argv: list[str]) -> int:
         try:
             path, args = resolve(words, s)
         except ShowHelp as asked:
+            from client.helptext import help_text
+
             text = help_text(asked.path) if asked.path else _root_help(s)
             sys.stdout.write("".join(output.visible(line) + "\n" for line in text.splitlines()))
             return errors.EXIT_OK
@@ -212,6 +222,10 @@ def run(argv: list[str]) -> int:
             print(asked)
             return errors.EXIT_OK
         except errors.UsageError as e:
+            if isinstance(e, WrongWords):
+                from client.helptext import usage
+
+                e.usage = usage(e.path)
             if e.usage and not output.json_stderr():
                 sys.stderr.write(e.usage)
             return output.fail(str(e), kind="usage", exit_code=errors.EXIT_USAGE)

@@ -21,7 +21,6 @@ import sys
 
 from client import errors, fastjson, output
 from client.args import stdin_or
-from client.catalogue import VERBS
 from client.columns import columns
 from client.spec import Arg, Command
 
@@ -44,9 +43,9 @@ def command(noun: str, entry: dict[str, Any], only: Iterable[str] | None = None)
 
 
 def verbs(noun: str, entry: dict[str, Any], only: Iterable[str] | None = None) -> list[Command]:
-    """The noun's verbs in their usual order (list, show, add, update, remove)."""
+    """The noun's verbs, in their usual order (client.catalogue keeps them so)."""
     offered = entry["verbs"]
-    wanted = [v for v in VERBS if v in offered and (only is None or v in only)]
+    wanted = [v for v in offered if only is None or v in only]
     return [
         Command(
             verb,

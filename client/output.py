@@ -20,26 +20,30 @@ if TYPE_CHECKING:
 
 # Characters a terminal acts on rather than shows: C0 controls, DEL, C1 controls (ESC's 8-bit
 # twins, CSI among them), the line and paragraph separators, and the bidirectional overrides
-# and isolates that reorder what is shown ("Trojan Source").
-_UNSAFE = [
-    *range(0x00, 0x20),
-    *range(0x7F, 0xA0),
-    0x2028,
-    0x2029,
-    *range(0x202A, 0x202F),
-    *range(0x2066, 0x206A),
-]
+# and isolates that reorder what is shown ("Trojan Source"). The tables are built when first
+# needed: most text is printable, and every command's start-up counts.
 _NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
-_SHOWN = {c: _NAMED.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
-# In JSON text these can only stand inside strings, where \\uXXXX is the same value.
-_JSON_SAFE = {c: f"\\u{c:04x}" for c in _UNSAFE if c >= 0x7F}
+_tables: tuple[dict[int, str], dict[int, str]] | None = None
+
+
+def _unsafe() -> tuple[dict[int, str], dict[int, str]]:
+    """(how each unsafe character is shown, its escape inside JSON strings)."""
+    global _tables  # noqa: PLW0603 - built once, on first use
+    if _tables is None:
+        unsafe = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029,
+                  *range(0x202A, 0x202F), *range(0x2066, 0x206A)]  # fmt: skip
+        shown = {c: _NAMED.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in unsafe}
+        # In JSON text these can only stand inside strings, where \\uXXXX is the same value.
+        _tables = shown, {c: f"\\u{c:04x}" for c in unsafe if c >= 0x7F}
+    return _tables
+
 
 _json_stderr = False  # `pm --json`: every message on stderr is a JSON object too
 
 
 def visible(text: str) -> str:
     """`text` with every character a terminal would act on shown as an escape (\\x1b, \\n)."""
-    return text if text.isprintable() else text.translate(_SHOWN)
+    return text if text.isprintable() else text.translate(_unsafe()[0])
 
 
 def colour_enabled() -> bool:
@@ -60,7 +64,7 @@ def json_text(value: Any, *, pretty: bool = False) -> str:
         from client import fastjson
 
         text = fastjson.dumps(value)
-    return text if text.isascii() else text.translate(_JSON_SAFE)
+    return text if text.isascii() else text.translate(_unsafe()[1])
 
 
 def print_json(value: Any) -> None:

@@ -1,10 +1,11 @@
 """What a `pm` command accepts, said once: its positionals and options, its verbs, its help.
 
 Every command — written by hand or generated from `rpc.discover` — is a `Command` of `Arg`s;
-`parse` reads the words into an `Args`, and the same description gives the usage line, the
-help text and the shell completion. It replaces argparse on purpose: argparse (with the
-gettext it pulls in) costs ~2.5 ms of start-up and building its parser more, paid by every
-`pm` call a shell prompt or an agent's hook makes; this module imports nothing.
+`parse` reads the words into an `Args`, and the same description gives the usage line and the
+help text (client.helptext) and the shell completion (client.completion). It replaces
+argparse on purpose: argparse (with the gettext it pulls in) costs ~2.5 ms of start-up and
+building its parser more, paid by every `pm` call a shell prompt or an agent's hook makes;
+this module imports nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from client.args import Args
 from client.errors import UsageError
 
-__all__ = ["Arg", "Args", "Command", "ShowHelp", "help_text", "is_option", "parse", "usage"]
+__all__ = ["Arg", "Args", "Command", "ShowHelp", "WrongWords", "is_option", "parse"]
 
 # `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
 TYPE_CHECKING = False
@@ -164,6 +165,15 @@ def _number(word: str) -> bool:
     return True
 
 
+class WrongWords(UsageError):
+    """The words are not a command as described: `path` is the command they reached (its
+    usage line is shown with the message: client.helptext)."""
+
+    def __init__(self, message: str, path: list[Command]) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class ShowHelp(Exception):
     """`-h`/`--help` was given: show the help of the command at `path`."""
 
@@ -195,11 +205,11 @@ def parse(
     if node.run is None:
         what = "command" if len(path) == 1 else "verb"
         problem = f"unknown {what} {words[i]!r}" if i < len(words) else f"a {what} is needed"
-        raise UsageError(f"{problem} (choose from {', '.join(node.verbs)})", usage(path))
+        raise WrongWords(f"{problem} (choose from {', '.join(node.verbs)})", path)
     try:
         values = _read(node, words[i:], path)
     except UsageError as e:
-        raise UsageError(str(e), usage(path)) from None
+        raise WrongWords(str(e), path) from None
     values["command"] = " ".join(c.name for c in path[1:])
     return path, Args(**values)
 
@@ -288,91 +298,3 @@ class _Reader:
                 raise UsageError(f"argument {flag}: not allowed with argument {groups[arg.group]}")
             groups[arg.group] = flag
         return self.values
-
-
-# --- usage and help ---------------------------------------------------------------------------
-def usage(path: list[Command]) -> str:
-    node = path[-1]
-    words = " ".join(["pm", *(c.name for c in path[1:])])
-    if node.verbs and node.run is None:
-        return f"usage: {words} {{{','.join(node.verbs)}}} …\n"
-    parts = [words]
-    if node.verbs:
-        parts.append(f"[{{{','.join(node.verbs)}}} …]")
-    grouped: dict[str, list[Arg]] = {}
-    for arg in node.args:
-        if arg.group is not None:
-            grouped.setdefault(arg.group, []).append(arg)
-    shown: set[str] = set()
-    for arg in [a for a in node.args if not a.positional] + node.positionals():
-        if arg.group is not None:
-            if arg.group not in shown:
-                shown.add(arg.group)
-                members = " | ".join(a.synopsis().strip("[]") for a in grouped[arg.group])
-                parts.append(f"[{members}]")
-            continue
-        parts.append(arg.synopsis())
-    return _wrap("usage: ", parts)
-
-
-def _wrap(head: str, parts: list[str], width: int = 100) -> str:
-    """`head` and the parts on lines of at most `width`, the later ones indented under the
-    first part's end."""
-    first, rest = parts[0], parts[1:]
-    indent = " " * (len(head) + len(first) + 1)
-    lines = [head + first]
-    for part in rest:
-        if len(lines[-1]) + 1 + len(part) > width and lines[-1].strip() != first:
-            lines.append(indent + part)
-        else:
-            lines[-1] += " " + part
-    return "\n".join(lines) + "\n"
-
-
-def help_text(path: list[Command], extra: Sequence[tuple[str, str]] = ()) -> str:
-    """The usage line, what the command does, its verbs and arguments. `extra`: more
-    (name, help) lines for the verbs list (the root's generated nouns)."""
-    node = path[-1]
-    out = [usage(path).rstrip("\n"), ""]
-    about = node.description or node.help
-    if about:
-        out += [about, ""]
-    verbs = [(name, verb.help) for name, verb in node.verbs.items()] + list(extra)
-    if verbs:
-        out.append("commands:" if len(path) == 1 else "verbs:")
-        width = max(len(name) for name, _ in verbs)
-        out += [f"  {name:<{width}}  {text}".rstrip() for name, text in verbs]
-        out.append("")
-    rows = [(a.metavar, a.help) for a in node.positionals()]
-    rows += [(_option_label(a), _option_help(a)) for a in node.args if not a.positional]
-    if len(path) == 1:
-        rows += [
-            ("--json", "machine-readable output on stdout (anywhere on the line)"),
-            ("--socket PATH", "the daemon's socket (default: as the daemon resolves it)"),
-            ("--no-spawn", "never start the daemon"),
-            ("--version", "this pm's version"),
-        ]
-    if rows:
-        out.append("arguments:")
-        width = max(len(label) for label, _ in rows)
-        out += [f"  {label:<{width}}  {text}".rstrip() for label, text in rows]
-        out.append("")
-    return "\n".join(out)
-
-
-def _option_label(arg: Arg) -> str:
-    names = ", ".join(arg.flags)
-    return names if arg.flag else f"{names} {arg.metavar}"
-
-
-def _option_help(arg: Arg) -> str:
-    text = arg.help
-    if arg.choices is not None:
-        text += (" " if text else "") + "(" + ", ".join(str(c) for c in arg.choices) + ")"
-    if arg.repeat:
-        text += (" " if text else "") + "(repeatable)"
-    if arg.default is not None:
-        text += (" " if text else "") + f"(default {arg.default})"
-    if arg.required:
-        text += (" " if text else "") + "(required)"
-    return text
