@@ -243,11 +243,9 @@ def test_outputs_are_brief_unless_full(with_alpha: tuple[DaemonProcess, int]) ->
     saved, (brief, full) = run(scenario())
     assert saved["project_id"] == project  # the bridge's project: the working directory's
     assert "content" not in saved  # brief: ids, titles, kinds…
-    page = brief.get("documents", brief)
-    assert page["items"][0]["id"] == saved["id"] and page["items"][0]["title"] == "claims"
-    assert "metadata" not in page["items"][0]
-    full_page = full.get("documents", full)
-    assert "uid" in full_page["items"][0]
+    assert brief["items"][0]["id"] == saved["id"] and brief["items"][0]["title"] == "claims"
+    assert "uid" not in brief["items"][0]
+    assert "uid" in full["items"][0]
 
 
 def test_agent_and_project_come_from_the_bridge(with_alpha: tuple[DaemonProcess, int]) -> None:
@@ -394,18 +392,29 @@ def text_of(result: types.ReadResourceResult) -> str:
     return contents.text
 
 
-def test_prompts(daemon: DaemonProcess) -> None:
-    async def scenario() -> tuple[list[str], str]:
+def test_prompts(with_alpha: tuple[DaemonProcess, int]) -> None:
+    daemon, project = with_alpha
+    daemon.call("tasks.add", {"project": project, "title": "port the lexer"})
+
+    async def scenario() -> tuple[list[str], str, str]:
         async with bridge(daemon, name="codex") as session:
             names = [p.name for p in (await session.list_prompts()).prompts]
+            start = await session.get_prompt("start", {})
+            await session.call_tool("claim", {})
             handoff = await session.get_prompt("handoff", {"to": "claude"})
-            block = handoff.messages[0].content
-            assert isinstance(block, types.TextContent)
-            return names, block.text
+            texts = []
+            for prompt in (start, handoff):
+                block = prompt.messages[0].content
+                assert isinstance(block, types.TextContent)
+                texts.append(block.text)
+            return names, texts[0], texts[1]
 
-    names, text = run(scenario())
+    names, start, handoff = run(scenario())
     assert names == ["start", "handoff"]
-    assert "codex" in text and "claude" in text and "checkpoint" in text
+    assert "alpha" in start and "port the lexer" in start  # the brief, with the ready task
+    assert "`claim`" in start and "`checkpoint`" in start
+    assert "codex" in handoff and "claude" in handoff and "`checkpoint`" in handoff
+    assert "You hold:" in handoff and "port the lexer" in handoff
 
 
 # --- the process ---------------------------------------------------------------------------

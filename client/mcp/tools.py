@@ -185,24 +185,6 @@ def _show(core: Core, methods: Mapping[str, schemas.MethodParams]) -> Runner | N
     return run
 
 
-def _search(core: Core, methods: Mapping[str, schemas.MethodParams]) -> Runner | None:
-    tasks = methods.get("tasks.list")
-    if tasks is None or "query" not in tasks.properties:
-        return None  # documents only: plain forwarding
-
-    async def run(call: Call, args: dict[str, Any]) -> Any:
-        shown = methods[core.method].properties
-        doc_args = {k: v for k, v in args.items() if k in shown}
-        task_args = {k: v for k, v in args.items() if k in ("query", "project", "limit")}
-        documents, found = await asyncio.gather(
-            call.forward(core.method, doc_args, safe=True),
-            call.forward("tasks.list", task_args, safe=True),
-        )
-        return {"documents": documents, "tasks": found}
-
-    return run
-
-
 def _brief(core: Core, methods: Mapping[str, schemas.MethodParams]) -> Runner | None:
     async def run(call: Call, args: dict[str, Any]) -> Any:
         here = call.bridge.identity.path
@@ -245,7 +227,7 @@ CORE: tuple[Core, ...] = (
          extra={"release": {"type": "boolean", "description": "give the task back"}},
          run=_heartbeat, also=("tasks.release",)),
     Core("complete", "Complete your task; next:true claims the next step of its plan.",
-         "tasks.complete", ("id", "next", "summary"), WRITE),
+         "tasks.complete", ("id", "next"), WRITE),
     Core("create", "Create a todo in this project, or a step (phase) of a plan.", "tasks.add",
          ("title", "description", "priority", "phase", "position", "parent", "tags", PROJECT),
          WRITE, narrower=("phase", "parent")),
@@ -255,9 +237,8 @@ CORE: tuple[Core, ...] = (
     Core("show", "A task (id), or a plan (plan) with its phases and steps.", "tasks.get",
          ("id",), READ, extra={"plan": {"type": "integer", "minimum": 1}},
          run=_show, also=("plans.get",)),
-    Core("search", "Search notes, decisions, context and other documents (and tasks), "
-         "best first.", "documents.search", ("query", "kind", "tags", PROJECT, "limit"),
-         READ, run=_search, also=("tasks.list",)),
+    Core("search", "Search notes, decisions, context and other documents by words, best "
+         "first.", "documents.search", ("query", "kind", "tags", PROJECT, "limit"), READ),
     Core("remember", "Save a note, decision or context for later agents.", "documents.add",
          ("kind", "title", "content", "tags", "task", "plan", PROJECT), WRITE,
          narrower=("task", "plan")),
