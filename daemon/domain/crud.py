@@ -207,7 +207,7 @@ class Crud(Generic[R]):
             old = self.table.must_get(tx.conn, params.id)
             self.rules.before_update(tx, old, changes)
             new = self.table.update(
-                tx, params.id, changes, expected_version=params.expected_version
+                tx, params.id, changes, expected_version=params.expected_version, old=old
             )
             if new is not old:
                 self.rules.after_update(tx, old, new)

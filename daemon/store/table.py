@@ -237,10 +237,11 @@ class Table(Generic[R]):
         budget (see `fetch_page`) unless `budget` is False."""
         sql, args = (where or Where()).render()
         order_by = self.orders[order] if order is not None else next(iter(self.orders.values()))
-        cursor = conn.execute(
-            f"{self._select} FROM {self._from}{sql} ORDER BY {order_by} LIMIT ? OFFSET ?",
-            (*args, limit, offset),
-        )
+        query = f"{self._select} FROM {self._from}{sql} ORDER BY {order_by}"
+        if limit >= 0 or offset:  # (a LIMIT -1 still costs the planner its sorter: ~3x here)
+            query += " LIMIT ? OFFSET ?"
+            args = (*args, limit, offset)
+        cursor = conn.execute(query, args)
         texts = fetch_page(cursor) if budget else fetch_page(cursor, None)
         return self._decode_many(b"[" + ",".join(t for (t,) in texts).encode() + b"]")
 
@@ -310,12 +311,15 @@ class Table(Generic[R]):
         *,
         expected_version: int | None = None,
         emit: bool = True,
+        old: R | None = None,
     ) -> R:
         """Set the fields given that differ from what is stored (nothing at all, and no event,
         when none does); bumps `version`; `expected_version` that is not the stored one is a
-        `conflict`. Emits `<namespace>.updated` with the changed fields' new values."""
+        `conflict`. Emits `<namespace>.updated` with the changed fields' new values. `old`:
+        the row as this transaction already read it (saves reading it again)."""
         self._checked(values)
-        old = self.must_get(tx.conn, row_id)
+        if old is None or old.id != row_id:
+            old = self.must_get(tx.conn, row_id)
         check_version(self.namespace, old, expected_version)
         changed = {k: v for k, v in values.items() if getattr(old, k) != v}
         if not changed:

@@ -91,7 +91,7 @@ def write(
             fingerprint = changed.get("fingerprint", row.fingerprint)
             note_scan(tx, row.id, changed.get("scanned_at", row.scanned_at), fingerprint)
         return row
-    new = PROJECTS.update(tx, row.id, changed, emit=False) if changed else row
+    new = PROJECTS.update(tx, row.id, changed, emit=False, old=row) if changed else row
     if kind is None:
         tx.emit(PROJECTS.updated, PROJECTS.updated_event(new, changed))
     else:
