@@ -64,6 +64,17 @@ TOP: dict[str, Top] = {
     "daemon": Top("client.daemonctl", "start, stop, restart or inspect pm-agentd; install it"),
     "completion": Top("client.basic_cli", 'a completion script: eval "$(pm completion bash)"'),
     "mcp": Top("client.mcp.command", "serve pm-agent to an AI agent over MCP; pm mcp install"),
+    # the memory (issue 16)
+    "note": Top("client.memory_cli", "add a note (or knowledge, context…): pm note add"),
+    "search": Top("client.memory_cli", "search every note and document, best first"),
+    "context": Top("client.memory_cli", "the project's context items"),
+    "knowledge": Top("client.memory_cli", "the project's knowledge"),
+    "instructions": Top("client.memory_cli", "the instructions that apply to a path, and why"),
+    "brief": Top("client.memory_cli", "what to know before starting here (Markdown, for hooks)"),
+    "resume": Top("client.memory_cli", "where work stopped in this project, and what is next"),
+    "agents": Top("client.memory_state_cli", "the agents at work", generated=("list", "show")),
+    "checkpoint": Top("client.memory_state_cli", "a project's work saved, listed, restored"),
+    "metrics": Top("client.memory_state_cli", "token use over time, as a sparkline table"),
     # work (issue 15): shortcuts beside the generated verbs of their nouns (ALIASES)
     "todo": Top("client.work_cli", "the todos of the project here: add, list, start, done"),
     "ready": Top("client.work_cli", "ready work across projects (or --project), best first"),
