@@ -232,3 +232,30 @@ def test_repair_and_import_leave_the_index_whole(daemon: DaemonProcess) -> None:
 
     wait_for(searchable, 10, "the index rebuilt after the import")
     fts_sound(daemon)
+
+
+def test_a_perpetua_stages_prompt_result_and_thinking_are_documents(
+    make_daemon: DaemonFactory,
+) -> None:
+    """A journey is a plan, a stage a phase; its prompt, result and thinking are stage
+    documents scoped to the phase, found by search and listed by the phase."""
+    daemon = make_daemon().start()
+    repo = make_repo(daemon.dev_root / "lab")
+    daemon.call("projects.scan")
+    journey = daemon.call("plans.add", {"project": str(repo), "title": "Why is the cache cold",
+                                        "kind": "journey"})  # fmt: skip
+    stage = daemon.call("phases.add", {"plan": journey["id"], "title": "Chasing",
+                                       "kind": "chasing"})  # fmt: skip
+    for part, text in (("prompt", "Find what evicts the cache"), ("result", "TTL of 30 s"),
+                       ("thinking", "Eviction follows the deploys")):  # fmt: skip
+        made = daemon.call("documents.add", {"kind": "stage", "type": part, "phase": stage["id"],
+                                             "title": f"Chasing ({part})", "content": text,
+                                             "metadata": {"stage": "chasing"}})  # fmt: skip
+        assert (made["plan_id"], made["project_id"]) == (journey["id"], journey["project_id"])
+    parts = daemon.call("documents.list", {"phase": stage["id"], "kind": "stage"})
+    assert sorted(d["type"] for d in parts["items"]) == ["prompt", "result", "thinking"]
+    assert titles(daemon.call("documents.search", {"query": "ttl"})) == ["Chasing (result)"]
+    error = daemon.call_error("documents.add", {"kind": "stage", "type": "summary",
+                                                "phase": stage["id"], "title": "x",
+                                                "content": "y"})  # fmt: skip
+    assert error.data["field"] == "type"
