@@ -19,6 +19,10 @@ ALTER TABLE quality_metrics ADD COLUMN version INTEGER NOT NULL DEFAULT 1 CHECK 
 
 UPDATE quality_metrics SET created_at = calculated_at, updated_at = calculated_at;
 
+-- A 0.1 scan stored an origin URL of any length; a project row now holds at most 2048
+-- characters there (the URL stays in `remotes`).
+UPDATE projects SET repository_url = NULL WHERE length(repository_url) > 2048;
+
 UPDATE kv SET uid = uuid7_at(created_at);
 UPDATE projects SET uid = uuid7_at(created_at);
 UPDATE jobs SET uid = uuid7_at(created_at);
