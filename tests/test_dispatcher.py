@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +22,11 @@ class EchoParams(Params, frozen=True):
 
 class Echoed(msgspec.Struct):
     text: str
+
+
+class MoodParams(Params, frozen=True):
+    mood: Literal["calm", "busy"]
+    moods: list[Literal["calm", "busy"]] = msgspec.field(default_factory=list)
 
 
 class WorkParams(ProgressParams, frozen=True):
@@ -47,6 +52,12 @@ async def missing(ctx: object, call: Call, params: EchoParams) -> Echoed:
 async def bug(ctx: object, call: Call, params: EchoParams) -> Echoed:
     """A handler with a bug."""
     raise ZeroDivisionError("secret internals")
+
+
+@methods("test.mood")
+async def mood(ctx: object, call: Call, params: MoodParams) -> str:
+    """Say the mood back."""
+    return params.mood
 
 
 @methods("test.work")
@@ -224,3 +235,16 @@ def test_progress_never_goes_back() -> None:
     assert [v["kind"] for v in values] == ["begin", *["report"] * 7, "end"]
     assert [v["percentage"] for v in values] == [0, 50, *[100] * 7]
     assert values[-1] == {"kind": "end", "message": "done", "percentage": 100}
+
+
+def test_an_enum_value_that_is_not_one_lists_the_allowed() -> None:
+    d = make()
+    for params, field in (
+        ('{"mood":"sleepy"}', "mood"),
+        ('{"mood":"calm","moods":["x"]}', "moods"),
+    ):
+        frame = b'{"jsonrpc":"2.0","id":1,"method":"test.mood","params":%s}' % params.encode()
+        error = handle(d, frame)["error"]
+        assert error["code"] == -32602 and error["data"]["field"].startswith(field)
+        assert sorted(error["data"]["allowed"]) == ["busy", "calm"]
+        assert "allowed: " in error["message"] and "calm" in error["message"].split("allowed")[1]

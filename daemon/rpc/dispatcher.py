@@ -9,10 +9,12 @@ line and never a traceback on the wire.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
+import msgspec.inspect
 import structlog
 from msgspec import UNSET
 
@@ -277,8 +279,36 @@ def _decode_params(method: Method, raw: msgspec.Raw | msgspec.UnsetType) -> Any:
     except msgspec.ValidationError as e:
         text = str(e).replace("`$.", "`params.").replace(" - at `$`", "")
         field = _field_of(str(e))
-        data = {"field": field} if field else {}
+        data: dict[str, Any] = {"field": field} if field else {}
+        allowed = _allowed(method.params_type, field) if field else None
+        if allowed and str(e).startswith("Invalid enum value"):
+            data["allowed"] = list(allowed)
+            text += f"; allowed: {', '.join(map(str, allowed))}"
         raise InvalidParams(f"Invalid params: {text}", **data) from None
+
+
+@functools.cache
+def _allowed(params_type: type, field: str) -> tuple[Any, ...] | None:
+    """The values an enum field of the params takes (its Literal), for the error message."""
+    info = msgspec.inspect.type_info(params_type)
+    name = field.split(".", maxsplit=1)[0].split("[", maxsplit=1)[0]
+    if not isinstance(info, msgspec.inspect.StructType):
+        return None
+    for f in info.fields:
+        if f.encode_name != name:
+            continue
+        kinds = [f.type]
+        while kinds:
+            kind = kinds.pop()
+            if isinstance(kind, msgspec.inspect.Metadata):
+                kinds.append(kind.type)
+            elif isinstance(kind, msgspec.inspect.UnionType):
+                kinds.extend(kind.types)
+            elif isinstance(kind, msgspec.inspect.ListType):
+                kinds.append(kind.item_type)
+            elif isinstance(kind, msgspec.inspect.LiteralType):
+                return kind.values
+    return None
 
 
 def _field_of(message: str) -> str | None:
