@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import random
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -312,6 +313,13 @@ def cycle_checks(conn: sqlite3.Connection, plans: list[int], seed: int) -> dict[
 # --- the run ---------------------------------------------------------------------------------
 def scenario(archived: int, runs: int, projects: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="pm-bench-work-"))
+    try:
+        return _scenario(root, archived, runs, projects)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _scenario(root: Path, archived: int, runs: int, projects: int) -> dict[str, Any]:
     with Daemon(config(root)) as daemon:
         started = time.perf_counter()
         made = load(daemon, projects, archived)

@@ -256,3 +256,65 @@ def test_status_changes_record_their_times_and_blocked_needs_a_reason(
     assert done["completed_at"] is not None and done["blocked_reason"] is None
     reopened = rpc.call("tasks.update", {"id": todo["id"], "status": "pending"})
     assert reopened["completed_at"] is None
+
+
+def test_update_many_is_all_or_nothing_and_names_the_item(
+    work_daemon: DaemonProcess, rpc: Client
+) -> None:
+    """Project Memory's batchUpdateSteps: one transaction for every item."""
+    project = new_project(work_daemon, rpc)
+    tree = make_plan(rpc, project, [["a", "b", "c"]])
+    a, b, c = (steps(tree)[n]["id"] for n in "abc")
+    done = rpc.call("tasks.update_many", {"updates": [
+        {"id": a, "status": "completed"}, {"id": b, "title": "b2", "priority": 2},
+    ]})  # fmt: skip
+    assert [(t["status"], t["title"]) for t in done] == [("completed", "a"), ("pending", "b2")]
+    e = error(rpc, "tasks.update_many", {"updates": [
+        {"id": b, "title": "b3"}, {"id": c, "status": "blocked"},  # no reason: refused
+    ]})  # fmt: skip
+    assert e.code == -32602 and e.data["index"] == 1 and "updates[1]" in e.message
+    assert rpc.call("tasks.get", {"id": b})["title"] == "b2"  # the first item was undone too
+
+
+def test_deps_check_answers_without_adding(work_daemon: DaemonProcess, rpc: Client) -> None:
+    project = new_project(work_daemon, rpc)
+    tree = make_plan(rpc, project, [["a", "b"]])
+    a, b = steps(tree)["a"]["id"], steps(tree)["b"]["id"]
+    blocks(rpc, ("task", b), ("task", a))
+    ask = {"from_type": "task", "from_id": a, "to_type": "task", "to_id": b}
+    assert rpc.call("deps.check", ask)["cycle"] == [
+        {"type": "task", "id": a}, {"type": "task", "id": b}, {"type": "task", "id": a}
+    ]  # fmt: skip
+    fine = {"from_type": "task", "from_id": b, "to_type": "plan", "to_id": make_plan(
+        rpc, project, [["x"]])["id"]}  # fmt: skip
+    assert rpc.call("deps.check", fine)["cycle"] is None
+    assert rows(work_daemon, "SELECT count(*) FROM dependencies WHERE from_id = ? AND"
+                " from_type = 'task'", a) == [(0,)]  # fmt: skip
+
+
+def test_ready_counts_stay_true_through_every_kind_of_change(
+    work_daemon: DaemonProcess, rpc: Client
+) -> None:
+    """tasks.ready's total reads counts the schema's triggers keep: they match a recount after
+    adds, claims, completions, blocking, subtasks, archiving, deletes and a forgotten project."""
+    project, gone = new_project(work_daemon, rpc), new_project(work_daemon, rpc)
+    tree = make_plan(rpc, project, [["a", "b", "c"], ["d"]])
+    s = steps(tree)
+    rpc.call("tasks.add", {"project": gone, "title": "todo of a project about to go"})
+    blocks(rpc, ("phase", tree["phases"][1]["id"]), ("task", s["c"]["id"]))
+    rpc.call("tasks.claim", {"agent": "ann", "id": s["a"]["id"]})
+    rpc.call("tasks.add", {"parent": s["b"]["id"], "title": "b.1"})
+    other = make_plan(rpc, project, [["x", "y"]])
+    rpc.call("plans.archive", {"id": other["id"]})
+    rpc.call("tasks.complete", {"id": s["c"]["id"]})
+    rpc.call("tasks.delete", {"id": s["a"]["id"]})
+    rpc.call("projects.forget", {"project": gone})
+    recount = dict(rows(
+        work_daemon,
+        "SELECT coalesce(project_id, 0), count(*) FROM tasks WHERE status = 'pending'"
+        " AND blocked = 0 AND open_subtasks = 0 AND archived = 0 GROUP BY 1",
+    ))  # fmt: skip
+    counted = {p: n for p, n in rows(work_daemon, "SELECT project_id, ready FROM ready_counts")
+               if n}  # fmt: skip
+    assert counted == recount
+    assert rpc.call("tasks.ready", {"project": project})["total"] == recount[project] == 2

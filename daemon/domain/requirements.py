@@ -27,7 +27,7 @@ FeatureIds = Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(ma
 class Requirement(Row, kw_only=True):
     project_id: int
     category: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    description: Annotated[str, msgspec.Meta(min_length=1, max_length=1_000_000)]
+    description: Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
     priority: RequirementPriority = "medium"
     source: Short | None = None
     user_stories: Lines = msgspec.field(default_factory=list)

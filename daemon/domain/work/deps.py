@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from daemon.domain.app import App
 from daemon.domain.crud import Crud, Deleted, Id
 from daemon.domain.work import derived, graph
@@ -117,6 +119,36 @@ async def add_dependency(app: App, call: Call, p: DepsAddParams) -> Dependency:
     only one that gates work; `related`, `discovered_from`, `duplicates`). A `blocks` edge that
     would close a cycle, at any level, is refused (conflict, the cycle in `data.cycle`)."""
     return await app.db.write(lambda tx: add(tx, p))
+
+
+class DepsCheckParams(Params, frozen=True):
+    from_type: NodeType
+    from_id: Id
+    to_type: NodeType
+    to_id: Id
+
+
+class NodeRef(msgspec.Struct, kw_only=True):
+    type: NodeType
+    id: int
+
+
+class CycleCheck(msgspec.Struct, kw_only=True):
+    cycle: list[NodeRef] | None
+
+
+def check(conn: Any, p: DepsCheckParams) -> CycleCheck:
+    source: graph.Node = (p.from_type, p.from_id)
+    target: graph.Node = (p.to_type, p.to_id)
+    found = [source, target] if source == target else graph.cycle_through(conn, source, target)
+    return CycleCheck(cycle=None if found is None else [NodeRef(type=k, id=i) for k, i in found])
+
+
+@methods("deps.check")
+async def check_dependency(app: App, call: Call, p: DepsCheckParams) -> CycleCheck:
+    """Would "from depends on to" (blocks) close a cycle? `cycle` is the loop it would make, or
+    null (Project Memory's checkCycle; deps.add refuses the same edges)."""
+    return await app.db.read(check, p)
 
 
 @methods("deps.remove")

@@ -32,7 +32,9 @@ NODE_TYPES: tuple[NodeType, ...] = get_args(NodeType)
 
 # --- field constraints (said once, here) --------------------------------------------------------
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, description="a title")]
-Text = Annotated[str, msgspec.Meta(max_length=1_000_000)]
+# Long text (a description, a stage's result) stays well inside one message: longer text is a
+# document's (issue 16).
+Text = Annotated[str, msgspec.Meta(max_length=100_000)]
 Short = Annotated[str, msgspec.Meta(max_length=4096)]
 Agent = Annotated[str, msgspec.Meta(min_length=1, max_length=256, description="an agent's name")]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

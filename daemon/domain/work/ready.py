@@ -156,12 +156,16 @@ def ranked(
 
 
 def count(conn: sqlite3.Connection, now: str, project_id: int | None) -> int:
-    """How many tasks are ready (the `total` of tasks.ready)."""
+    """How many tasks are ready (the `total` of tasks.ready): the ready tasks the schema's
+    triggers count per project (`ready_counts`), less the deferred, plus expired claims."""
     where, args = _scope(project_id)
-    index = "tasks_ready_project" if project_id is not None else "tasks_ready"
-    (listed,) = conn.execute(
-        f"SELECT count(*) FROM tasks INDEXED BY {index} WHERE {READY} {where}", args
-    ).fetchone()
+    if project_id is None:
+        (listed,) = conn.execute("SELECT coalesce(sum(ready), 0) FROM ready_counts").fetchone()
+    else:
+        found = conn.execute(
+            "SELECT ready FROM ready_counts WHERE project_id = ?", (project_id,)
+        ).fetchone()
+        listed = found[0] if found else 0
     (deferred,) = conn.execute(
         f"SELECT count(*) FROM tasks INDEXED BY tasks_deferred WHERE defer_until IS NOT NULL"
         f" AND defer_until > ? AND {READY} {where}",

@@ -14,9 +14,10 @@ Generated: tasks.add, tasks.get, tasks.update. Written here, because they are re
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
+from msgspec import UNSET
 
 from daemon.domain.app import App
 from daemon.domain.crud import Crud, Deleted, Id, Ref, Rules
@@ -36,7 +37,7 @@ from daemon.domain.work.model import (
 )
 from daemon.domain.work.times import check_time
 from daemon.rpc.dispatcher import Call
-from daemon.rpc.errors import Conflict, InvalidParams, InvalidState
+from daemon.rpc.errors import Conflict, InvalidParams, InvalidState, RpcError
 from daemon.rpc.registry import Methods, Params
 from daemon.store.events_catalogue import EventKind
 from daemon.store.limits import Limit, Offset
@@ -374,3 +375,51 @@ async def move_task(app: App, call: Call, p: TaskMoveParams) -> Task:
     becomes a step), or under a `parent`; positions stay dense on both sides, its subtasks go
     with it, and a move that would close a dependency cycle is refused (conflict)."""
     return await app.db.write(lambda tx: move(tx, p))
+
+
+# --- many at once ------------------------------------------------------------------------------
+_Items = Annotated[
+    list[CRUD.update_params],  # type: ignore[name-defined]  # a type the Crud made
+    msgspec.Meta(min_length=1, max_length=1000),
+]
+UpdateManyParams = cast(
+    "type[Params]",
+    msgspec.defstruct(
+        "TasksUpdateManyParams", [("updates", _Items)], bases=(Params,), kw_only=True,
+        frozen=True, forbid_unknown_fields=True,
+    ),
+)  # fmt: skip
+
+
+def update_many(tx: Tx, updates: list[Any]) -> list[Task]:
+    """Project Memory's batchUpdateSteps: each item as tasks.update would do it, all in one
+    transaction — one refused, none done (the error says which)."""
+    rules = CRUD.rules
+    out: list[Task] = []
+    for n, item in enumerate(updates):
+        changes = {c: getattr(item, c) for c in CRUD.change if getattr(item, c) is not UNSET}
+        try:
+            old = TASKS.must_get(tx.conn, item.id)
+            rules.before_update(tx, old, changes)
+            new = TASKS.update(tx, item.id, changes, expected_version=item.expected_version)
+            if new is not old:
+                rules.after_update(tx, old, new)
+        except RpcError as e:
+            raise type(e)(f"updates[{n}] (task {item.id}): {e.message}", **e.data,
+                          index=n) from None  # fmt: skip
+        out.append(new)
+    return out
+
+
+async def update_many_method(app: App, call: Call, p: Any) -> list[Task]:
+    return await app.db.write(lambda tx: update_many(tx, p.updates))
+
+
+methods.add(
+    "tasks.update_many",
+    update_many_method,
+    params_type=UpdateManyParams,
+    result_type=list[Task],
+    doc="Change many tasks in one transaction (each item as tasks.update takes it, at most "
+    "1,000): all of them, or none and an error naming the item (`data.index`).",
+)
