@@ -112,6 +112,7 @@ class RepoIndex:
         self._lock = asyncio.Lock()
         self._pending: asyncio.Task[None] | None = None
         self._again = False
+        self._asked: set[str] | None = set()  # folders a refresh was asked for; None: all
 
     async def refresh(self, project_id: int, path: str, *, force: bool = False) -> SyncOutcome:
         async with self._lock:
@@ -133,10 +134,13 @@ class RepoIndex:
             log.info("instruction files with problems", project=path, problems=outcome.problems)
         return outcome
 
-    async def refresh_all(self) -> list[SyncOutcome]:
-        """Every present project whose files may have changed."""
+    async def refresh_all(self, within: list[str] | None = None) -> list[SyncOutcome]:
+        """Every present project (or those in or below the folders `within`) whose files may
+        have changed."""
         outcomes = []
         for project_id, path in await self._db.read(_present):
+            if within is not None and not any(_under(path, folder) for folder in within):
+                continue
             try:
                 outcomes.append(await self.refresh(project_id, path))
             except ShuttingDown:
@@ -149,20 +153,29 @@ class RepoIndex:
         """Another database file is live: every project is read again at the next refresh."""
         self._seen.clear()
 
-    def refresh_soon(self) -> None:
-        """From a scan listener (a plain callback): a refresh of everything, coalesced — one
-        asked for while one runs runs once more after it (it may have listed the projects
-        before the scan that asked)."""
+    def refresh_soon(self, scope: list[str] | None = None) -> None:
+        """From a scan listener (a plain callback): the projects in the scan's `scope` (None:
+        all) refreshed, coalesced — scopes asked for while a refresh runs are refreshed once
+        more after it (it may have listed the projects before the scan that asked)."""
+        if scope is None or self._asked is None:
+            self._asked = None
+        else:
+            self._asked.update(scope)
         self._again = True
         if self._pending is not None and not self._pending.done():
             return
 
         async def run() -> None:
             while self._again:
-                self._again = False
-                await self.refresh_all()
+                within = None if self._asked is None else sorted(self._asked)
+                self._again, self._asked = False, set()
+                await self.refresh_all(within)
 
         self._pending = asyncio.get_running_loop().create_task(run(), name="pm-repo-index")
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def repo_index(app: App) -> RepoIndex:

@@ -22,7 +22,14 @@ log = structlog.get_logger("pm.memory")
 def attach(app: App, scan_listeners: list[Callable[[Any], None]]) -> RepoIndex:
     """Make the App's index and have every scan (the watcher's too) refresh it."""
     index = repo_index(app)
-    scan_listeners.append(lambda _summary: index.refresh_soon())
+    roots = set(app.roots)
+
+    def scanned(summary: Any) -> None:
+        scope = list(summary.scope)
+        # A scan of a root is a full scan: registered projects elsewhere were scanned too.
+        index.refresh_soon(None if roots & set(scope) else scope)
+
+    scan_listeners.append(scanned)
     return index
 
 
