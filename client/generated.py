@@ -125,9 +125,15 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def dest(name: str) -> str:
+    """Where a param's value is kept in Args: never a name of pm's own (`json`, `command`…),
+    whatever the daemon's params are called."""
+    return f"={name}"
+
+
 def negation(name: str) -> str:
-    """The dest of `--no-FIELD` (never a param's own name: params have no spaces)."""
-    return f"no {name}"
+    """Where `--no-FIELD` is kept."""
+    return f"no={name}"
 
 
 def _args(verb: str, params: list[dict[str, Any]], fields: set[str] | None = None) -> list[Arg]:
@@ -147,16 +153,17 @@ def _args(verb: str, params: list[dict[str, Any]], fields: set[str] | None = Non
         if p["required"] and verb in POSITIONAL_VERBS and kind != "bool":
             out.append(
                 Arg(
-                    name,
+                    dest(name),
                     convert=convert,
                     choices=choices,
                     help=help_text,
+                    metavar=name.upper(),
                     complete=PROJECT if project else None,
                 )
             )
             continue
         if kind == "bool":
-            out.append(Arg(name, _flag(name), flag=True, group=name, help=help_text))
+            out.append(Arg(dest(name), _flag(name), flag=True, group=name, help=help_text))
             out.append(
                 Arg(
                     negation(name),
@@ -169,7 +176,7 @@ def _args(verb: str, params: list[dict[str, Any]], fields: set[str] | None = Non
             continue
         out.append(
             Arg(
-                name,
+                dest(name),
                 _flag(name),
                 convert=convert,
                 choices=choices,
@@ -210,13 +217,14 @@ def params(spec: dict[str, Any], args: Args, s: Session) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in spec["params"]:
         name, kind = p["name"], p["kind"]
+        value = given.get(dest(name))
         if given.get(negation(name)):
             out[name] = False if kind == "bool" else None
         elif kind == "bool":
-            if given.get(name):
+            if value:
                 out[name] = True
-        elif given.get(name) not in (None, []):
-            out[name] = given[name]
+        elif value not in (None, []):
+            out[name] = value
         if name == PROJECT and kind in ("ref", "str"):
             out.update(_project(out.get(name), p, spec, s))
     return out
@@ -257,12 +265,12 @@ def _handler(
 
 
 def _id(result: Any, args: Args) -> Any:
-    return result.get("id") if isinstance(result, dict) and "id" in result else args.id
+    return result.get("id") if isinstance(result, dict) and "id" in result else args.get(dest("id"))
 
 
 def _more(page: dict[str, Any], args: Args) -> None:
     shown = len(page["items"])
-    offset = args.get("offset") or 0
+    offset = args.get(dest("offset")) or 0
     if isinstance(page.get("total"), int) and page["total"] > offset + shown:
         output.error(f"showing {shown} of {page['total']}; use --offset/--limit for more")
 

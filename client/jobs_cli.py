@@ -107,7 +107,7 @@ def cmd_jobs(args: Args, s: Session) -> int:
     headers.append("ERROR")
     sys.stdout.write(output.table(headers, rows))
     shown = len(page["items"])
-    if page["total"] > (args.offset or 0) + shown:
+    if page["total"] > (args.get(generated.dest("offset")) or 0) + shown:
         output.error(f"showing {shown} of {page['total']}; use --limit/--offset for more")
     return 0
 

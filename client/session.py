@@ -24,6 +24,7 @@ NOUN = "noun."  # + a noun's name: its cache file
 STARTING_WAIT_S = 120.0
 CALL_TIMEOUT_S = 60.0
 QUICK_TIMEOUT_S = 0.5  # per socket operation: a Tab must never hang on a stuck daemon
+QUICK_DISCOVER_S = 2.0  # but `rpc.discover` once, whose answer is then kept
 
 
 class Session:
@@ -106,8 +107,9 @@ class Session:
 
     def nouns(self, *, spawn: bool | None = None) -> dict[str, str]:
         """Every noun the daemon's methods give commands to, with its one-line help."""
-        if self.quick:  # the last seen, else what the daemon says now
-            return self.cached_nouns() or {n: e.get("help", "") for n, e in self._live().items()}
+        seen = self.cached_nouns() if self.quick else None  # a Tab takes the last seen
+        if seen is not None:
+            return seen
         made_for = self._made_for(spawn)
         index = cache.read(self.socket_path, INDEX)
         if _stamped(index, made_for) and isinstance(index.get("nouns"), dict):
@@ -122,11 +124,10 @@ class Session:
         `rpc.discover`."""
         if not _file_safe(name):
             return None
-        if self.quick:
+        if self.quick:  # a Tab takes the last seen
             kept = cache.read(self.socket_path, NOUN + name)
             if isinstance(kept, dict) and isinstance(kept.get("entry"), dict):
                 return dict(kept["entry"])
-            return self._live().get(name)
         made_for = self._made_for(spawn)
         if not fresh:
             kept = cache.read(self.socket_path, NOUN + name)
@@ -149,8 +150,12 @@ class Session:
 
     def _made_for(self, spawn: bool | None) -> dict[str, Any]:
         """The daemon process the cache must have been made for."""
-        self.client(spawn=spawn)
-        assert self.daemon is not None
+        client = self.client(spawn=spawn)
+        if self.daemon is None:  # a quick session: asked, not greeted (nothing restarted)
+            from client import greeting
+
+            hello = client.hello()
+            self.daemon = {"peer": greeting.identity(client), **hello}
         return {k: self.daemon.get(k) for k in ("peer", "daemon_version", "protocol_version")}
 
     def _refresh(self, made_for: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +173,13 @@ class Session:
         if self._discovered is None:
             from client import catalogue
 
-            self._discovered = catalogue.nouns(self.call("rpc.discover"))
+            client = self.client()
+            if self.quick:  # a fresh daemon builds its catalogue on the first ask
+                client.settimeout(QUICK_DISCOVER_S)
+            try:
+                self._discovered = catalogue.nouns(self.call("rpc.discover"))
+            finally:
+                client.settimeout(QUICK_TIMEOUT_S if self.quick else CALL_TIMEOUT_S)
         return self._discovered
 
     def close(self) -> None:

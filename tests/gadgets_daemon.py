@@ -38,6 +38,7 @@ CREATE TABLE gadgets (
     urgent INTEGER NOT NULL CHECK (urgent IN (0, 1)),
     weight REAL,
     note TEXT,
+    command TEXT,
     tags TEXT NOT NULL CHECK (json_valid(tags)),
     extra TEXT NOT NULL CHECK (json_valid(extra))
 );
@@ -52,6 +53,7 @@ class Gadget(Row, kw_only=True):
     urgent: bool = False
     weight: float | None = None
     note: str | None = None
+    command: str | None = None  # named as pm's own `command`: it must not get in the way
     tags: list[str] = msgspec.field(default_factory=list)
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -71,7 +73,7 @@ methods = Methods()
 Crud(
     GADGETS,
     refs=[PROJECT],
-    create=("title", "state", "urgent", "weight", "note", "tags", "extra"),
+    create=("title", "state", "urgent", "weight", "note", "command", "tags", "extra"),
     filters=("state", "urgent"),
     rules=GadgetRules(),
 ).register(methods)

@@ -97,6 +97,9 @@ def test_add_list_show_update_remove(cli: Cli) -> None:
     )  # fmt: skip
     cleared = as_json(cli, "gadgets", "update", str(made["id"]), "--no-note")
     assert cleared["note"] is None and cleared["version"] == 3
+    # a field named like something of pm's own is the entity's all the same
+    ran = as_json(cli, "gadgets", "update", str(made["id"]), "--command", "make all")
+    assert ran["command"] == "make all"
 
     assert cli.ok("gadgets", "remove", str(here["id"])).strip() == f"removed gadgets {here['id']}"
     assert as_json(cli, "gadgets", "list")["total"] == 2
