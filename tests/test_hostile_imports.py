@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,8 @@ import pytest
 
 from client.errors import RemoteError
 from tests.conftest import DaemonFactory
-from tests.helpers import DaemonProcess
+from tests.gitrepos import git
+from tests.helpers import REPO, DaemonProcess
 from tests.test_cli import Cli
 
 SECRET = "pm-SECRET-5b0c-imported-never-read"
@@ -244,6 +246,41 @@ def test_an_imported_project_outside_the_root_is_not_read(world: World, how: str
     world.untouched(before)
     assert holding(d.data_dir, SECRET) == [], "a file outside was read and stored"
     world.still_serves()
+
+
+def test_an_unconfirmed_project_is_not_even_opened(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    """Not read means not opened: the daemon lists no folder and opens no file there, through
+    scans of everything and of that project (seen by audit hooks, tests/audited_daemon.py)."""
+    outside = tmp_path / "outside"
+    (outside / "reg").mkdir(parents=True)
+    (outside / "reg" / "package.json").write_text(json.dumps({"description": SECRET}))
+    git(outside / "reg", "init", "-q")
+    seen = tmp_path / "opened.log"
+    d = make_daemon(
+        "audited",
+        config=QUIET,
+        argv=[sys.executable, str(REPO / "tests" / "audited_daemon.py")],
+        env={"PM_TEST_AUDIT_PREFIX": str(outside), "PM_TEST_AUDIT_LOG": str(seen)},
+    )
+    (d.dev_root / "mine").mkdir(parents=True)
+    (d.dev_root / "mine" / "package.json").write_text('{"name": "mine"}')
+    d.start()
+    d.call("projects.scan", {})
+    doc = World(d, outside).export()
+    set_value(doc, "projects", 0, "path", str(outside / "reg"))
+    set_value(doc, "projects", 0, "source", "registered")
+    forget_identity(doc)
+    d.call("db.import", {"path": str(World(d, outside).write(doc))})
+    with d.client() as c:
+        c.call("projects.scan", {})
+        project = c.call("projects.get", {"project": str(outside / "reg")})
+        c.call("projects.scan", {"project": project["id"]})
+        c.call("quality.scan", {})
+    assert not seen.exists(), seen.read_text()
+    d.call("projects.register", {"path": str(outside / "reg")})  # confirmed: now it is read
+    assert f"{outside / 'reg'}" in seen.read_text()
 
 
 def test_pm_project_register_confirms_an_imported_project(world: World) -> None:

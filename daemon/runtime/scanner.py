@@ -259,7 +259,11 @@ class Scanner:
         say = report or (lambda message, pct: None)
         rows = await self._db.read(sql.every)
         ignored = await self._db.read(sql.ignored_paths)
-        walked = await self._walk(scope, projects_only, rows)
+        # An ignored folder is not even listed: forgotten, or imported and not yet confirmed.
+        if projects_only and scope is not None:
+            scope = [path for path in scope if path not in ignored]
+        walkable = [r for r in rows if r.path not in ignored]
+        walked = await self._walk(scope, projects_only, walkable)
         if walked is None:
             where = ", ".join(scope or self.roots)
             summary.errors.append(
