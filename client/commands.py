@@ -128,13 +128,14 @@ def noun_word(word: str) -> str:
 
 
 def top_command(words: list[str], s: Session) -> Command:
-    """The command the first word names, with its generated verbs when they are asked for."""
+    """The command the first word names, with its generated verbs unless one of its own is
+    named (then they are not needed: no cache file is read)."""
     word = words[0]
     if word in TOP:
         node = hand_written(word)
         extra = TOP[word].generated
         asked = words[1] if len(words) > 1 else None
-        if extra and ((asked in extra and asked not in node.verbs) or asked in ("-h", "--help")):
+        if extra and asked not in node.verbs:  # a generated verb, help, a mistake to list
             add_generated(node, s)
         return node
     from client import generated

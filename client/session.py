@@ -10,6 +10,7 @@ import time
 
 from client import cache, errors, locations, output
 from client.sync import Client
+from client.version import __version__
 
 # `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
 TYPE_CHECKING = False
@@ -149,14 +150,15 @@ class Session:
         return None
 
     def _made_for(self, spawn: bool | None) -> dict[str, Any]:
-        """The daemon process the cache must have been made for."""
+        """The daemon process (and the pm) the cache must have been made for."""
         client = self.client(spawn=spawn)
         if self.daemon is None:  # a quick session: asked, not greeted (nothing restarted)
             from client import greeting
 
             hello = client.hello()
             self.daemon = {"peer": greeting.identity(client), **hello}
-        return {k: self.daemon.get(k) for k in ("peer", "daemon_version", "protocol_version")}
+        made_for = {k: self.daemon.get(k) for k in ("peer", "daemon_version", "protocol_version")}
+        return {**made_for, "client": __version__}  # and by this pm (its format)
 
     def _refresh(self, made_for: dict[str, Any]) -> dict[str, Any]:
         nouns = self._live()
