@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from daemon.domain.projects.readme import README_MAX_BYTES, first_paragraph, readme_files
 from daemon.domain.quality.files import LIST_MAX_ENTRIES, ProjectFiles, nested, toml_has_value
 from daemon.domain.quality.items import Item, item
-from daemon.domain.quality.manifests import json_manifest
 
 README_LONG_BYTES = 1024
 README_LONG_HEADINGS = 2
@@ -225,7 +224,7 @@ def _anywhere(files: ProjectFiles, prefixes: tuple[str, ...]) -> str | None:
 def _manifest_description(files: ProjectFiles) -> str | None:
     """The manifest that describes the project in one line, if any does."""
     for name in ("package.json", "composer.json"):
-        text = nested(json_manifest(files, name), "description")
+        text = nested(files.json(name), "description")
         if isinstance(text, str) and text.strip():
             return f"description ({name})"
     tables = (("pyproject.toml", ("project", "tool.poetry")), ("Cargo.toml", ("package",)))

@@ -17,9 +17,11 @@ from typing import Any, BinaryIO
 import msgspec
 
 from daemon.platform import untrusted
+from daemon.store import jsontext
 
 TEXT_MAX_BYTES = 64 * 1024  # configs, CI files, READMEs: what matters is near the top
 MANIFEST_MAX_BYTES = 1024 * 1024  # package.json and pyproject.toml, parsed whole
+JSON_MAX_DEPTH = 64  # levels a JSON manifest may nest
 LIST_MAX_ENTRIES = 500  # a folder listed by name (docs/, .github/workflows/…), not walked
 
 # [table] or [[array.of.tables]]; a key path only, so an array value on its own line is not one
@@ -83,11 +85,15 @@ class ProjectFiles:
         return self._texts[key]
 
     def json(self, rel: str) -> Any:
-        """A JSON file parsed whole (None when absent, too big or not JSON)."""
+        """A JSON file parsed whole (None when absent, too big, not JSON, or nested deeper than
+        JSON_MAX_DEPTH: a real manifest is a handful of levels deep, and decoding a deeper one
+        recursively raised RecursionError, failing the whole assessment)."""
         if rel not in self._parsed:
             text = self.text(rel, MANIFEST_MAX_BYTES) if self.is_file(rel) else None
             value: Any = None
-            if text is not None:
+            if text is not None and jsontext.depth(text) > JSON_MAX_DEPTH:
+                self.problem(f"{rel}: nested deeper than {JSON_MAX_DEPTH} levels")
+            elif text is not None:
                 try:
                     value = msgspec.json.decode(text)
                 except msgspec.DecodeError:

@@ -18,7 +18,6 @@ from itertools import product
 from daemon.domain.quality.ci import CI
 from daemon.domain.quality.files import ProjectFiles, toml_has_value, tool_tables
 from daemon.domain.quality.items import Item, item
-from daemon.domain.quality.manifests import json_manifest
 
 
 def _names(stems: tuple[str, ...], extensions: tuple[str, ...]) -> tuple[str, ...]:
@@ -228,7 +227,7 @@ def _from_manifests(files: ProjectFiles, lint: Lint) -> None:
             sections = files.ini_sections(name)
             _add(lint.linters, "flake8" if "flake8" in sections else None)
             _add(lint.type_checkers, "mypy" if "mypy" in sections else None)
-    package = json_manifest(files, "package.json")
+    package = files.json("package.json")
     if isinstance(package, dict):
         _add(lint.linters, "eslint" if "eslintConfig" in package else None)
         _add(lint.formatters, "prettier" if "prettier" in package else None)

@@ -16,7 +16,6 @@ from typing import Any
 
 from daemon.domain.quality.files import ProjectFiles, nested, tool_tables
 from daemon.domain.quality.items import Item, item
-from daemon.domain.quality.manifests import json_manifest
 from daemon.domain.quality.walk import Tree
 
 TEST_RATIO = 0.1
@@ -114,7 +113,7 @@ def test_runners(files: ProjectFiles, tree: Tree) -> list[str]:
         if any(name in files.files for name in names):
             add(runner)
     _python(files, add)
-    _package_json(json_manifest(files, "package.json"), add)
+    _package_json(files.json("package.json"), add)
     if tree.go_tests:
         add("go test")
     if tree.has_tests:

@@ -27,7 +27,6 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from daemon.domain.quality.files import ProjectFiles
-from daemon.domain.quality.manifests import json_manifest
 
 FOLLOW_MAX = 16  # targets read per assessment
 EXPAND_MAX = 32  # targets of one file pulled in through its own references (deps, pre/post)
@@ -275,7 +274,7 @@ def _scripts(
     label = f"{manager} run {name}"
     if budget is None:
         return [Target(label, (name,), "")]
-    package = json_manifest(files, "package.json") if "package.json" in files.files else None
+    package = files.json("package.json") if "package.json" in files.files else None
     scripts = package.get("scripts") if isinstance(package, dict) else None
     if not isinstance(scripts, dict) or not budget.take(label):
         return [Target(label, (name,), "")]
