@@ -31,8 +31,6 @@ CREATE TABLE documents (
                 'artifact', 'stage', 'episode', 'agent', 'instruction', 'skill',
                 'build_script', 'code_chunk', 'screenshot')),
     type        TEXT CHECK (length(type) BETWEEN 1 AND 64),
-    title       TEXT NOT NULL CHECK (length(title) <= 1000),
-    content     TEXT NOT NULL,
     project_id  INTEGER REFERENCES projects (id) ON DELETE CASCADE,
     plan_id     INTEGER REFERENCES plans (id) ON DELETE CASCADE,
     phase_id    INTEGER REFERENCES phases (id) ON DELETE CASCADE,
@@ -42,9 +40,13 @@ CREATE TABLE documents (
     origin      TEXT NOT NULL DEFAULT 'stored' CHECK (origin IN ('stored', 'repo')),
     path        TEXT CHECK (length(path) BETWEEN 1 AND 4096),
     tags        TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags) AND json_type(tags) = 'array'),
+    archived    INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1)),
+    title       TEXT NOT NULL CHECK (length(title) <= 1000),
     metadata    TEXT NOT NULL DEFAULT '{}'
                 CHECK (json_valid(metadata) AND json_type(metadata) = 'object'),
-    archived    INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1)),
+    -- Last: what a filter reads (kind, scope, tags…) stays on the row's first page, ahead of
+    -- a body that spills into overflow pages.
+    content     TEXT NOT NULL,
     CHECK (origin = 'stored' OR (project_id IS NOT NULL AND path IS NOT NULL)),
     CHECK (phase_id IS NULL OR plan_id IS NOT NULL)
 );

@@ -72,16 +72,23 @@ def fts_query(query: str, syntax: Syntax) -> str:
     return " ".join(phrases)
 
 
-def _hits_sql(where_sql: str) -> str:
-    return (
-        "SELECT json_object('id', t.id, 'uid', t.uid, 'kind', t.kind, 'type', t.type, "
-        "'title', t.title, 'snippet', snippet(documents_fts, -1, ?, ?, '…', ?), "
-        "'score', round(-documents_fts.rank, 6), 'project_id', t.project_id, 'agent', t.agent, "
-        "'origin', t.origin, 'path', t.path, 'tags', json(t.tags), "
-        "'created_at', t.created_at, 'updated_at', t.updated_at) "
-        f"FROM documents_fts JOIN documents AS t ON t.id = documents_fts.rowid{where_sql} "
-        "ORDER BY documents_fts.rank LIMIT ? OFFSET ?"
-    )
+# Two steps: the ranking reads only the index and the filtered columns (the sorter holds ids
+# and scores, not a snippet and a JSON row for every match); snippets and rows are made for
+# the page alone.
+_RANKED = (
+    "SELECT documents_fts.rowid, documents_fts.rank FROM documents_fts{join}{where} "
+    "ORDER BY documents_fts.rank LIMIT ? OFFSET ?"
+)
+_PAGE = (
+    "SELECT t.id, json_object('id', t.id, 'uid', t.uid, 'kind', t.kind, 'type', t.type, "
+    "'title', t.title, 'snippet', snippet(documents_fts, -1, ?, ?, '…', ?), "
+    "'score', round(-documents_fts.rank, 6), 'project_id', t.project_id, 'agent', t.agent, "
+    "'origin', t.origin, 'path', t.path, 'tags', json(t.tags), "
+    "'created_at', t.created_at, 'updated_at', t.updated_at) "
+    "FROM documents_fts JOIN documents AS t ON t.id = documents_fts.rowid "
+    "WHERE documents_fts MATCH ? AND documents_fts.rowid IN (SELECT value FROM json_each(?))"
+)
+_JOIN = " JOIN documents AS t ON t.id = documents_fts.rowid"
 
 
 def search(
@@ -93,28 +100,38 @@ def search(
     offset: int,
 ) -> Page[Hit]:
     """Best first; `where` filters the documents (alias `t`)."""
-    full = Where(DOCUMENTS).sql("documents_fts MATCH ?", match)
     filters, filter_args = where.render()
-    where_sql, args = full.render()
-    if filters:
-        where_sql += " AND " + filters.removeprefix(" WHERE ")
-    args = (*args, *filter_args)
+    join = _JOIN if filters else ""
+    condition = " WHERE documents_fts MATCH ?" + (
+        " AND " + filters.removeprefix(" WHERE ") if filters else ""
+    )
+    args = (match, *filter_args)
     try:
-        cursor = conn.execute(
-            _hits_sql(where_sql), (marks[0], marks[1], SNIPPET_TOKENS, *args, limit, offset)
-        )
-        texts = fetch_page(cursor)
+        ranked = conn.execute(
+            _RANKED.format(join=join, where=condition), (*args, limit, offset)
+        ).fetchall()
         total = conn.execute(
-            "SELECT count(*) FROM documents_fts JOIN documents AS t "
-            f"ON t.id = documents_fts.rowid{where_sql}",
-            args,
+            f"SELECT count(*) FROM documents_fts{join}{condition}", args
         ).fetchone()[0]
+        ids = [int(row[0]) for row in ranked]
+        rows = dict(
+            fetch_page(
+                conn.execute(
+                    _PAGE, (marks[0], marks[1], SNIPPET_TOKENS, match, json_ids(ids))
+                )
+            )
+        ) if ids else {}  # fmt: skip
     except sqlite3.OperationalError as e:
         raise InvalidParams(
             f"Invalid params: the query cannot be searched: {e}", field="query", reason=str(e)
         ) from e
-    items = _DECODE_HITS(b"[" + ",".join(t for (t,) in texts).encode() + b"]")
+    texts = [rows[i] for i in ids if i in rows]  # the ranking's order; a page may end early
+    items = _DECODE_HITS(b"[" + ",".join(texts).encode() + b"]")
     return Page(items=items, total=int(total))
+
+
+def json_ids(ids: list[int]) -> str:
+    return "[" + ",".join(str(i) for i in ids) + "]"
 
 
 def filters(
