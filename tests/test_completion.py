@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import DaemonFactory
 from tests.gitrepos import make_repo
-from tests.helpers import short_socket_dir
+from tests.helpers import require_tool, short_socket_dir
 from tests.test_cli import PM, Cli
 
 
@@ -79,8 +79,9 @@ def test_bash_completes_commands_verbs_options_and_project_names(cli: Cli) -> No
     assert bash(cli, "project", "register", "") == []  # a path: bash completes file names
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 def test_fish_completes(cli: Cli) -> None:
+    require_tool("fish", "Debian's fish package")
+
     def fish(line: str) -> list[str]:
         done = subprocess.run(
             [
@@ -102,8 +103,8 @@ def test_fish_completes(cli: Cli) -> None:
     assert fish("pm quality sc") == ["scan"]
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 def test_zsh_completes(cli: Cli, tmp_path: Path) -> None:
+    require_tool("zsh", "Debian's zsh package")
     # zsh completes only in its line editor: a real interactive zsh on a pseudo-terminal.
     master, slave = pty.openpty()
     env = {**cli.env, "TERM": "xterm", "PS1": "% ", "ZDOTDIR": str(tmp_path)}
