@@ -324,7 +324,18 @@ async def for_path(app: App, call: Call, p: ForPathParams) -> ForPath:
     .github/copilot-instructions.md, *.instructions.md `applyTo`, Cursor rules `globs` and
     `alwaysApply`) and instructions stored by hand (`metadata.applies_to` globs, relative to
     the project; none: every path). A path in no project gets the global ones."""
-    project_id, rel = await locate(app, p)
-    docs = await app.db.read(candidates, project_id)
+    if p.project is None and p.path.startswith("/"):
+        # The common case in one read: the owning project and its instructions together.
+        project_id, rel, docs = await app.db.read(lookup, p.path)
+    else:
+        project_id, rel = await locate(app, p)
+        docs = await app.db.read(candidates, project_id)
     items = rank(docs, rel, content=p.content, on_request=p.on_request)
     return ForPath(project_id=project_id, relative_path=rel, items=items)
+
+
+def lookup(conn: sqlite3.Connection, path: str) -> tuple[int | None, str | None, list[Document]]:
+    found = owner(conn, path)
+    if found is None:
+        return None, None, candidates(conn, None)
+    return found[0], relative(found[1], path), candidates(conn, found[0])
