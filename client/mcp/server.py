@@ -3,8 +3,8 @@ bridge's tools, resources and prompts.
 
 The low-level server, not the decorator one, because nothing here is described in Python
 types: every tool's schema is the daemon's (`rpc.discover`), so the tool list is data. stdout
-carries protocol messages only (the SDK points fd 1 at stderr while it serves, so a stray
-print cannot corrupt the stream); logs go to stderr.
+carries protocol messages only (fd 1 points at stderr while it serves, so a stray print cannot
+corrupt the stream; client.mcp.pipes); logs go to stderr.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from client.mcp import outputs, prompts, schemas
 from client.mcp.generated import select
 from client.mcp.identity import Identity
 from client.mcp.link import DaemonLink
+from client.mcp.pipes import loop_stdio
 from client.mcp.resources import Resources
 from client.mcp.tools import Bridge, Call, Tool, missing_core
 from client.version import __version__
@@ -88,8 +89,10 @@ class BridgeServer:
     async def run(self) -> None:
         options = self.server.create_initialization_options(NotificationOptions())
         try:
-            async with stdio_server() as (read_stream, write_stream):
-                await self.server.run(read_stream, write_stream, options)
+            async with loop_stdio() as pipes:
+                stdin, stdout = pipes if pipes is not None else (None, None)
+                async with stdio_server(stdin, stdout) as (read_stream, write_stream):
+                    await self.server.run(read_stream, write_stream, options)
         finally:
             self._listen.close()
             await self.bridge.link.close()
