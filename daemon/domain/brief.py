@@ -22,9 +22,9 @@ from daemon.domain.app import App
 from daemon.domain.continue_points import ContinuePoint, latest_where, newest
 from daemon.domain.documents import instructions, skills
 from daemon.domain.documents.instructions import Applicable
-from daemon.domain.documents.model import DOCUMENTS
+from daemon.domain.documents.model import DOCUMENTS, Document
 from daemon.domain.documents.skills import MatchParams, SkillMatch
-from daemon.domain.projects.ref import ProjectRef
+from daemon.domain.projects.ref import ProjectRef, resolve
 from daemon.domain.work import ready
 from daemon.domain.work.settings import Urgency
 from daemon.rpc.dispatcher import Call
@@ -137,6 +137,10 @@ def _notes(conn: sqlite3.Connection, project: int) -> list[NoteLine]:
 
 
 class _Read(msgspec.Struct, kw_only=True):
+    project_id: int | None
+    relative_path: str | None
+    instructions: list[Document]
+    skills: list[Document]
     claims: list[TaskLine]
     point: ContinuePoint | None
     ready: list[TaskLine]
@@ -147,14 +151,20 @@ class _Read(msgspec.Struct, kw_only=True):
 
 
 def _read(
-    conn: sqlite3.Connection, project: int | None, agent: str | None, weights: Urgency, now: str
+    conn: sqlite3.Connection, path: str, agent: str | None, weights: Urgency, now: str
 ) -> _Read:
+    """Everything the brief shows, in one read (one trip to a reader thread)."""
+    project, rel, docs = instructions.lookup(conn, path)
     row = conn.execute(
         "SELECT id, name, path, (SELECT j.key FROM json_each(languages) AS j "
         "ORDER BY j.value DESC LIMIT 1) FROM projects WHERE id = ?",
         (project,),
     ).fetchone()
     return _Read(
+        project_id=project,
+        relative_path=rel,
+        instructions=docs,
+        skills=skills.skill_docs(conn, project) if project else [],
         claims=_claims(conn, agent) if agent else [],
         point=newest(conn, latest_where(project, None, None)) if project else None,
         ready=_ready(conn, weights, project, now) if project else [],
@@ -266,18 +276,26 @@ async def brief(app: App, call: Call, p: BriefParams) -> Brief:
     summary, the skills that fit, recent decisions and notes."""
     if p.project is None and p.path is None:
         raise InvalidParams("Invalid params: give project or path", field="project")
-    where = instructions.ForPathParams(path=p.path or ".", project=p.project)
-    project, rel = await instructions.locate(app, where)
-    docs = await app.db.read(instructions.candidates, project)
-    applicable = instructions.rank(docs, rel, content=True, on_request=False)
-    read = await app.db.read(_read, project, p.agent, app.work.urgency, utc_now())
-    fits = skills.Matches(items=[])
-    if project is not None:
-        wanted = MatchParams(path=p.path, language=read.language, project=project, limit=SKILLS_MAX)
-        fits = await skills.match(app, call, wanted)
+    path = p.path or "."
+    if p.project is not None:
+        root = (await resolve(app.db, p.project)).path
+        rel = instructions.relative(root, path)
+        if rel is None:
+            raise InvalidParams(f"Invalid params: {path} is outside {root}", field="path")
+        path = f"{root}/{rel}" if rel else root
+    elif not path.startswith("/"):
+        raise InvalidParams("Invalid params: path must be absolute (or give project)", field="path")
+    read = await app.db.read(_read, path, p.agent, app.work.urgency, utc_now())
+    applicable = instructions.rank(
+        read.instructions, read.relative_path, content=True, on_request=False
+    )
+    fits: list[SkillMatch] = []
+    if read.project_id is not None:
+        wanted = MatchParams(path=p.path, language=read.language, limit=SKILLS_MAX)
+        fits = skills.ranked(read.skills, wanted)
     made = Brief(
-        project=read.project, relative_path=rel, claims=read.claims,
+        project=read.project, relative_path=read.relative_path, claims=read.claims,
         continue_point=read.point, instructions=applicable, ready=read.ready,
-        session=read.session, skills=fits.items, notes=read.notes, omitted={}, markdown="",
+        session=read.session, skills=fits, notes=read.notes, omitted={}, markdown="",
     )  # fmt: skip
     return layout(made, p.max_chars)

@@ -51,7 +51,7 @@ class SkillMatch(msgspec.Struct, kw_only=True):
     description: str | None
 
 
-def _skills(conn: sqlite3.Connection, project: int | None) -> list[Document]:
+def skill_docs(conn: sqlite3.Connection, project: int | None) -> list[Document]:
     where = Where(DOCUMENTS).eq("kind", "skill").eq("archived", False)
     if project is None:
         where.eq("project_id", None)
@@ -107,10 +107,15 @@ async def match(app: App, call: Call, p: MatchParams) -> Matches:
     `path`) and framework among their targets, the category, query words in their text.
     Skills that match nothing are left out; a project's own skills and global ones."""
     project = await project_id(app, p.project) if p.project is not None else None
-    languages = path_languages(p.path) | ({p.language.lower()} if p.language else set())
+    return Matches(items=ranked(await app.db.read(skill_docs, project), p))
+
+
+def ranked(docs: list[Document], want: MatchParams) -> list[SkillMatch]:
+    """The skills that match anything, best first, at most `want.limit`."""
+    languages = path_languages(want.path) | ({want.language.lower()} if want.language else set())
     found = []
-    for doc in await app.db.read(_skills, project):
-        total, matched = score(doc, p, languages)
+    for doc in docs:
+        total, matched = score(doc, want, languages)
         if total > 0:
             found.append(
                 SkillMatch(
@@ -119,4 +124,4 @@ async def match(app: App, call: Call, p: MatchParams) -> Matches:
                 )
             )  # fmt: skip
     found.sort(key=lambda m: (-m.score, m.title, m.id))
-    return Matches(items=found[: p.limit])
+    return found[: want.limit]
