@@ -355,8 +355,27 @@ class Connection(asyncio.Protocol, Session):
         leftover = set(self._tasks)
         if leftover:
             await asyncio.wait(leftover, timeout=1.0)
+        self._answer_unsettled()
         await self._drain_quietly(loop.time() + STOP_LINGER_MAX_S)
         self.close()
+
+    def _answer_unsettled(self) -> None:
+        """A request still running after its cancellation is a write the writer already holds,
+        waiting for the database (another program holding it locked): it ends as it ends, but
+        its client hears shutting_down now, told that the outcome is unknown — never silence."""
+        for request_id, task in list(self.inflight.items()):
+            if not task.done():
+                self._send(
+                    wire.error_response(
+                        request_id,
+                        ShuttingDown(
+                            "the daemon is shutting down; this request was still waiting for "
+                            "the database (another program may hold it locked), so whether it "
+                            "took effect is not known: check before you retry",
+                            outcome="unknown",
+                        ),
+                    )
+                )
 
     async def _drain_quietly(self, until: float) -> None:
         """A client that just got its answer may have sent its next request already: keep
