@@ -104,8 +104,10 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     event_retention_days: Annotated[float, msgspec.Meta(ge=0)] = 90.0  # 0: keep for ever
     event_retention_max: Annotated[int, msgspec.Meta(ge=0)] = 1_000_000  # newest kept; 0: no cap
     agent_stale_s: Annotated[float, msgspec.Meta(ge=0)] = 900.0  # silent this long: stale; 0 never
-    # backups: the newest `backup_keep_last`, plus the newest of each of the last
-    # `backup_keep_weeks` weeks, plus the newest taken before a migration
+    # backups: the newest `backup_keep_last` regular ones plus the newest of each of the last
+    # `backup_keep_weeks` weeks; safety copies (before-*) counted apart (the newest
+    # `backup_keep_last` of them); the newest taken before a migration and the one last
+    # restored always kept
     backup_keep_last: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 7
     backup_keep_weeks: Annotated[int, msgspec.Meta(ge=0, le=520)] = 8
 

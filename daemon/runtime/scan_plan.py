@@ -31,8 +31,7 @@ from daemon.domain.projects.row import (
     RemoteRow,
     folder_name,
 )  # fmt: skip
-from daemon.domain.projects.scanning import ScanIssue
-from daemon.domain.projects.scanning import ScanSummary as ScanSummary  # noqa: PLC0414 (read here)
+from daemon.domain.projects.scanning import ScanIssue, ScanSummary
 from daemon.store.writer import Tx
 
 Op = Callable[[Tx], Any]

@@ -36,7 +36,7 @@ import structlog
 from watchfiles._rust_notify import RustNotify
 
 from daemon.domain.projects import sql as projects_db
-from daemon.runtime.scan_plan import ScanSummary
+from daemon.domain.projects.scanning import ScanSummary
 from daemon.runtime.scanner import Scanner
 from daemon.runtime.watch_set import (
     Owner,
