@@ -152,6 +152,10 @@ def test_core_tools_are_few_short_tight_and_annotated(daemon: DaemonProcess) -> 
         assert "9223372036854775807" not in json.dumps(schema), tool.name
         assert tool.annotations is not None and tool.annotations.read_only_hint is not None
     by_name = {tool.name: tool for tool in tools}
+    if "show" in by_name:  # a task by id, or a plan: neither is required alone
+        assert "required" not in by_name["show"].input_schema
+    if "heartbeat" in by_name:
+        assert by_name["heartbeat"].input_schema["required"] == ["id"]
     if "search" in by_name:
         annotations = by_name["search"].annotations
         assert annotations is not None and annotations.read_only_hint is True

@@ -114,6 +114,7 @@ def forwarding(
     also: tuple[str, ...] = (),
     narrower: tuple[str, ...] = (),
     shorten: Callable[[Any], Any] = outputs.brief,
+    optional: tuple[str, ...] = (),
 ) -> Tool:
     """A tool over `method`: its params `shown` (None: all of them), `agent` hidden, the ones
     the bridge fills not required; `full` for whole rows. `run` replaces plain forwarding."""
@@ -121,7 +122,7 @@ def forwarding(
     properties = {p: method.properties[p] for p in names if p != AGENT}
     properties |= dict(extra or {})
     properties["full"] = outputs.FULL_PARAM
-    required = [p for p in names if p in method.required and p not in (AGENT, PROJECT)]
+    required = [p for p in names if p in method.required and p not in (AGENT, PROJECT, *optional)]
     forwarded = frozenset(names)
     safe = hints.read_only
 
@@ -159,6 +160,7 @@ class Core:
     also: tuple[str, ...] = ()  # other methods it may call
     narrower: tuple[str, ...] = ()  # params naming a scope inside a project: no default project
     shorten: Callable[[Any], Any] = outputs.brief  # the answer unless `full`
+    optional: tuple[str, ...] = ()  # the method needs them, the tool not always (show's id)
 
 
 def _heartbeat(core: Core, methods: Mapping[str, schemas.MethodParams]) -> Runner | None:
@@ -236,7 +238,7 @@ CORE: tuple[Core, ...] = (
           "blocked_reason", "expected_version"), RENEW),
     Core("show", "A task (id), or a plan (plan) with its phases and steps.", "tasks.get",
          ("id",), READ, extra={"plan": {"type": "integer", "minimum": 1}},
-         run=_show, also=("plans.get",)),
+         run=_show, also=("plans.get",), optional=("id",)),
     Core("search", "Search notes, decisions, context and other documents by words, best "
          "first.", "documents.search", ("query", "kind", "tags", PROJECT, "limit"), READ),
     Core("remember", "Save a note, decision or context for later agents.", "documents.add",
@@ -277,6 +279,7 @@ def core_tools(methods: Mapping[str, schemas.MethodParams]) -> list[Tool]:
                 also=core.also,
                 narrower=core.narrower,
                 shorten=core.shorten,
+                optional=core.optional,
             )
         )
     return found
