@@ -3,8 +3,9 @@ move|block`: the work shortcuts a person and an agent type most. The rest of tas
 generated `pm task list|show|add|update|remove` (client.generated, the `tasks` noun).
 
 A project is the one holding the current directory unless `--project` names one (id, name,
-path, `.`). The agent a claim or a completion is for is `--agent`, else $PM_AGENT_NAME, else
-the user's login name.
+path, `.`). The agent a claim or a completion is for is `--agent`, else $PM_AGENT, else
+the user's login name. ($PM_AGENT, not PM_AGENT_*: the daemon warns of an unknown PM_AGENT_*
+variable in the environment it is started with.)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ MARKS = {
 
 def agent(args: Args) -> str:
     given = args.get("agent")
-    return str(given or os.environ.get("PM_AGENT_NAME") or os.environ.get("USER") or "user")
+    return str(given or os.environ.get("PM_AGENT") or os.environ.get("USER") or "user")
 
 
 def project_here(args: Args, s: Session) -> int | str:
@@ -228,7 +229,7 @@ def _project() -> Arg:
 
 
 def _agent() -> Arg:
-    return Arg("agent", "--agent", help="who (default: $PM_AGENT_NAME, else your login)")
+    return Arg("agent", "--agent", help="who (default: $PM_AGENT, else your login)")
 
 
 def _id(name: str = "id") -> Arg:

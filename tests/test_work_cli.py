@@ -23,7 +23,7 @@ class Shell:
     def __init__(self, daemon: DaemonProcess, folder: Path) -> None:
         self.daemon = daemon
         self.folder = folder
-        self.env = {**daemon.env, "PWD": str(folder), "PM_AGENT_NAME": "ann"}
+        self.env = {**daemon.env, "PWD": str(folder), "PM_AGENT": "ann"}
         self.env.pop("PM_AGENT_LOG_FILE")
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +60,7 @@ def test_todos_in_the_project_here(shell: Shell) -> None:
     assert listed.index("buy milk") < listed.index("call bob") and "○" in listed
     assert "▶" in shell.ok("todo", "start", str(added["id"]))
     done = shell.json("todo", "done", str(added["id"]))
-    assert done["completed"]["completed_by"] == "ann"  # PM_AGENT_NAME
+    assert done["completed"]["completed_by"] == "ann"  # PM_AGENT
     assert "buy milk" not in shell.ok("todo", "list")
     assert "buy milk" in shell.ok("todo", "list", "--all")
 
