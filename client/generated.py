@@ -43,18 +43,28 @@ def command(noun: str, entry: dict[str, Any], only: Iterable[str] | None = None)
 
 
 def verbs(noun: str, entry: dict[str, Any], only: Iterable[str] | None = None) -> list[Command]:
-    """The noun's verbs, in their usual order (client.catalogue keeps them so)."""
+    """The noun's verbs, in their usual order (client.catalogue keeps them so). The arguments
+    of the one verb a command line names are all that is built (`later`)."""
     offered = entry["verbs"]
     wanted = [v for v in offered if only is None or v in only]
     return [
         Command(
             verb,
             _handler(noun, verb, offered[verb], entry),
-            _args(verb, offered[verb]["params"], {name for name, _ in entry.get("fields", [])}),
+            later=_arguments(verb, offered[verb]["params"], entry),
             help=offered[verb].get("help", ""),
         )
         for verb in wanted
     ]
+
+
+def _arguments(
+    verb: str, params: list[dict[str, Any]], entry: dict[str, Any]
+) -> Callable[[Session], list[Arg]]:
+    def build(s: Session) -> list[Arg]:
+        return _args(verb, params, {name for name, _ in entry.get("fields", [])})
+
+    return build
 
 
 def well_formed(entry: Any) -> bool:
