@@ -15,6 +15,7 @@ from daemon.store import migrations
 from daemon.store.cancellation import outcome_over_cancel
 from daemon.store.database import Database
 from daemon.store.events import Event
+from daemon.store.events_catalogue import EventKind
 from daemon.store.writer import Tx, Writer
 
 T = TypeVar("T")
@@ -50,10 +51,14 @@ def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+ITEM_ADDED = EventKind("item.added", dict[str, Any])
+CHILD_ADDED = EventKind("child.added", dict[str, Any])
+
+
 def insert(name: str, n: int) -> Callable[[Tx], str]:
     def op(tx: Tx) -> str:
         tx.conn.execute("INSERT INTO item (name, n) VALUES (?, ?)", (name, n))
-        tx.emit("item.added", {"name": name})
+        tx.emit(ITEM_ADDED, {"name": name})
         return name
 
     return op
@@ -106,7 +111,7 @@ def test_ack_only_after_commit(db_path: Path) -> None:
 
     def orphan(tx: Tx) -> str:
         tx.conn.execute("INSERT INTO child (id, parent_id) VALUES (1, 999)")
-        tx.emit("child.added", {"id": 1})
+        tx.emit(CHILD_ADDED, {"id": 1})
         return "orphan"
 
     async def scenario() -> list[Any]:
