@@ -14,6 +14,7 @@ import sys
 from client import errors, output
 from client.flags import as_words, split_globals
 from client.sync import Client
+from client.version import is_older
 
 # `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
 TYPE_CHECKING = False
@@ -46,7 +47,7 @@ def _status(opts: dict[str, Any]) -> int:
                 status = _until_ready(client, status)
     except errors.ClientError as e:
         return output.fail(str(e), kind=e.kind, exit_code=e.exit_code)
-    if _older(status.get("version")) or status.get("protocol_version") != errors.PROTOCOL_VERSION:
+    if is_older(status.get("version")) or status.get("protocol_version") != errors.PROTOCOL_VERSION:
         # After an upgrade: the full path greets the daemon, restarts an older one, or says
         # clearly why it cannot talk to it.
         from client.commands import run
@@ -59,14 +60,6 @@ def _status(opts: dict[str, Any]) -> int:
 
         sys.stdout.write(render_status(status))
     return errors.EXIT_OK
-
-
-def _older(version: Any) -> bool:
-    """Is the daemon's version older than this install's?"""
-    from client.upgrade import is_older
-    from client.version import __version__
-
-    return is_older(version, __version__)
 
 
 def _until_ready(client: Client, status: dict[str, Any]) -> dict[str, Any]:

@@ -241,11 +241,14 @@ def params(spec: dict[str, Any], args: Args, s: Session) -> dict[str, Any]:
 
 
 def _project(value: Any, p: dict[str, Any], spec: dict[str, Any], s: Session) -> dict[str, Any]:
-    from client import current
+    if isinstance(value, str):
+        from client import current
 
-    if isinstance(value, str) and current.is_path(value):
-        return {PROJECT: current.project_ref(s, value)}
+        if current.is_path(value):
+            return {PROJECT: current.project_ref(s, value)}
     if value is None and p["required"] and spec["method"].endswith(".add"):
+        from client import current
+
         return {PROJECT: current.project_ref(s, None)}  # nothing: the project here
     return {}
 

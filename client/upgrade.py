@@ -16,6 +16,7 @@ import time
 from client import errors, output
 from client.sync import Client, check_protocol
 from client.version import __version__ as mine
+from client.version import is_older
 
 # `typing` costs ~2 ms of start-up; annotations are strings, so import only for mypy.
 TYPE_CHECKING = False
@@ -23,24 +24,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 STOP_WAIT_S = 30.0
-
-
-def release(version: Any) -> tuple[int, ...] | None:
-    """(0, 1, 0) for "0.1.0" or "0.1.0.dev3+g12ab"; None for what is not a version."""
-    parts: list[int] = []
-    for piece in str(version).split("."):
-        digits = piece[: len(piece) - len(piece.lstrip("0123456789"))]
-        if not digits:
-            break
-        parts.append(int(digits))
-        if digits != piece:
-            break
-    return tuple(parts) or None
-
-
-def is_older(theirs: Any, mine: str) -> bool:
-    a, b = release(theirs), release(mine)
-    return a is not None and b is not None and a < b
 
 
 def greet(client: Client, socket_path: str) -> tuple[Client, dict[str, Any]]:
