@@ -29,7 +29,7 @@ from daemon.store.table import Where
 from daemon.store.writer import Tx
 
 from . import globs, repo_files
-from .model import DOCUMENTS, Document, typed_metadata
+from .model import DOCUMENTS, Document, of_project_and_global, typed_metadata
 
 log = structlog.get_logger("pm.memory")
 methods = Methods()
@@ -225,12 +225,7 @@ class ForPath(msgspec.Struct, kw_only=True):
 
 
 def candidates(conn: sqlite3.Connection, project_id: int | None) -> list[Document]:
-    where = Where(DOCUMENTS).eq("kind", "instruction").eq("archived", False)
-    if project_id is None:
-        where.eq("project_id", None)
-    else:
-        where.sql("(t.project_id = ? OR t.project_id IS NULL)", project_id)
-    return DOCUMENTS.rows(conn, where, "id", budget=False)
+    return of_project_and_global(conn, "instruction", project_id)
 
 
 def applies(doc: Document, rel: str | None, on_request: bool) -> tuple[str, str, int] | None:

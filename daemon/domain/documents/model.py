@@ -11,12 +11,13 @@ equal to its file: edit the file, not the row.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
 from daemon.rpc.errors import InvalidParams
-from daemon.store.table import Row, Table
+from daemon.store.table import Row, Table, Where
 
 Kind = Literal[
     "context", "research", "knowledge", "note", "artifact", "stage", "episode", "agent",
@@ -74,6 +75,18 @@ DOCUMENTS = Table(
     orders={"recent": "t.id DESC", "id": "t.id", "title": "t.title, t.id"},
     identity=("kind", "project_id"),
 )
+
+
+def of_project_and_global(
+    conn: sqlite3.Connection, kind: str, project_id: int | None, limit: int = -1
+) -> list[Document]:
+    """A kind's live documents of a project, then the global ones (no project): two walks of
+    the (project_id, kind) index — one OR of the two would walk every document of the kind."""
+    out: list[Document] = []
+    for owner in (project_id, None) if project_id is not None else (None,):
+        where = Where(DOCUMENTS).eq("project_id", owner).eq("kind", kind).eq("archived", False)
+        out += DOCUMENTS.rows(conn, where, "id", limit=limit, budget=False)
+    return out
 
 
 # --- typed metadata per kind ---------------------------------------------------------------

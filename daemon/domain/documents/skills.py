@@ -19,9 +19,8 @@ from daemon.domain.projects.metadata import LANGUAGES
 from daemon.domain.projects.ref import ProjectRef, project_id
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.registry import Methods, Params
-from daemon.store.table import Where
 
-from .model import DOCUMENTS, Document, Names
+from .model import Document, Names, of_project_and_global
 
 methods = Methods()
 
@@ -52,12 +51,7 @@ class SkillMatch(msgspec.Struct, kw_only=True):
 
 
 def skill_docs(conn: sqlite3.Connection, project: int | None) -> list[Document]:
-    where = Where(DOCUMENTS).eq("kind", "skill").eq("archived", False)
-    if project is None:
-        where.eq("project_id", None)
-    else:
-        where.sql("(t.project_id = ? OR t.project_id IS NULL)", project)
-    return DOCUMENTS.rows(conn, where, "id", limit=MAX_SKILLS, budget=False)
+    return of_project_and_global(conn, "skill", project, MAX_SKILLS)
 
 
 def _lower(values: list[str]) -> set[str]:
