@@ -259,3 +259,20 @@ def test_a_perpetua_stages_prompt_result_and_thinking_are_documents(
                                                 "phase": stage["id"], "title": "x",
                                                 "content": "y"})  # fmt: skip
     assert error.data["field"] == "type"
+
+
+def test_an_index_emptied_while_the_daemon_was_down_is_rebuilt_at_start(
+    daemon: DaemonProcess,
+) -> None:
+    daemon.call("documents.add", {"kind": "note", "title": "kept", "content": "lighthouse"})
+    daemon.stop()
+    conn = sqlite3.connect(daemon.db_path)
+    try:  # what an offline import leaves: rows without their index entries
+        conn.execute("INSERT INTO documents_fts (documents_fts) VALUES ('delete-all')")
+        conn.commit()
+    finally:
+        conn.close()
+    daemon.start()
+    wait_for(lambda: daemon.call("documents.search", {"query": "lighthouse"})["total"] == 1, 10,
+             "the index rebuilt at start")  # fmt: skip
+    fts_sound(daemon)

@@ -307,6 +307,9 @@ class Daemon:
         await self.db.start()
         self.db_started = True
         self.bus.attach(self.db)
+        # A file imported or restored offline (`pm db import` with no daemon) has its rows but
+        # not their full-text index: checked (two counts), rebuilt if need be, in the background.
+        asyncio.get_running_loop().create_task(upkeep.after_swap(self.app))
 
     def database_warnings(self) -> list[str]:
         found = list(self._notes) + dev_root_warnings(self.paths, self._env)

@@ -145,15 +145,8 @@ def filters(
         where.eq("origin", origin)
     for column, value in (scope or {}).items():
         where.eq(column, value)
-    if tags:
-        unique = sorted(set(tags))
-        marks = ", ".join("?" for _ in unique)
-        where.sql(
-            f"(SELECT count(DISTINCT j.value) FROM json_each(t.tags) AS j "
-            f"WHERE j.value IN ({marks})) = ?",
-            *unique,
-            len(unique),
-        )
+    for tag in sorted(set(tags)):  # every one: an EXISTS each (no temporary table per row)
+        where.sql("EXISTS (SELECT 1 FROM json_each(t.tags) AS j WHERE j.value = ?)", tag)
     if since is not None:
         where.sql("t.created_at >= ?", since)
     if until is not None:
