@@ -183,7 +183,8 @@ class FrameGen:
         rng = self.rng
         options: list[Any] = [rng.choice(WEIRD), rng.choice(WEIRD), Raw(rng.choice(BAD_TOKENS))]
         for branch in schema.get("anyOf", [schema]):
-            if "maxLength" in branch:
+            if "maxLength" in branch and branch["maxLength"] < self.max_message // 2:
+                # (one past a limit larger than a message is the message limit's case: huge())
                 options.append("y" * (branch["maxLength"] + 1))
             if "minimum" in branch:
                 options.append(branch["minimum"] - 1)
