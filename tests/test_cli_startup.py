@@ -1,10 +1,12 @@
 """Every class of `pm` command starts as `pm status` does: without the modules that cost
 milliseconds of start-up (argparse, json, typing, datetime, subprocess, socket, msgspec, asyncio,
-the daemon's code). Shell prompts and agents' hooks run `pm` on every turn; bench/cli.py has
-the timings, this holds the cause."""
+the daemon's code), and ends without the interpreter's teardown (client.cli: os._exit once the
+output is flushed). Shell prompts and agents' hooks run `pm` on every turn; bench/cli.py has
+the timings, this holds the causes — and that nothing is lost by ending so."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -77,3 +79,20 @@ def test_a_command_loads_only_its_own_module(cli: Cli) -> None:
               "client.events_cli", "client.generated", "client.catalogue", "client.upgrade",
               "client.spawn", "client.door", "client.completion"}  # fmt: skip
     assert "client.kv_cli" in loaded and loaded & others == set()
+
+
+def test_ending_without_teardown_loses_no_output(cli: Cli) -> None:
+    with cli.world.client() as c:
+        for i in range(1500):
+            c.call("kv.set", {"namespace": "big", "key": f"k{i:04d}", "value": "v" * 200})
+    done = subprocess.run([PM, "--json", "kv", "list", "big", "--limit", "10000"], env=cli.env,
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0 and len(done.stdout) > 300_000
+    assert len(json.loads(done.stdout)["items"]) == 1500  # all of it, though pm ends abruptly
+    # A reader that goes away early ends the command quietly, with its own exit code.
+    piped = subprocess.run(["bash", "-c", f"'{PM}' kv list big --limit 10000 | head -1; "
+                            "echo \"pm exited ${PIPESTATUS[0]}\" >&2"],
+                           env=cli.env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert piped.stdout.startswith("NAMESPACE") and piped.stderr == "pm exited 0\n"
+    missing = cli.run("kv", "get", "big", "nothing")
+    assert missing.returncode == 1 and "big/nothing is not set" in missing.stderr
