@@ -106,11 +106,12 @@ def fill_all(conn: sqlite3.Connection) -> None:
 
 
 def user_tables(conn: sqlite3.Connection) -> list[str]:
+    """Tables of rows (no full-text index: a virtual table, nor its shadow tables)."""
     return [
         r[0]
         for r in conn.execute(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name != 'schema_migrations' ORDER BY name"
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations' ORDER BY name"
         )
     ]
 

@@ -292,8 +292,18 @@ def _finish(dst: sqlite3.Connection, dest_path: str) -> None:
 
 
 def _tables(conn: sqlite3.Connection) -> list[str]:
-    sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    return [str(r[0]) for r in conn.execute(sql + " ORDER BY rowid")]
+    """The tables whose rows are copied: not SQLite's own, not a virtual table (a full-text
+    index) nor its shadow tables — the new file's triggers index the copied rows again."""
+    rows = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY rowid"
+    ).fetchall()
+    virtual = [str(n) for n, sql in rows if str(sql or "").upper().startswith("CREATE VIRTUAL")]
+    return [
+        str(name)
+        for name, _ in rows
+        if name not in virtual and not any(str(name).startswith(f"{v}_") for v in virtual)
+    ]
 
 
 def _remove(path: str) -> None:
