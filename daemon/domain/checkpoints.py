@@ -25,6 +25,7 @@ from daemon.domain.projects.ref import PROJECT, ProjectRef, project_id
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods, Params
+from daemon.store.connection import quote
 from daemon.store.events_catalogue import EventKind
 from daemon.store.table import Row, Table
 from daemon.store.writer import Tx
@@ -99,15 +100,21 @@ _WORK: tuple[tuple[str, str], ...] = (
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    """The table's columns as the schema has them (never a client's string)."""
+    """The table's columns as the schema has them (never a client's string; quoted all the
+    same where they make SQL: a restored file's schema is read, not trusted)."""
     return [str(c[1]) for c in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _text(name: str) -> str:
+    """A column name as an SQL string literal (a JSON key)."""
+    return "'" + name.replace("'", "''") + "'"
 
 
 def snapshot(conn: sqlite3.Connection, project: int) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for table, ids in _WORK:
         columns = _columns(conn, table)
-        pairs = ", ".join(f"'{c}', {c}" for c in columns)
+        pairs = ", ".join(f"{_text(c)}, {quote(c)}" for c in columns)
         row = conn.execute(
             f"SELECT json_group_array(json_object({pairs})) FROM "
             f"(SELECT * FROM {table} WHERE id IN ({ids}) ORDER BY id)",
@@ -157,14 +164,13 @@ def _put_back(tx: Tx, project: int, state: dict[str, Any]) -> tuple[dict[str, li
         if table == "tasks":
             rows = _parents_first(rows)
         columns = [c for c in _columns(conn, table) if rows and c in rows[0]]
-        marks = ", ".join(f":{c}" for c in columns)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")
+        updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c != "id")
         sql = (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
-            f"ON CONFLICT (id) DO UPDATE SET {updates}"
+            f"INSERT INTO {table} ({', '.join(map(quote, columns))}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT (id) DO UPDATE SET {updates}"
         )
         for row in rows:
-            conn.execute(sql, {c: _stored(row[c]) for c in columns})
+            conn.execute(sql, [_stored(row[c]) for c in columns])
         restored[table] = [int(r["id"]) for r in rows]
     return restored, deleted
 

@@ -20,6 +20,7 @@ from daemon.domain.app import App
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import NotFound
 from daemon.rpc.registry import Methods, Params
+from daemon.store.connection import quote
 from daemon.store.limits import Limit, Offset
 from daemon.store.table import Page, Row, Table, Where
 from daemon.store.writer import Tx
@@ -167,7 +168,8 @@ class Crud(Generic[R]):
             value = columns.get(ref.column)
             if value is None or ref.resolve is not None:
                 continue
-            found = tx.conn.execute(f"SELECT 1 FROM {ref.table} WHERE id = ?", (value,))
+            # ref.table: a table name the entity declares in code, never a client's string
+            found = tx.conn.execute(f"SELECT 1 FROM {quote(ref.table)} WHERE id = ?", (value,))
             if found.fetchone() is None:
                 raise NotFound(f"no {ref.param} with id {value}", field=ref.param, id=value)
 

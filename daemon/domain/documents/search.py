@@ -82,9 +82,9 @@ _HITS = (
     "'score', round(-documents_fts.rank, 6), 'project_id', t.project_id, 'agent', t.agent, "
     "'origin', t.origin, 'path', t.path, 'tags', json(t.tags), "
     "'created_at', t.created_at, 'updated_at', t.updated_at) "
-    "FROM documents_fts CROSS JOIN documents AS t ON t.id = documents_fts.rowid{where} "
-    "ORDER BY documents_fts.rank LIMIT ? OFFSET ?"
+    "FROM documents_fts CROSS JOIN documents AS t ON t.id = documents_fts.rowid"
 )
+_RANKED = " ORDER BY documents_fts.rank LIMIT ? OFFSET ?"
 _JOIN = " CROSS JOIN documents AS t ON t.id = documents_fts.rowid"
 
 
@@ -96,7 +96,8 @@ def search(
     limit: int,
     offset: int,
 ) -> Page[Hit]:
-    """Best first; `where` filters the documents (alias `t`)."""
+    """Best first; `where` filters the documents (alias `t`): its SQL is the table layer's
+    (declared columns, values as parameters), the query a parameter too."""
     filters, filter_args = where.render()
     condition = " WHERE documents_fts MATCH ?" + (
         " AND " + filters.removeprefix(" WHERE ") if filters else ""
@@ -104,7 +105,7 @@ def search(
     args = (match, *filter_args)
     try:
         cursor = conn.execute(
-            _HITS.format(where=condition),
+            f"{_HITS}{condition}{_RANKED}",
             (marks[0], marks[1], SNIPPET_TOKENS, *args, limit, offset),
         )
         texts = fetch_page(cursor)

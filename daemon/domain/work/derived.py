@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -40,7 +40,9 @@ _OPEN_TARGET = (
 )
 
 
-def _waits(level: NodeType, column: str) -> str:
+def _waits(level: NodeType, column: Literal["t.id", "t.phase_id", "t.plan_id", "?"]) -> str:
+    """SQL: the node (`level`, whose id is `column`) waits on an open target. Typed so that only
+    this module's constants make it."""
     return (
         f"EXISTS (SELECT 1 FROM dependencies AS d WHERE d.from_type = '{level}'"
         f" AND d.from_id = {column} AND d.kind = 'blocks' AND d.archived = 0"
@@ -167,11 +169,21 @@ def _set(tx: Tx, task_id: int, values: dict[str, Any], kind: EventKind[Any] | No
     return row
 
 
-def _recount(tx: Tx, ids: set[int], column: str, count_sql: str) -> None:
+# The counts a task keeps, and the SQL that says what each is now (task alias `t`).
+Count = Literal["unblocks", "open_subtasks"]
+_COUNTS: dict[Count, str] = {
+    "unblocks": "(SELECT count(*) FROM dependencies AS d WHERE d.to_type = 'task'"
+    " AND d.to_id = t.id AND d.kind = 'blocks' AND d.archived = 0)",
+    "open_subtasks": "(SELECT count(*) FROM tasks AS c WHERE c.parent_id = t.id"
+    f" AND c.status NOT IN {_TERMINAL_SQL})",
+}
+
+
+def _recount(tx: Tx, ids: set[int], column: Count) -> None:
     if not ids:
         return
     rows = tx.conn.execute(
-        f"SELECT t.id, t.{column}, {count_sql} FROM tasks AS t WHERE t.id IN {_IDS}",
+        f"SELECT t.id, t.{column}, {_COUNTS[column]} FROM tasks AS t WHERE t.id IN {_IDS}",
         (_json(ids),),
     ).fetchall()
     for task_id, was, now in rows:
@@ -254,20 +266,8 @@ def refresh_blocked(tx: Tx, ids: set[int]) -> tuple[list[Task], list[Task]]:
 def settle(tx: Tx, touched: Touched) -> list[Task]:
     """Bring every derived field up to date after a write; returns the tasks it unblocked."""
     conn = tx.conn
-    _recount(
-        tx,
-        touched.targets,
-        "unblocks",
-        "(SELECT count(*) FROM dependencies AS d WHERE d.to_type = 'task' AND d.to_id = t.id"
-        " AND d.kind = 'blocks' AND d.archived = 0)",
-    )
-    _recount(
-        tx,
-        touched.parents,
-        "open_subtasks",
-        f"(SELECT count(*) FROM tasks AS c WHERE c.parent_id = t.id AND c.status NOT IN"
-        f" {_TERMINAL_SQL})",
-    )
+    _recount(tx, touched.targets, "unblocks")
+    _recount(tx, touched.parents, "open_subtasks")
     ends = set(touched.ends)
     for phase_id in sorted(touched.phases):
         _phase_status(tx, phase_id, ends)

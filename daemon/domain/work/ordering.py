@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from daemon.domain.work.model import Phase, Task
 from daemon.store.writer import Tx
 
 _BAND = 1 << 40
+# What makes SQL here is one of these (typed, so only code can choose); the ids are parameters.
+Ordered = Literal["phases", "tasks"]
+Among = Literal["plan_id = ?", "phase_id = ? AND parent_id IS NULL", "parent_id = ?"]
 
 
 @dataclass(frozen=True)
 class Siblings:
     """The rows ordered together: `where` is a constant fragment of this module's own."""
 
-    table: str
-    where: str
+    table: Ordered
+    where: Among
     args: tuple[Any, ...]
 
     def count(self, conn: sqlite3.Connection) -> int:
@@ -63,7 +66,7 @@ class Siblings:
         self._shift(tx, position + 1, -1)
 
 
-def park(tx: Tx, table: str, row_id: int) -> None:
+def park(tx: Tx, table: Ordered, row_id: int) -> None:
     """Take a row out of its siblings' order for a move (a position no sibling has)."""
     tx.conn.execute(f"UPDATE {table} SET position = ? WHERE id = ?", (2 * _BAND + row_id, row_id))
 

@@ -15,7 +15,7 @@ real rules:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -230,7 +230,9 @@ def around(tx: Tx, nodes: list[derived.Node], inside: set[int]) -> Touched:
     return touched
 
 
-def _nodes(tx: Tx, column: str, value: int) -> tuple[list[derived.Node], set[int]]:
+def _nodes(
+    tx: Tx, column: Literal["plan_id", "phase_id"], value: int
+) -> tuple[list[derived.Node], set[int]]:
     tasks = {r[0] for r in tx.conn.execute(f"SELECT id FROM tasks WHERE {column} = ?", (value,))}
     return [("task", i) for i in sorted(tasks)], tasks
 
