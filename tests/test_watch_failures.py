@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -214,3 +216,29 @@ def test_a_watcher_that_is_not_running_is_never_reported_as_watching(tmp_path: P
             assert status.last_failure is not None and "decode" in status.last_failure
 
     asyncio.run(scenario())
+
+
+def test_a_dev_root_that_vanishes_costs_no_cpu(make_daemon: DaemonFactory) -> None:
+    """The Dev root deleted under a running daemon (a test's temp folder cleaned, a disk
+    unmounted): the watch set is built once for what is left, not rebuilt after every rescan
+    (it was, ~90 times a second, a quarter of a core for ever)."""
+    d = make_daemon(config={"settle_ms": 30, "rescan_interval_s": 0})
+    make_repo(d.dev_root / "alpha", home=d.home)
+    d.start()
+    wait_for(lambda: d.call("daemon.status")["watcher"]["mode"] == "watching", 10, "watching")
+    shutil.rmtree(d.dev_root)
+    wait_for(
+        lambda: d.call("projects.get", {"project": "alpha"})["present"] is False, 10, "missing"
+    )
+    assert d.process is not None
+    before, built = cpu_seconds(d.process.pid), d.log().count('"event": "watching"')
+    time.sleep(2)
+    assert d.log().count('"event": "watching"') - built <= 1
+    assert cpu_seconds(d.process.pid) - before < 0.5
+    assert d.call("daemon.status")["dev_roots"] == [{"path": str(d.dev_root), "exists": False}]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -272,9 +272,15 @@ class Watcher:
         )
         # A new folder that is not a project yet (`mkdir x`, `git init` later) is a grouping
         # folder: it must be watched too, or the project that appears in it goes unseen.
-        if changed or set(self._scanner.groups) != self._groups:
+        if changed or self._groups_now() != self._groups:
             self._rebuild.set()
             self._wake.set()
+
+    def _groups_now(self) -> set[str]:
+        """The folders watched for projects appearing: the scanner's grouping folders, or its
+        roots until a walk found any (compared as built, or a root with no groups — one that
+        vanished — would rebuild the set after every rescan, and rescan after every rebuild)."""
+        return set(self._scanner.groups or self._scanner.roots)
 
     # --- failures ---------------------------------------------------------------------------
     def _notifier_failed(self, notifier: _Notifier, error: str) -> None:
@@ -301,7 +307,7 @@ class Watcher:
     # --- the watch set ----------------------------------------------------------------------
     async def _watch_set(self) -> tuple[dict[str, Owner], list[str]]:
         rows = await self._db.read(projects_db.present)
-        groups = list(self._scanner.groups or self._scanner.roots)
+        groups = sorted(self._groups_now())
         projects = [(p.path, p.branch) for p in rows]
         return await asyncio.to_thread(owners_for, groups, projects), groups
 
