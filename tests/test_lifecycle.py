@@ -466,3 +466,13 @@ def test_a_reader_holding_the_file_open_does_not_break_the_daemon(daemon: Daemon
     outsider.execute("COMMIT")
     assert outsider.execute("SELECT count(*) FROM kv").fetchone() == (300,)
     outsider.close()
+
+
+def test_a_daemon_whose_socket_file_is_gone_stops(make_daemon: DaemonFactory) -> None:
+    """Nobody can reach a daemon whose socket file was deleted (a temp folder cleaned, an
+    `rm` in the wrong place): it stops within a few seconds instead of running for ever, so
+    the next client starts one it can reach."""
+    d = make_daemon().start()
+    os.unlink(d.socket_path)
+    assert d.wait(timeout=15) == 0
+    assert "the socket file is gone or replaced" in d.log()

@@ -91,6 +91,7 @@ class Daemon:
         self._stop_reason = ""
         self._signals = 0
         self.socket_activated = False
+        self._socket_identity: tuple[int, int] | None = None  # of the socket file we bound
         self._notifier = Notifier(env)
         self.bus = EventBus()
         self.db = Database(
@@ -233,6 +234,7 @@ class Daemon:
                 os.path.dirname(self.paths.socket_path), what="socket directory", fix_mode=False
             )
             sock = bind_socket(self.paths.socket_path)
+        self._socket_identity = _identity(self.paths.socket_path)
         await self.server.serve(sock)
         self._install_signals()
         log.info(
@@ -347,6 +349,15 @@ class Daemon:
             elif state == "replaced" and not told:
                 log.error("the database file was replaced under the daemon", path=self.db.path)
                 told = True
+            if self._socket_identity is not None:
+                here = await asyncio.to_thread(_identity, self.paths.socket_path)
+                if here != self._socket_identity:
+                    # Nobody can reach this daemon any more (its socket was deleted, or another
+                    # daemon's replaced it): stopping lets the next client start one it can.
+                    log.error("the socket file is gone or replaced; stopping",
+                              socket=self.paths.socket_path)  # fmt: skip
+                    self.request_shutdown("socket file gone")
+                    return
 
     def _database_swapped(self, why: str) -> None:
         """Another file is live (restore, reset, import, repair): what it says about projects
@@ -469,6 +480,15 @@ def _refuse_damaged(paths: Paths) -> str | None:
         if candidate.ok:
             return candidate.name
     return None
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of a file, None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _with_socket(paths: Paths, socket_path: str) -> Paths:
