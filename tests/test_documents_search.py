@@ -7,10 +7,12 @@ metadata per kind, an episode's access count, embeddings and the nearest neighbo
 from __future__ import annotations
 
 import sqlite3
+import sys
 from typing import Any
 
 import pytest
 
+from daemon.domain.documents.vectors import _scores, pack
 from tests.conftest import DaemonFactory
 from tests.gitrepos import make_repo
 from tests.helpers import DaemonProcess, wait_for
@@ -207,6 +209,19 @@ def test_embeddings_and_the_nearest_documents(daemon: DaemonProcess) -> None:
     assert daemon.call_error("documents.similar", {"id": ids[1]}).data["kind"] == "not_found"
     daemon.call("documents.delete", {"id": ids[2]})  # its vector goes with it
     assert daemon.call("documents.similar", {"id": ids[0]})["compared"] == 2
+
+
+def test_scores_agree_with_and_without_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy is the optional `vectors` extra: the pure-Python scoring used without it gives
+    the same cosines."""
+    query = pack([0.5, -1.0, 2.0])
+    blobs = [pack(v) for v in ([0.5, -1.0, 2.0], [-0.5, 1.0, -2.0], [1.0, 0.0, 0.0],
+                               [3.0, 4.0, 0.1])]  # fmt: skip
+    with_numpy = _scores(query, blobs)
+    monkeypatch.setitem(sys.modules, "numpy", None)  # what `import numpy` meets when absent
+    without = _scores(query, blobs)
+    assert without == pytest.approx(with_numpy, abs=1e-6)
+    assert without[:3] == pytest.approx([1.0, -1.0, 0.5 / 2.2913], abs=1e-4)
 
 
 def test_repair_and_import_leave_the_index_whole(daemon: DaemonProcess) -> None:

@@ -24,15 +24,17 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import daemon.domain.modules  # noqa: F401  (declares every domain table)
 from client.errors import RemoteError
 from client.sync import Client
 from daemon.store.connection import quote
+from daemon.store.table import tables
 from tests.conftest import DaemonFactory
 from tests.gitrepos import git, make_repo
 from tests.helpers import DaemonProcess, wait_for
@@ -90,6 +92,47 @@ def finished(c: Client, job_id: int) -> dict[str, Any]:
 def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
     names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+
+
+class TableStates:
+    """What each table holds, cheap enough to read after every call: (row count, digest). A
+    table whose rows the layer versions is digested by its version total and newest change
+    (an insert, delete or update through the table layer moves them); any other by all it
+    holds. (A versioned row changed without a version bump — positions, archive flags, an
+    episode's access count — shows only if its count changes.) Nothing is read again until
+    another connection commits (`PRAGMA data_version` says so)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._digests: dict[str, str] = {}
+        self._last: tuple[int, dict[str, tuple[int, int]]] | None = None
+
+    def _digest(self, name: str) -> str:
+        if name not in self._digests:
+            columns = {r[1] for r in self.conn.execute(f"PRAGMA table_info({quote(name)})")}
+            if name == "events":  # every write adds to it: counted only
+                what = "NULL"
+            elif {"version", "updated_at"} <= columns:
+                what = "json_array(total(version), max(updated_at))"
+            else:
+                values = ", ".join(f"quote({quote(c)})" for c in sorted(columns))  # blobs too
+                what = f"json_group_array(json_array({values}))"
+            self._digests[name] = f"SELECT count(*), {what} FROM {quote(name)}"
+        return self._digests[name]
+
+    def read(self) -> dict[str, tuple[int, int]]:
+        (version,) = self.conn.execute("PRAGMA data_version").fetchone()
+        if self._last is not None and self._last[0] == version:
+            return self._last[1]
+        names = [
+            r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        out = {}
+        for name in names:
+            count, digest = self.conn.execute(self._digest(name)).fetchone()
+            out[name] = (int(count), hash(digest))
+        self._last = (version, out)
+        return out
 
 
 def schema_of(conn: sqlite3.Connection) -> list[tuple[str, ...]]:
@@ -247,28 +290,105 @@ PAYLOADS = [
     "'", '"', ";", "--", "/*", "*/", "%", "_", "\\", "' OR 1=1 --", "'); DROP TABLE kv; --",
     '" OR ""="', "a\x00b", "\x00", "ünï😀cødé \u202e", "%_\\'\";--/**/", "?", ":name", "$1",
 ]  # fmt: skip
-# Tables a method may legitimately change (events may change for any write).
-WRITES: dict[str, set[str]] = {
-    "kv.set": {"kv"}, "kv.delete": {"kv"}, "kv.clear": {"kv"},
-    "jobs.record": {"jobs"}, "jobs.update": {"jobs"}, "jobs.run": {"jobs"},
-    "projects.update": {"projects"}, "projects.register": {"projects", "quality_metrics"},
-    "projects.forget": {"projects", "ignored_paths", "quality_metrics"},
-    "projects.scan": {"projects"}, "quality.scan": {"quality_metrics"},
-    "agents.add": {"agents"}, "agents.heartbeat": {"agents"},
+# What a method may change besides its own namespace's tables, events and sqlite_sequence
+# (write_rule): the cross-table effects that are rules of the domain.
+_FTS = {"documents_fts", "documents_fts_data", "documents_fts_docsize", "documents_fts_idx"}
+_READY = {"ready_counts"}  # schema triggers: each project's count of ready tasks
+# work/derived.py settle(), after a change to a task or a dependency: tasks' blocked, unblocks
+# and open subtasks, their phase's and plan's status, their feature's completed count
+_DERIVED = {"tasks", "phases", "plans", "features", *_READY}
+ALSO: dict[str, set[str]] = {
+    # the full-text index follows its documents (schema triggers)
+    "documents.add": _FTS, "documents.update": _FTS, "documents.index_code": _FTS,
+    "documents.embed": {"document_vectors"},  # a document's embedding, kept beside it
+    "db.repair": _FTS,  # rebuilds every full-text index
+    "tasks.add": _DERIVED, "tasks.update": _DERIVED, "tasks.update_many": _DERIVED,
+    "tasks.claim": _DERIVED, "tasks.complete": _DERIVED, "deps.add": _DERIVED,
+    # a plan imported comes with its phases, tasks and dependencies
+    "plans.import": {"phases", "tasks", "dependencies", *_READY},
+    # a restore puts the project's work back as the checkpoint holds it
+    "checkpoints.restore": {"plans", "phases", "tasks", "dependencies", *_READY},
+    "projects.register": {"quality_metrics"},  # a project registered is scanned and assessed
+    # a project forgotten is ignored by the next scans; its assessments go with it (cascade)
+    "projects.forget": {"ignored_paths", "quality_metrics"},
+}  # fmt: skip
+# Methods no call of the fuzz gets an answer from, by design (every other method with a
+# string field must answer at least one: its harmless target works, its real code ran).
+UNANSWERED = {
+    "db.import", "db.restore", "db.verify",  # files that do not exist: nothing imported
+    "jobs.run",  # payloads are no job kind
+    "events.list", "events.subscribe",  # payloads are no topic (refused as unknown)
+    "projects.get", "projects.forget", "projects.register",  # targets that do not exist
+    # the only free string is a project reference, and no project is named by a payload
+    "documents.similar", "features.list", "instructions.refresh", "plans.list",
+    "program_projects.list", "programs.list",
+    # only the holder renews or releases a claim, and no payload agent holds one
+    "tasks.heartbeat", "tasks.release",
 }  # fmt: skip
 SKIPPED = {"daemon.shutdown"}  # db.reset has no string field; the others get harmless targets
+# Where a string goes in a param's value: keys, 0 for an item, "*" for a key and its value in
+# a free-form object.
+Where_ = tuple[str | int, ...]
 
 
-def takes_string(schema: dict[str, Any]) -> str | None:
-    """ "text" or "list" when the schema accepts a free string (or a list of them)."""
+def resolved(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return dict(schemas[schema["$ref"].rsplit("/", 1)[-1]])
+    return schema
+
+
+def string_paths(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) -> list[Where_]:
+    """Where a free string (no enum) goes in a value of this schema: () for the value itself,
+    keys into objects and 0 into arrays (nested objects too, through `$ref`)."""
+    schema = resolved(schema, schemas)
+    found: list[Where_] = []
+    if depth > 6:
+        return found
     if schema.get("type") == "string" and "enum" not in schema:
-        return "text"
-    if schema.get("type") == "array" and takes_string(schema.get("items", {})) == "text":
-        return "list"
+        found.append(())
+    if schema.get("type") == "object" and "properties" not in schema:
+        found.append(("*",))
+    if schema.get("type") == "array":
+        found += [(0, *p) for p in string_paths(schema.get("items", {}), schemas, depth + 1)]
+    for name, sub in schema.get("properties", {}).items():
+        found += [(name, *p) for p in string_paths(sub, schemas, depth + 1)]
     for option in schema.get("anyOf", []):
-        if kind := takes_string(option):
-            return kind
-    return None
+        found += [p for p in string_paths(option, schemas, depth + 1) if p not in found]
+    return found
+
+
+def minimal(schema: dict[str, Any], schemas: dict[str, Any]) -> Any:
+    """A small value of the schema: an object's required properties, "probe" for a string."""
+    schema = resolved(schema, schemas)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type") or resolved(schema.get("anyOf", [{}])[0], schemas).get("type")
+    if kind == "object":
+        return {k: minimal(schema["properties"][k], schemas) for k in schema.get("required", [])}
+    return {"string": "probe", "integer": 1, "number": 1.0, "array": [], "boolean": False}.get(
+        str(kind)
+    )
+
+
+def placed(value: Any, where: Where_, payload: str, schema: dict[str, Any],
+           schemas: dict[str, Any]) -> Any:  # fmt: skip
+    """`value` with `payload` at `where`; what is missing on the way is made `minimal`."""
+    if not where:
+        return payload
+    step, rest = where[0], where[1:]
+    if step == "*":
+        return {**(value or {}), payload: payload}
+    options = [resolved(o, schemas) for o in [schema, *resolved(schema, schemas).get("anyOf", [])]]
+    if step == 0:
+        inner = next(o["items"] for o in options if "items" in o)
+        items = list(value or [])
+        first = items[0] if items else minimal(inner, schemas)
+        return [placed(first, rest, payload, inner, schemas), *items[1:]]
+    owner = next(o for o in options if step in o.get("properties", {}))
+    inner = owner["properties"][step]
+    obj = dict(value if isinstance(value, dict) else minimal(owner, schemas))
+    obj[step] = placed(obj.get(step, minimal(inner, schemas)), rest, payload, inner, schemas)
+    return obj
 
 
 def check_like_filters(c: Client) -> None:
@@ -306,47 +426,136 @@ class Fuzzed:
         self.calls = 0
         self.internal: list[tuple[str, str, str, str]] = []  # -32603: a crash, not an answer
         self.wrote: list[tuple[str, str, str, dict[str, tuple[int, int]]]] = []
+        self.fuzzed: set[str] = set()  # methods called with a payload
+        self.answered: set[str] = set()  # … that accepted at least one (not an error)
 
 
-def fuzz(c: Client, conn: sqlite3.Connection, required: dict[str, dict[str, Any]]) -> Fuzzed:
-    """Every payload in every string field of every method `rpc.discover` lists; after each
-    call, the row counts of the tables the method has no business writing are compared."""
+def fuzz(
+    c: Client, conn: sqlite3.Connection, may_change: Callable[[str], set[str]],
+    required: dict[str, dict[str, Any]],
+) -> Fuzzed:  # fmt: skip
+    """Every payload in every string field (nested ones too) of every method `rpc.discover`
+    lists, the others as `required` gives them; after each call, the row counts of the tables
+    the method has no business writing are compared."""
     out = Fuzzed()
-    for method in c.call("rpc.discover")["methods"]:
+    states = TableStates(conn)
+    before = states.read()
+    discovered = c.call("rpc.discover")
+    schemas = discovered["components"]["schemas"]
+    for method in discovered["methods"]:
         name = method["name"]
-        allowed = WRITES.get(name, set()) | {"events", "sqlite_sequence"}
+        allowed = may_change(name)
         for param in [] if name in SKIPPED else method["params"]:
-            kind = takes_string(param["schema"])
-            values = PAYLOADS
-            if param["name"] in ("path", "project"):  # as a path too, not only a name
-                values = [*PAYLOADS, *("/" + p for p in PAYLOADS)]
-            for payload in values if kind else []:
-                params = {**required.get(name, {}), param["name"]: payload}
-                if kind == "list":
-                    params[param["name"]] = [payload]
-                counts = table_counts(conn)
-                try:
-                    c.call(name, params)
-                except RemoteError as e:
-                    if e.code == -32603:
-                        out.internal.append((name, param["name"], payload, e.message))
-                out.calls += 1
-                after = table_counts(conn)
-                changed = {
-                    t: (counts.get(t, -1), n)
-                    for t, n in after.items()
-                    if t not in allowed and counts.get(t) != n
-                }
-                if changed or set(after) != set(counts):
-                    out.wrote.append((name, param["name"], payload, changed))
+            base = required.get(name, {})
+            for where in string_paths(param["schema"], schemas):
+                values = PAYLOADS
+                # as a path too (a project's: through projects.*; every method resolves a
+                # project reference with the same projects/ref.py resolve)
+                if not where and (
+                    param["name"] == "path"
+                    or (param["name"] == "project" and name.startswith("projects."))
+                ):
+                    values = [*PAYLOADS, *("/" + p for p in PAYLOADS)]
+                for payload in values:
+                    value = placed(base.get(param["name"]), where, payload, param["schema"],
+                                   schemas)  # fmt: skip
+                    try:
+                        c.call(name, {**base, param["name"]: value})
+                        out.answered.add(name)
+                    except RemoteError as e:
+                        if e.code == -32603:
+                            out.internal.append((name, param["name"], payload, e.message))
+                    out.calls += 1
+                    out.fuzzed.add(name)
+                    after = states.read()
+                    changed = {
+                        t: (before.get(t, (-1, 0))[0], n)
+                        for t, (n, digest) in after.items()
+                        if t not in allowed and before.get(t) != (n, digest)
+                    }
+                    if changed or set(after) != set(before):
+                        out.wrote.append((name, param["name"], payload, changed))
+                    before = after
     return out
+
+
+def write_rule(conn: sqlite3.Connection) -> Callable[[str], set[str]]:
+    """The tables `<ns>.<verb>` may change: its namespace's (each domain Table says its
+    namespace), `events`, `sqlite_sequence`, and the cross-table effects ALSO names."""
+    present = set(table_counts(conn))
+    own: dict[str, set[str]] = {}
+    for table in tables():  # (a test process also holds other tests' scratch tables)
+        if table.row.__module__.startswith("daemon.") and table.name in present:
+            own.setdefault(table.namespace, set()).add(table.name)
+    for method, names in ALSO.items():
+        assert names <= present, (method, names - present)
+
+    def may_change(method: str) -> set[str]:
+        namespace = method.rpartition(".")[0]
+        return own.get(namespace, set()) | ALSO.get(method, set()) | {"events", "sqlite_sequence"}
+
+    return may_change
+
+
+# The table of each kind of row `targets` makes.
+KINDS = {
+    "program": "programs", "plan": "plans", "phase": "phases", "task": "tasks",
+    "other_task": "tasks", "claimed": "tasks", "dependency": "dependencies",
+    "feature": "features", "requirement": "requirements", "session": "sessions",
+    "session_file": "session_files", "document": "documents", "agent": "agents",
+    "continue_point": "continue_points", "lineage": "lineage", "metric": "metrics",
+    "checkpoint": "checkpoints",
+}  # fmt: skip
+
+
+def targets(c: Client, project: int, agent: str) -> dict[str, int]:
+    """A row of each kind in `project` (ids by kind): references that exist, so a call runs
+    its real code instead of stopping at not_found."""
+    row: dict[str, int] = {}
+
+    def made(kind: str, method: str, params: dict[str, Any]) -> None:
+        row[kind] = int(c.call(method, params)["id"])
+
+    made("program", "programs.add", {"project": project, "title": "program"})
+    made("plan", "plans.add", {"project": project, "title": "plan"})
+    made("phase", "phases.add", {"plan": row["plan"], "title": "phase"})
+    for kind in ("task", "other_task", "claimed"):
+        made(kind, "tasks.add", {"phase": row["phase"], "title": kind})
+    c.call("tasks.claim", {"id": row["claimed"], "agent": "holder"})
+    made("dependency", "deps.add", {"from_type": "task", "from_id": row["other_task"],
+                                    "to_type": "task", "to_id": row["task"],
+                                    "kind": "related"})  # fmt: skip
+    made("feature", "features.add", {"project": project, "name": "feature"})
+    made("requirement", "requirements.add", {"project": project, "category": "c",
+                                             "description": "requirement"})  # fmt: skip
+    made("session", "sessions.start", {"project": project})
+    made("session_file", "session_files.add", {"session": row["session"], "path": "a.py"})
+    made("document", "documents.add", {"project": project, "kind": "note", "title": "note",
+                                       "content": "a note"})  # fmt: skip
+    made("agent", "agents.add", {"name": agent, "project": project})
+    made("continue_point", "continue_points.add", {"project": project, "last_action": "x"})
+    made("lineage", "lineage.add", {"project": project, "to_agent": agent})
+    made("metric", "metrics.add", {"project": project, "type": "token_usage", "value": 1})
+    made("checkpoint", "checkpoints.save", {"project": project})
+    return row
+
+
+def rows_of(conn: sqlite3.Connection, made: dict[str, int]) -> dict[str, list[Any]]:
+    """The rows `targets` made, as they are now."""
+    return {
+        kind: conn.execute(f"SELECT * FROM {quote(KINDS[kind])} WHERE id = ?", (row_id,)).fetchall()
+        for kind, row_id in made.items()
+    }
 
 
 def test_sql_metacharacters_are_inert_in_every_string_field(make_daemon: DaemonFactory) -> None:
     d = make_daemon("s", config=QUIET)
-    for name in ("base", "pct%x", "und_x", "undYx", "bs\\x"):
+    for name in ("base", "pct%x", "und_x", "undYx", "bs\\x", "bystander"):
         (d.dev_root / name).mkdir(parents=True)
         (d.dev_root / name / "package.json").write_text('{"name": "p"}')
+    (d.dev_root / "base" / "src").mkdir()  # code to index, instructions to find
+    (d.dev_root / "base" / "src" / "a.py").write_text("def f() -> int:\n    return 1\n")
+    (d.dev_root / "base" / "AGENTS.md").write_text("# Rules\n\nKeep it simple.\n")
     d.start()
     conn = read_only(d.db_path)
     with d.client() as c:
@@ -354,8 +563,14 @@ def test_sql_metacharacters_are_inert_in_every_string_field(make_daemon: DaemonF
         guard = c.call("kv.list", {"namespace": "like"})["items"]
         base = c.call("projects.get", {"project": f"{d.dev_root}/base"})["id"]
         job = c.call("jobs.record", {"kind": "target"})["id"]
+        row = targets(c, base, "agent")
+        # Rows of another project no call names: a payload that widened a statement (an
+        # UPDATE or DELETE of more than its row) would change them.
+        bystander = c.call("projects.get", {"project": f"{d.dev_root}/bystander"})["id"]
+        untouched = targets(c, bystander, "bystander")
+        untouched_rows = rows_of(conn, untouched)
         schema_before = schema_of(conn)
-        done = fuzz(c, conn, {
+        done = fuzz(c, conn, write_rule(conn), {
             "kv.get": {"namespace": "probe", "key": "probe"},
             "kv.delete": {"namespace": "probe", "key": "probe"},
             "kv.set": {"namespace": "probe", "key": "probe", "value": "v"},
@@ -368,13 +583,61 @@ def test_sql_metacharacters_are_inert_in_every_string_field(make_daemon: DaemonF
             "projects.get": {"project": base}, "projects.forget": {"project": 999_999},
             "quality.get": {"project": base}, "quality.history": {"project": base},
             "projects.register": {"path": "/nonexistent"},
+            # the work and memory methods: every reference names a row that exists
+            "agents.add": {"name": "probe"}, "agents.heartbeat": {"agent": "probe"},
+            "agents.update": {"id": row["agent"]},
+            "checkpoints.save": {"project": base}, "checkpoints.update": {"id": row["checkpoint"]},
+            "checkpoints.restore": {"id": row["checkpoint"]},
+            "context.brief": {"project": base},
+            "continue_points.add": {"project": base, "last_action": "probe"},
+            "continue_points.latest": {"project": base},
+            "continue_points.update": {"id": row["continue_point"]},
+            "deps.add": {"from_type": "task", "from_id": row["task"], "to_type": "task",
+                         "to_id": row["other_task"]},
+            "documents.add": {"project": base, "kind": "note", "title": "probe",
+                              "content": "probe"},
+            "documents.embed": {"id": row["document"], "embedding": [0.5, 0.25]},
+            "documents.index_code": {"project": base},
+            "documents.search": {"query": "probe"}, "documents.similar": {"id": row["document"]},
+            "documents.update": {"id": row["document"]},
+            "features.add": {"project": base, "name": "probe"},
+            "features.update": {"id": row["feature"]},
+            "instructions.for_path": {"path": f"{d.dev_root}/base/src/a.py"},
+            "instructions.refresh": {"project": base},
+            "lineage.add": {"project": base, "to_agent": "probe"},
+            "lineage.update": {"id": row["lineage"]},
+            "metrics.add": {"type": "probe", "value": 1}, "metrics.update": {"id": row["metric"]},
+            "phases.add": {"plan": row["plan"], "title": "probe"},
+            "phases.update": {"id": row["phase"]},
+            "plans.add": {"project": base, "title": "probe"},
+            "plans.import": {"project": base, "document": {"title": "probe"}},
+            "plans.update": {"id": row["plan"]},
+            "program_projects.add": {"program": row["program"], "project": base},
+            "programs.add": {"project": base, "title": "probe"},
+            "programs.update": {"id": row["program"]},
+            "requirements.add": {"project": base, "category": "probe", "description": "probe"},
+            "requirements.update": {"id": row["requirement"]},
+            "session_files.add": {"session": row["session"], "path": "probe"},
+            "session_files.set": {"session": row["session"]},
+            "session_files.update": {"id": row["session_file"]},
+            "sessions.start": {"project": base}, "sessions.end": {"id": row["session"]},
+            "sessions.update": {"id": row["session"]},
+            "tasks.add": {"phase": row["phase"], "title": "probe"},
+            "tasks.claim": {"agent": "probe", "project": base},
+            "tasks.complete": {"id": row["other_task"], "force": True, "next": True},
+            "tasks.heartbeat": {"id": row["claimed"], "agent": "holder"},
+            "tasks.release": {"id": row["claimed"], "agent": "holder"},
+            "tasks.update": {"id": row["task"]},
+            "tasks.update_many": {"updates": [{"id": row["task"]}]},
         })  # fmt: skip
-        assert done.calls > 500
+        assert done.calls > 5000
         assert not done.internal, done.internal
         assert not done.wrote, done.wrote
+        assert done.fuzzed - done.answered == UNANSWERED
         # What was there is still there, the payloads were stored as given, the schema is
         # what it was and the file is sound.
         assert c.call("kv.list", {"namespace": "like"})["items"] == guard
+        assert rows_of(conn, untouched) == untouched_rows
         assert named(c, "x") == sorted(["bs\\x", "pct%x", "und_x", "undYx"])
         # (SQLite's length() stops at a NUL, so a lone "\x00" fails the length CHECK: refused)
         stored = {r[0] for r in conn.execute("SELECT namespace FROM kv")}
