@@ -177,6 +177,12 @@ def check_inotify(p: Probe) -> Finding:
         watcher = p.ask("db.health")["watcher"]
         if watcher["mode"] in ("degraded", "polling"):
             return _degraded(watcher, limit)
+        if watcher["mode"] == "restarting":  # nothing is watched until it is built again
+            problem = watcher.get("problem") or "pm-agentd's file watcher failed"
+            return warn(
+                f"pm-agentd's file watching is restarting: {problem}",
+                watcher.get("fix") or "pm daemon restart, if it keeps failing",
+            )
         daemon_part = (
             f"; pm-agentd watches {watcher['watched_paths']} folders"
             if watcher["mode"] == "watching"

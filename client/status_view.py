@@ -37,7 +37,8 @@ def render_status(st: dict[str, Any]) -> str:
         + ("  (socket-activated)" if st.get("socket_activated") else ""),
         f"data     {st.get('data_dir')}  (schema {st.get('schema_version')})",
         *(
-            f"dev root {r['path']}" + ("" if r.get("exists") else "  (does not exist)")
+            f"dev root {r['path']}"
+            + ("" if r.get("exists") else "  (does not exist: nothing there is found or watched)")
             for r in st.get("dev_roots") or ()
         ),
         f"writes   {writer.get('writes', 0)} in {writer.get('batches', 0)} batches  "
@@ -50,13 +51,35 @@ def render_status(st: dict[str, Any]) -> str:
     if scan:
         found, took = scan.get("found", 0), scan.get("duration_ms", 0)
         lines.append(f"projects {found} in the last full scan ({took} ms)")
+    lines += watcher_lines(watcher)
+    # Paths and problems can hold any character a folder name can: shown, never obeyed.
+    return head + "\n".join(output.visible(line) for line in lines) + "\n"
+
+
+def watcher_lines(watcher: dict[str, Any]) -> list[str]:
+    """What the file watcher is doing, in every mode (daemon/runtime/watcher.py): watching,
+    degraded or polling with what is polled and why; restarting after a failure (nothing is
+    watched meanwhile); starting; off. Folders it cannot watch are named."""
     mode = watcher.get("mode")
+    lines: list[str] = []
     if mode in ("watching", "degraded", "polling"):
         line = f"watching {watcher.get('watched_paths', 0)} folders"
         if watcher.get("polled_paths"):
             line += f", polling {watcher['polled_paths']} ({watcher.get('problem')})"
         lines.append(line)
-        if watcher.get("fix"):
-            lines.append(f"         fix: {watcher['fix']}")
-    # Paths and problems can hold any character a folder name can: shown, never obeyed.
-    return head + "\n".join(output.visible(line) for line in lines) + "\n"
+    elif mode == "restarting":
+        problem = watcher.get("problem") or "the file watcher failed"
+        lines.append(f"watcher  restarting, nothing is watched meanwhile: {problem}")
+    elif mode == "starting":
+        lines.append("watcher  starting")
+    elif mode == "off":
+        lines.append("watcher  off: changes are found by rescans only (watch = false)")
+    elif mode is not None:
+        lines.append(f"watcher  {mode}")
+    unwatchable = [str(folder) for folder in watcher.get("unwatchable") or ()]
+    if unwatchable:
+        shown = ", ".join(unwatchable[:5]) + (" …" if len(unwatchable) > 5 else "")
+        lines.append(f"         cannot watch {len(unwatchable)} folder(s), polled instead: {shown}")
+    if watcher.get("fix") and mode != "off":
+        lines.append(f"         fix: {watcher['fix']}")
+    return lines

@@ -1,5 +1,6 @@
 """The watcher does not die quietly: names that are not UTF-8 anywhere under the Dev folder (git
-can commit one), a watcher thread that fails, and what daemon.status and db.health say."""
+can commit one), a watcher thread that fails, and what daemon.status, db.health, `pm status`
+and `pm doctor` say."""
 
 from __future__ import annotations
 
@@ -13,16 +14,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from client.aio import AsyncClient
+from client.status_view import render_status
 from daemon.runtime.scanner import Scanner
-from daemon.runtime.watcher import Watcher
+from daemon.runtime.watcher import Watcher, WatchStatus
 from daemon.store import migrations
 from daemon.store.database import Database
 from tests.conftest import DaemonFactory
 from tests.gitrepos import git, make_repo
 from tests.helpers import DaemonProcess, wait_for
+from tests.test_cli import Cli
+from tests.test_doctor import doctor
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify")
 
@@ -242,3 +247,98 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- what pm status and pm doctor say ---------------------------------------------------------
+# The real daemon, with the delay before its watcher is built again after a failure raised from
+# 0 s (too short to look at) to a minute. The failure itself is a real one.
+SLOW_TO_RESTART = """
+import sys
+import daemon.runtime.watcher as watcher
+from daemon.runtime.main import main
+init = watcher.Watcher.__init__
+def slow(self, *args, **kwargs):
+    kwargs["restart_delays_s"] = (60.0,)
+    init(self, *args, **kwargs)
+watcher.Watcher.__init__ = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def status_text(d: DaemonProcess) -> str:
+    done = Cli(d).run("--no-spawn", "status")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_restarting_watcher_is_shown_so_and_doctor_warns(make_daemon: DaemonFactory) -> None:
+    d = make_daemon(
+        config={"settle_ms": 30, "rescan_interval_s": 0},
+        argv=[sys.executable, "-c", SLOW_TO_RESTART],
+    )
+    make_repo(d.dev_root / "alpha", home=d.home)
+    d.start()
+    wait_for(lambda: watcher_of(d)["mode"] == "watching", 20, "watching")
+    touch(bad_path(d.dev_root))  # a name the file watcher cannot decode: it fails
+    watcher = wait_for(
+        lambda: (w := watcher_of(d))["mode"] == "restarting" and w, 20, "the watcher to fail"
+    )
+    assert watcher["watched_paths"] == 0 and watcher["failures"] == 1
+    text = status_text(d)
+    assert "watcher  restarting, nothing is watched meanwhile: the file watcher failed" in text
+    assert "restarted in" in text
+    assert "fix: none needed if it recovers; if it keeps failing: pm daemon restart" in text
+    assert "watching 0 folders" not in text
+
+    code, _, checks = doctor(Cli(d))
+    inotify = checks["inotify"]
+    assert inotify["status"] == "warn", inotify  # not "ok": nothing is watched meanwhile
+    assert "restarting" in inotify["message"] and "the file watcher failed" in inotify["message"]
+    assert "pm daemon restart" in inotify["fix"]
+    assert code == 0  # a warning, not a failure
+
+
+def test_folders_that_cannot_be_watched_are_named_by_pm_status(
+    make_daemon: DaemonFactory,
+) -> None:
+    d = make_daemon(config={"settle_ms": 30, "rescan_interval_s": 0})
+    make_repo(d.dev_root / "alpha", home=d.home)
+    touch(bad_path(d.dev_root))  # there from the start: polled, no failure
+    d.start()
+    wait_for(lambda: watcher_of(d)["mode"] == "degraded", 20, "the Dev root to be polled")
+    text = status_text(d)
+    assert f"cannot watch 1 folder(s), polled instead: {d.dev_root}\n" in text
+    assert "fix: rename the file or folder whose name is not valid UTF-8" in text
+
+
+def watch_status(**fields: object) -> dict[str, object]:
+    quiet = WatchStatus(
+        mode="watching", watched_paths=0, polled_paths=0, os_watches=None,
+        max_user_watches=None, problem=None, fix=None, unwatchable=[], failures=0,
+        last_failure=None, last_failure_at=None,
+    )  # fmt: skip
+    shown: dict[str, object] = msgspec.to_builtins(msgspec.structs.replace(quiet, **fields))
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("fields", "line"),
+    [
+        ({"mode": "off"}, "watcher  off: changes are found by rescans only (watch = false)"),
+        ({"mode": "starting"}, "watcher  starting"),
+        ({"mode": "watching", "watched_paths": 7}, "watching 7 folders"),
+        (
+            {"mode": "restarting", "unwatchable": [f"/dev/p{i}" for i in range(7)]},
+            "cannot watch 7 folder(s), polled instead: /dev/p0, /dev/p1, /dev/p2, /dev/p3, "
+            "/dev/p4 …",
+        ),
+    ],
+)
+def test_each_watcher_mode_has_a_line_in_pm_status(fields: dict[str, object], line: str) -> None:
+    text = render_status({"state": "ready", "watcher": watch_status(**fields)})
+    assert f"{line}\n" in text
+
+
+def test_pm_status_says_nothing_is_watched_in_a_missing_dev_root() -> None:
+    text = render_status({"state": "ready", "dev_roots": [{"path": "/nope", "exists": False}]})
+    assert "dev root /nope  (does not exist: nothing there is found or watched)" in text
