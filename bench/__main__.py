@@ -13,10 +13,14 @@ from bench.common import code_version, describe_machine
 
 BENCHMARKS = {
     "writes": "64 clients doing durable kv.set: the daemon vs. each client committing itself",
-    "rpc": "kv.get round trips and throughput vs. a bare echo server on the same socket kind",
-    "cli": "`pm status` wall time vs. `python -c pass`",
-    "scan": "full scans of 1,000 generated git repos vs. git status/log/remote per repo + a walk",
-    "watch": "change on disk -> event at a client, vs. watchfiles alone; OS watches and RSS",
+    "rpc": "kv.get round trips (one blocking client) and throughput (32 closed-loop clients) vs. "
+    "a bare uvloop echo server sent the same bytes",
+    "cli": "every class of pm command (status, kv get, kv list, a generated list, projects, a "
+    "Tab's completion) vs. `python -c pass`; an older client beside with PM_BENCH_CLI_BEFORE",
+    "scan": "full scans of 1,000 generated git repos (first, warm, cold cache) vs. a walk + git "
+    "status/log/remote per repo",
+    "watch": "change on disk -> event at a subscribed client over 1,000 projects, vs. watchfiles "
+    "alone; OS watches and RSS",
     "quality": "quality.scan of 1,000 projects from scratch and unchanged, vs. score.assess "
     "in-process; kv.get RTT during the scan",
     "backup": "db.backup of a 200 MB database vs. the sqlite3 shell's .backup; durable kv.set "
