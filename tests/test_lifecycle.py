@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from client.aio import AsyncClient
-from client.errors import RemoteError
+from client.errors import RemoteError, Unreachable
 from tests.conftest import DaemonFactory
 from tests.helpers import REPO, DaemonProcess, RawConnection, short_socket_dir, wait_for
 
@@ -201,7 +201,15 @@ def test_sigterm_stops_even_with_peers_that_never_read(
     last bytes must not keep the daemon from exiting."""
     config = {"max_connections": max_connections} if max_connections else {}
     daemon = make_daemon(config=config).start()
-    daemon.call("kv.set", {"namespace": "n", "key": "big", "value": "x" * (1024 * 1024 - 2)})
+
+    def store_big() -> bool:
+        try:
+            daemon.call("kv.set", {"namespace": "n", "key": "big", "value": "x" * (1024**2 - 2)})
+        except Unreachable:  # refused: the start-up probe's connection is not yet closed
+            return False
+        return True
+
+    wait_for(store_big, what="the one connection allowed to be free")
     hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     hog.connect(daemon.socket_path)
