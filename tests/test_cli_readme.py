@@ -27,7 +27,15 @@ SAMPLES: dict[str, str | dict[str, str]] = {
     "NS": "ns",
     "KEY": "key",
     "VALUE": "1",
-    "S": {"projects": "active", "jobs": "queued", "--ttl": "60", "": "active"},
+    "S": {
+        "projects": "active",
+        "jobs": "queued",
+        "--ttl": "60",
+        "--lease": "60",
+        "task": "pending",
+        "agents": "idle",
+        "": "active",
+    },
     "ISO": "2099-01-01T00:00:00Z",
     "P": "pre",
     "N": "5",
@@ -36,18 +44,21 @@ SAMPLES: dict[str, str | dict[str, str]] = {
     "PATH": "/tmp/somewhere",
     "ID": "3",
     "PROJECT": "alpha",
-    "KIND": "backup",
+    "KIND": {"session": "development", "note": "knowledge", "search": "note", "": "backup"},
     "T": "kv",
     "FIELD": "status",
     "SHELL": "bash",
     "SEQ": "7",
     "URL": "https://example.com",
     "NOUN": "tasks",  # a noun of the shipped daemon's, its commands generated
+    "TYPE:ID": "task:12",
 }
 # `--FIELD VALUE` of a generated command: a field that noun's verb takes, and a value.
 FIELDS = {("tasks", "list"): ("--status", "pending"), ("tasks", "add"): ("--title", "words"),
           ("tasks", "update"): ("--title", "words"), ("jobs", "list"): ("--kind", "backup"),
-          ("jobs", "update"): ("--response", "words")}  # fmt: skip
+          ("jobs", "update"): ("--response", "words"), ("task", "update"): ("--title", "words"),
+          ("plan", "update"): ("--title", "words"), ("project", "set"): ("--status", "on-hold"),
+          ("agents", "list"): ("--status", "idle")}  # fmt: skip
 
 
 def readme_synopses() -> list[str]:
