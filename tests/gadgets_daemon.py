@@ -22,8 +22,8 @@ from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods
 from daemon.runtime.main import main
 from daemon.store import migrations
+from daemon.store.batch import Tx
 from daemon.store.table import Row, Table
-from daemon.store.writer import Tx
 
 MIGRATION = """
 CREATE TABLE gadgets (

@@ -20,10 +20,10 @@ from msgspec import inspect
 
 from daemon.domain import modules  # noqa: F401 - declares every domain table
 from daemon.store import migrations
+from daemon.store.batch import Tx
 from daemon.store.database import Database
 from daemon.store.events import Event
 from daemon.store.table import Row, Table, Where, tables
-from daemon.store.writer import Tx
 
 SHIPPED = migrations.load()
 

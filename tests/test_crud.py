@@ -19,10 +19,10 @@ from daemon.rpc.dispatcher import Dispatcher, Session
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods, Registry
 from daemon.store import migrations
+from daemon.store.batch import Tx
 from daemon.store.database import Database
 from daemon.store.events import Event
 from daemon.store.table import Row, Table
-from daemon.store.writer import Tx
 
 SCHEMA = """
 CREATE TABLE shelves (id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,

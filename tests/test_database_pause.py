@@ -15,9 +15,9 @@ import pytest
 
 from daemon.rpc.fairness import ReadShare, read_share
 from daemon.store import migrations
+from daemon.store.batch import Tx
 from daemon.store.database import Database
 from daemon.store.workers import ConnectionWorkers, WorkersStopped
-from daemon.store.writer import Tx
 
 DEADLINE_S = 20.0  # far above any honest wait here; a hang fails instead of blocking CI
 
@@ -39,7 +39,14 @@ def count(conn: sqlite3.Connection) -> int:
 
 
 def slow_count(conn: sqlite3.Connection, seconds: float) -> int:
-    time.sleep(seconds)  # a long query: the readers take this long to stop
+    """A long query: the readers take this long to stop. (Long in SQLite, so it is sent to a
+    reader thread, as any read over the loop's budget is: daemon.store.inline_reads.)"""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+            "SELECT count(*) FROM n"
+        ).fetchone()
     return count(conn)
 
 
@@ -172,8 +179,11 @@ def test_a_read_whose_caller_stopped_waiting_is_not_run(tmp_path: Path) -> None:
     ran: list[int] = []
 
     def noted(conn: sqlite3.Connection, i: int) -> int:
-        ran.append(i)
-        return count(conn)
+        # Long in SQLite, so the reader threads run it (the loop tries it first, within its
+        # budget, for a caller still waiting): what ran there is noted.
+        if threading.current_thread() is not threading.main_thread():
+            ran.append(i)
+        return slow_count(conn, 0.01)
 
     async def scenario() -> None:
         db = Database(str(path), readers=1)
@@ -208,10 +218,11 @@ def test_a_clients_reads_take_its_share_and_wait_while_it_does_not_read(
         with lock:
             running += 1
             most = max(most, running)
-        time.sleep(0.05)
-        with lock:
-            running -= 1
-        return count(conn)
+        try:
+            return slow_count(conn, 0.05)
+        finally:
+            with lock:
+                running -= 1
 
     async def scenario() -> None:
         db = Database(str(path), readers=4)

@@ -21,10 +21,10 @@ from daemon.domain.jobs.service import METADATA_MAX, RESPONSE_INLINE_MAX, JobSer
 from daemon.rpc.errors import InvalidState, NotFound, TooLarge
 from daemon.runtime.maintenance import maintenance_job, retention_job
 from daemon.store import migrations
+from daemon.store.batch import Tx
 from daemon.store.clock import iso
 from daemon.store.database import Database
 from daemon.store.events import Event
-from daemon.store.writer import Tx
 from tests.conftest import DaemonFactory
 from tests.helpers import DaemonProcess, wait_for
 from tests.test_cli import Cli

@@ -35,8 +35,8 @@ from daemon.domain.quality.model import Assessment, Weights
 from daemon.domain.quality.score import assess, rescore
 from daemon.domain.quality.sql import QUALITY
 from daemon.store import connection, migrations
+from daemon.store.batch import Tx
 from daemon.store.clock import iso
-from daemon.store.writer import Tx
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 WEIGHTS = Weights()

@@ -436,3 +436,24 @@ def test_a_subscriber_that_half_closes_is_answered_then_closed(rpc_daemon: Daemo
         assert conn.closed_by_peer()
     finally:
         conn.close()
+
+
+def test_a_cancel_read_with_its_request_still_gets_an_answer(rpc_daemon: DaemonProcess) -> None:
+    """A write and its $/cancelRequest in one read of the socket: the write's first step runs
+    at once and waits for its batch, the cancel comes before the task that goes on with it
+    ever ran. Each gets its answer (the outcome: committed or cancelled), never silence."""
+    conn = RawConnection(rpc_daemon.socket_path, timeout=10.0)
+    try:
+        for i in range(50):
+            write = {"jsonrpc": "2.0", "id": i, "method": "kv.set",
+                     "params": {"namespace": "cancelled", "key": str(i), "value": i}}  # fmt: skip
+            cancel = {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": i}}
+            conn.send_bytes(conn.frame(json.dumps(write).encode())
+                            + conn.frame(json.dumps(cancel).encode()))  # fmt: skip
+            reply = conn.read_frame()
+            assert reply is not None
+            answer = json.loads(reply)
+            assert answer["id"] == i
+            assert "result" in answer or answer["error"]["code"] == -32800, answer
+    finally:
+        conn.close()

@@ -19,10 +19,10 @@ from daemon.rpc.errors import InvalidParams, InvalidState
 from daemon.runtime.scheduler import Report, Scheduler
 from daemon.runtime.schedules import Daily, Interval, parse_schedule
 from daemon.store import migrations
+from daemon.store.batch import Tx
 from daemon.store.clock import iso
 from daemon.store.database import Database
 from daemon.store.events import Event
-from daemon.store.writer import Tx
 
 T = TypeVar("T")
 

@@ -145,7 +145,7 @@ def test_pm_status_shows_the_dev_roots(cli: Cli) -> None:
     assert f"dev root {cli.world.dev_root}" in out
     cli.world.dev_root.rmdir()
     out = cli.ok("status")
-    assert f"dev root {cli.world.dev_root}  (does not exist)" in out
+    assert f"dev root {cli.world.dev_root}  (does not exist: nothing there is found" in out
     as_json = json.loads(cli.ok("--json", "status"))
     assert as_json["dev_roots"] == [{"path": str(cli.world.dev_root), "exists": False}]
 

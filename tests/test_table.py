@@ -14,11 +14,11 @@ import pytest
 
 from daemon.rpc.errors import Conflict, NotFound
 from daemon.store import migrations
+from daemon.store.batch import Tx
 from daemon.store.database import Database
 from daemon.store.events import Event
 from daemon.store.table import Page, Row, RowDeleted, RowUpdated, Table, Where
 from daemon.store.uid import uuid7
-from daemon.store.writer import Tx
 
 SCHEMA = """
 CREATE TABLE gadgets (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from daemon.domain.kv import prefix_upper_bound
 from daemon.rpc.framing import FrameTooLarge, FramingError, LspFraming, NdjsonFraming, detect
 from daemon.runtime import config
+from daemon.store.cancellation import wait_set
 from daemon.store.clock import iso, utc_now
 
 
@@ -108,3 +110,28 @@ def test_config_file_errors_name_the_key(tmp_path: Path, text: str, needle: str)
     file.write_text(text)
     with pytest.raises(config.ConfigError, match=needle):
         config.load({}, {"PM_AGENT_CONFIG": str(file), "HOME": str(tmp_path)})
+
+
+def test_a_cancellation_arriving_as_the_event_is_set_is_not_lost() -> None:
+    """The daemon's timed waits (scheduler, watcher, scan pool, writer) use wait_set: with
+    asyncio.wait_for on 3.11 this cancellation was dropped, and a background task cancelled
+    at stop went on to sleep its whole interval (the daemon did not exit: 1 stop in ~7)."""
+
+    async def scenario() -> tuple[bool, bool]:
+        event = asyncio.Event()
+        slept_on = []
+
+        async def waiter() -> None:
+            await wait_set(event, 10.0)
+            slept_on.append(True)  # only if the cancellation was lost
+            await asyncio.sleep(10.0)
+
+        task = asyncio.get_running_loop().create_task(waiter())
+        await asyncio.sleep(0)  # it waits
+        event.set()
+        task.cancel()  # in the same turn of the loop
+        done, _ = await asyncio.wait({task}, timeout=2.0)
+        timed_out = await wait_set(asyncio.Event(), 0.01)
+        return bool(done) and task.cancelled() and not slept_on, timed_out
+
+    assert asyncio.run(scenario()) == (True, False)

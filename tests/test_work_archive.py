@@ -14,8 +14,8 @@ import pytest
 from client.sync import Client
 from daemon.domain.work import archive
 from daemon.store import migrations
+from daemon.store.batch import Tx
 from daemon.store.database import Database
-from daemon.store.writer import Tx
 from tests.helpers import DaemonProcess
 from tests.work_helpers import blocks, error, make_plan, new_project, rows, rpc, steps, work_daemon
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,11 +14,12 @@ import pytest
 
 from daemon.rpc.errors import Busy, Conflict, ShuttingDown, StorageError
 from daemon.store import migrations
+from daemon.store.batch import Tx
 from daemon.store.cancellation import outcome_over_cancel
 from daemon.store.database import Database
 from daemon.store.events import Event
 from daemon.store.events_catalogue import EventKind
-from daemon.store.writer import Tx, Writer
+from daemon.store.writer import Writer
 
 T = TypeVar("T")
 
@@ -161,8 +164,8 @@ def test_busy_when_the_queue_stays_full(db_path: Path) -> None:
         await writer.start()
         first = asyncio.ensure_future(writer.submit(insert("first", 1)))
         await asyncio.sleep(0.05)  # the writer has taken it and waits for the lock
-        # One more is staged for the next batch, two wait in the queue: that is full.
-        queued = [asyncio.ensure_future(writer.submit(insert(f"q{i}", i))) for i in range(3)]
+        # Two wait in the queue: that is full.
+        queued = [asyncio.ensure_future(writer.submit(insert(f"q{i}", i))) for i in range(2)]
         await asyncio.sleep(0)
         with pytest.raises(Busy) as refused:
             await writer.submit(insert("refused", 9))
@@ -173,14 +176,9 @@ def test_busy_when_the_queue_stays_full(db_path: Path) -> None:
         return results, refused.value
 
     results, error = run(scenario)
-    assert results == ["first", "q0", "q1", "q2"]
-    assert error.data["queue_depth"] == 3 and "Retry" in error.message
-    assert rows(db_path, "SELECT name FROM item ORDER BY name") == [
-        ("first",),
-        ("q0",),
-        ("q1",),
-        ("q2",),
-    ]
+    assert results == ["first", "q0", "q1"]
+    assert error.data["queue_depth"] == 2 and "Retry" in error.message
+    assert rows(db_path, "SELECT name FROM item ORDER BY name") == [("first",), ("q0",), ("q1",)]
     blocker.close()
 
 
@@ -306,3 +304,83 @@ def test_maintenance_runs_between_batches_outside_a_transaction(db_path: Path) -
     assert in_transaction is False and checkpoint_row[0] == 0  # not busy: it ran alone
     assert len(results) == 100
     assert rows(db_path, "SELECT count(*) FROM item") == [(100,)]
+
+
+def test_a_batch_shared_by_the_loop_and_the_thread_is_one_transaction(db_path: Path) -> None:
+    """The loop runs a batch's light operations itself and hands the rest (from the first
+    heavy one, or past its time budget) to the writer's thread, inside the same transaction:
+    one commit, one savepoint each, a failure there rolls back alone, events without gaps."""
+    ran_on: dict[str, str] = {}
+
+    def noted(name: str, n: int, pause_s: float = 0.0) -> Callable[[Tx], str]:
+        def op(tx: Tx) -> str:
+            ran_on[name] = threading.current_thread().name
+            time.sleep(pause_s)  # a slow operation (the budget is measured between them)
+            return insert(name, n)(tx)
+
+        return op
+
+    published: list[Event] = []
+
+    async def scenario() -> tuple[list[Any], Any]:
+        writer = Writer(str(db_path), publish=published.extend)
+        await writer.start()
+        results = await asyncio.gather(
+            writer.submit(noted("a", 1)),
+            writer.submit(noted("b", 2)),
+            writer.submit(noted("heavy", 3), heavy=True),
+            writer.submit(noted("bad", -1)),  # CHECK fails, on the thread
+            writer.submit(noted("c", 4)),
+            return_exceptions=True,
+        )
+        slow = await asyncio.gather(
+            *(writer.submit(noted(f"s{i}", i, pause_s=0.001)) for i in range(20))
+        )
+        stats = writer.stats()
+        await writer.close()
+        return [*results, *slow], stats
+
+    results, stats = run(scenario)
+    assert results[:3] == ["a", "b", "heavy"] and isinstance(results[3], Conflict)
+    assert results[4:] == ["c", *(f"s{i}" for i in range(20))]
+    main, thread = threading.main_thread().name, "pm-writer"
+    assert (ran_on["a"], ran_on["b"], ran_on["heavy"], ran_on["c"]) == (main, main, thread, thread)
+    # 20 operations of 1 ms against a 2 ms budget: the loop ran the first few, the thread
+    # the others, all in one batch.
+    assert ran_on["s0"] == main and ran_on["s19"] == thread
+    assert stats.batches == 2 and stats.batches_on_thread == 2
+    assert rows(db_path, "SELECT count(*) FROM item") == [(24,)]
+    assert [e.seq for e in published] == list(range(1, 25))
+    assert rows(db_path, "SELECT max(seq), count(*) FROM events") == [(24, 24)]
+
+
+def test_reads_are_answered_on_the_loop_unless_they_are_long(tmp_path: Path) -> None:
+    """A short read runs on the loop's thread; one past the budget is interrupted there, run
+    on a reader thread instead, and that kind of read goes straight there for a while."""
+    path = tmp_path / "r.db"
+    threads: list[str] = []
+
+    def short(conn: sqlite3.Connection) -> int:
+        threads.append(threading.current_thread().name)
+        return int(conn.execute("SELECT count(*) FROM kv").fetchone()[0])
+
+    def long(conn: sqlite3.Connection) -> int:
+        threads.append(threading.current_thread().name)
+        sql = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+               "WHERE i < 300000) SELECT count(*) FROM n")  # fmt: skip
+        return int(conn.execute(sql).fetchone()[0])
+
+    async def scenario() -> list[int]:
+        db = Database(str(path), readers=1)
+        db.migrate(migrations.load())
+        await db.start()
+        got = [await db.read(short), await db.read(long), await db.read(long)]
+        await db.close()
+        return got
+
+    assert run(scenario) == [0, 300000, 300000]
+    main = threading.main_thread().name
+    # short: here; long: tried here, interrupted, run by the reader; then straight there
+    assert threads[0] == main and threads[1] == main
+    assert threads[2].startswith("pm-reader") and threads[3].startswith("pm-reader")
+    assert len(threads) == 4

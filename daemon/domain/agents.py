@@ -26,10 +26,10 @@ from daemon.domain.work.model import TASKS
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import NotFound
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.clock import iso
 from daemon.store.events_catalogue import EventKind
 from daemon.store.table import Row, RowUpdated, Table, Where
-from daemon.store.writer import Tx
 
 AgentName = Annotated[
     str, msgspec.Meta(min_length=1, max_length=200, description="the agent's unique name")

@@ -25,10 +25,10 @@ from daemon.domain.projects.ref import PROJECT, ProjectRef, project_id
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.connection import quote
 from daemon.store.events_catalogue import EventKind
 from daemon.store.table import Row, Table
-from daemon.store.writer import Tx
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Reason = Annotated[str, msgspec.Meta(max_length=2000)]
@@ -232,7 +232,7 @@ async def save_(app: App, call: Call, p: SaveParams) -> CheckpointSummary:
         name = p.name or f"checkpoint {tx.now[:19].replace('T', ' ')}"
         return save(tx, project, name, p.reason, p.agent, "manual")
 
-    return _summary(await app.db.write(op))
+    return _summary(await app.db.write(op, heavy=True))  # a whole project's work
 
 
 class RestoreParams(Params, frozen=True):
@@ -274,4 +274,4 @@ async def restore(app: App, call: Call, p: RestoreParams) -> RestoreResult:
             deleted={t: len(v) for t, v in deleted.items()},
         )  # fmt: skip
 
-    return await app.db.write(op)
+    return await app.db.write(op, heavy=True)  # a whole project's work

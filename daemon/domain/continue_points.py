@@ -18,8 +18,8 @@ from daemon.domain.projects.ref import PROJECT, ProjectRef, project_id
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.table import Row, Table, Where
-from daemon.store.writer import Tx
 
 AgentName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Step = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]

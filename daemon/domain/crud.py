@@ -20,10 +20,10 @@ from daemon.domain.app import App
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import NotFound
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.connection import quote
 from daemon.store.limits import Limit, Offset
 from daemon.store.table import Page, Row, Table, Where
-from daemon.store.writer import Tx
 
 R = TypeVar("R", bound=Row)
 

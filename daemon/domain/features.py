@@ -20,8 +20,8 @@ from daemon.domain.requirements import REQUIREMENTS
 from daemon.domain.work.model import Count, Text, Time, Title
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods
+from daemon.store.batch import Tx
 from daemon.store.table import Row, Table, Where
-from daemon.store.writer import Tx
 
 FeatureStatus = Literal["backlog", "planned", "in_progress", "blocked", "completed", "cancelled"]
 MoSCoW = Literal["must", "should", "could", "wont"]

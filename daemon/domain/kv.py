@@ -16,12 +16,12 @@ from daemon.domain.app import App
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams, TooLarge
 from daemon.rpc.registry import Methods, Params, ProgressParams
+from daemon.store.batch import Tx
 from daemon.store.clock import iso, utc_now
 from daemon.store.events_catalogue import EventKind
 from daemon.store.limits import Limit, Offset
 from daemon.store.table import Page, Row, Table, Where
 from daemon.store.uid import uuid7
-from daemon.store.writer import Tx
 
 MAX_VALUE_BYTES = 1024 * 1024
 CLEAR_CHUNK = 1000
@@ -284,7 +284,10 @@ async def clear(app: App, call: Call, p: KvClearParams) -> Cleared:
     deleted = 0
     while True:
         call.check_cancelled()
-        removed = await app.db.write(lambda tx: delete_chunk(tx, p.namespace, p.prefix))
+        removed = await app.db.write(
+            lambda tx: delete_chunk(tx, p.namespace, p.prefix),
+            heavy=True,  # CLEAR_CHUNK rows
+        )
         deleted += removed
         call.partial["deleted"] = deleted
         report(deleted)

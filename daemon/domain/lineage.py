@@ -16,8 +16,8 @@ from daemon.domain.projects.ref import PROJECT
 from daemon.domain.work import archive
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods
+from daemon.store.batch import Tx
 from daemon.store.table import Row, Table
-from daemon.store.writer import Tx
 
 AgentName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 

@@ -19,9 +19,9 @@ from daemon.domain.projects.ref import PROJECT, ProjectRef, project_id
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.clock import iso
 from daemon.store.table import Row, Table, Where
-from daemon.store.writer import Tx
 
 MetricType = Annotated[
     str,

@@ -16,8 +16,8 @@ from daemon.domain.projects.ref import PROJECT
 from daemon.domain.work.model import Lines, Short, Tags
 from daemon.rpc.errors import InvalidParams
 from daemon.rpc.registry import Methods
+from daemon.store.batch import Tx
 from daemon.store.table import Row, Table
-from daemon.store.writer import Tx
 
 RequirementPriority = Literal["critical", "high", "medium", "low"]
 Confidence = Annotated[float, msgspec.Meta(ge=0, le=1, description="the AI's confidence, 0-1")]

@@ -16,8 +16,8 @@ from daemon.domain.crud import Crud, Id, Ref
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import NotFound
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.table import Row, Table, Where
-from daemon.store.writer import Tx
 
 FilePath = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 Status = Literal["included", "excluded"]

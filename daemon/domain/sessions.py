@@ -22,9 +22,9 @@ from daemon.domain.work.times import check_time
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidState
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.events_catalogue import EventKind
 from daemon.store.table import Row, Table
-from daemon.store.writer import Tx
 
 SessionKind = Literal["development", "agent", "interview", "planning", "execution"]
 SessionStatus = Literal["active", "paused", "completed", "cancelled"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import msgspec
@@ -33,6 +34,7 @@ from daemon.rpc.errors import (
 from daemon.rpc.fairness import ReadShare, read_share
 from daemon.rpc.registry import Method, ProgressParams, Registry
 from daemon.store.cancellation import outcome_over_cancel
+from daemon.store.writer import HEAVY_REQUEST_BYTES, heavy_write
 
 log = structlog.get_logger("pm.rpc")
 
@@ -47,13 +49,28 @@ _TOO_DEEP = ParseError("Parse error: JSON nested too deeply")
 BATCH_CONCURRENCY = 256
 
 
+class Running:
+    """A request being handled. It starts outside any task (daemon.rpc.server runs its first
+    step at once: most requests finish there); `task` is the task that goes on with it once
+    it has to wait, set when that is made."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self.task = task
+
+
+# The request the current context serves (the server reads it to hand over the task).
+current_request: ContextVar[Running | None] = ContextVar("current_request", default=None)
+
+
 class Session:
     """What one connection shares with the handlers of its requests."""
 
     def __init__(self) -> None:
         self.closed = False
         self.subscriptions = 0
-        self.inflight: dict[Any, asyncio.Task[Any]] = {}
+        self.inflight: dict[Any, Running] = {}
         self.cancel_reasons: dict[asyncio.Task[Any], CancelReason] = {}
         self._close_callbacks: list[Callable[[], None]] = []
         self.read_share = ReadShare()
@@ -73,7 +90,8 @@ class Session:
                 log.exception("close callback failed")
 
     def cancel(self, request_id: Any, reason: CancelReason) -> bool:
-        task = self.inflight.get(request_id)
+        running = self.inflight.get(request_id)
+        task = running.task if running is not None else None
         if task is None or task.done():
             return False
         self.cancel_reasons[task] = reason
@@ -206,17 +224,20 @@ class Dispatcher:
             return wire.error_response(request_id, e)
         token = params.workDoneToken if isinstance(params, ProgressParams) else UNSET
         call = Call(session, request_id, method.name, None if token is UNSET else token)
-        outcome_over_cancel.set(True)  # this task's own context: it is a client's request
+        # This request's own context (a copy made by the server, or a batch's task's):
+        outcome_over_cancel.set(True)  # it is a client's request
         read_share.set(session.read_share)
-        task = asyncio.current_task()
-        assert task is not None
+        heavy_write.set(len(raw) > HEAVY_REQUEST_BYTES)
+        running = Running(asyncio.current_task())
+        current_request.set(running)
         if is_request:
-            session.inflight[request_id] = task
+            session.inflight[request_id] = running
         try:
             result = await method.handler(call, params)
         except asyncio.CancelledError:
-            reason = session.cancel_reasons.pop(task, None)
-            if reason is None:
+            task = running.task
+            reason = session.cancel_reasons.pop(task, None) if task is not None else None
+            if task is None or reason is None:
                 raise  # the connection went away: there is nobody to answer
             task.uncancel()
             error: RpcError = (
@@ -233,7 +254,7 @@ class Dispatcher:
             error = _unexpected(e, method.name)
             return wire.error_response(request_id, error) if is_request else None
         finally:
-            if is_request and session.inflight.get(request_id) is task:
+            if is_request and session.inflight.get(request_id) is running:
                 del session.inflight[request_id]
             call.finish_progress("done")
         after.extend(call._after)

@@ -22,11 +22,11 @@ from daemon.runtime.config import Paths
 from daemon.runtime.scheduler import Report
 from daemon.store import backup, swap
 from daemon.store.backup import BackupError, BackupFile
+from daemon.store.batch import Tx
 from daemon.store.database import Database
 from daemon.store.events_catalogue import EventKind
 from daemon.store.migrations import Migration
 from daemon.store.salvage import SalvageError
-from daemon.store.writer import Tx
 
 log = structlog.get_logger("pm.backups")
 

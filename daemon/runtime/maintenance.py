@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from daemon.runtime.scheduler import JobFn, Report
+from daemon.store.batch import Tx
 from daemon.store.clock import iso
 from daemon.store.database import Database
-from daemon.store.writer import Tx
 
 RETENTION_CHUNK = 5000
 
@@ -93,7 +93,7 @@ def retention_job(db: Database, days: float, max_events: int = 0) -> JobFn:
         if days > 0:
             result.cutoff = iso(datetime.now(UTC) - timedelta(days=days))
             while True:
-                removed = await db.write(_delete_chunk(result.cutoff))
+                removed = await db.write(_delete_chunk(result.cutoff), heavy=True)
                 result.deleted_events += removed
                 report(f"{result.deleted_events} events deleted", None)
                 if removed < RETENTION_CHUNK:
@@ -103,7 +103,7 @@ def retention_job(db: Database, days: float, max_events: int = 0) -> JobFn:
             # by earlier deletions mean a little fewer than max may stay, never more).
             below = db.writer.last_seq - max_events
             while below > 0:
-                removed = await db.write(_delete_below(below))
+                removed = await db.write(_delete_below(below), heavy=True)
                 result.deleted_over_count += removed
                 report(f"{result.deleted_over_count} events over the cap deleted", None)
                 if removed < RETENTION_CHUNK:

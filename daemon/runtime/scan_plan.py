@@ -32,7 +32,7 @@ from daemon.domain.projects.row import (
     folder_name,
 )  # fmt: skip
 from daemon.domain.projects.scanning import ScanIssue, ScanSummary
-from daemon.store.writer import Tx
+from daemon.store.batch import Tx
 
 Op = Callable[[Tx], Any]
 

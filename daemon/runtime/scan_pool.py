@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
+from daemon.store.cancellation import wait_set
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -160,8 +162,7 @@ class ScanPool:
                     self._retire(job, key(job.items[index]), started)
                     return list(job.results), index
             job.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(job.wake.wait(), left)
+            await wait_set(job.wake, left)
 
     def _abandon(self, job: _Job[T, R], bound: float, key: Callable[[T], Hashable]) -> None:
         """The caller stopped waiting (cancelled): a queued job is skipped, a running one ends

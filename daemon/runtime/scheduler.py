@@ -65,6 +65,7 @@ from daemon.runtime.schedules import (
     next_daily,
     parse_schedule,
 )
+from daemon.store.cancellation import wait_set
 from daemon.store.clock import iso
 
 __all__ = ["DEFAULT_BACKOFF", "JobFn", "Report", "Scheduler", "Trigger"]
@@ -234,8 +235,7 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler tick failed; it goes on")
             delay = max(0.01, self.next_wake())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kicked.wait(), delay)
+            await wait_set(self._kicked, delay)
 
     async def tick(self) -> list[int | None]:
         """Queue whatever fell due by now and start what the free slots allow.

@@ -51,6 +51,7 @@ from daemon.runtime.watch_set import (
     utf8,
     watch_limit_hit,
 )
+from daemon.store.cancellation import wait_set
 from daemon.store.clock import utc_now
 from daemon.store.database import Database
 
@@ -448,8 +449,7 @@ class Watcher:
                 self._failed(f"{type(e).__name__}: {e}")
 
     async def _step(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._next_wake())
+        await wait_set(self._wake, self._next_wake())
         self._wake.clear()
         if self._restart_at is not None and time.monotonic() >= self._restart_at:
             self._restart_at = None

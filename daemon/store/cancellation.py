@@ -39,3 +39,21 @@ async def settle(work: Awaitable[T]) -> T:
         if cancelled and not outcome_over_cancel.get():
             raise asyncio.CancelledError
         return result
+
+
+async def wait_set(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until `event` is set, at most `timeout` seconds (None: no limit); True if it was.
+
+    Not `asyncio.wait_for(event.wait(), timeout)`: on Python 3.11 a cancellation that arrives
+    just as the event is set is dropped (wait_for returns the result instead), and a task
+    cancelled at stop went on to sleep its whole interval, keeping the daemon from exiting.
+    Nor `asyncio.timeout`, which needs a task: a request's first step runs outside one
+    (daemon.rpc.server)."""
+    if event.is_set():
+        return True
+    waiting = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({waiting}, timeout=timeout)
+    finally:
+        waiting.cancel()
+    return bool(done)

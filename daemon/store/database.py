@@ -16,11 +16,13 @@ from typing import Any, Literal, TypeVar
 from daemon.rpc.errors import ShuttingDown
 from daemon.rpc.fairness import read_share
 from daemon.store import connection, migrations
+from daemon.store.batch import WriteFn
 from daemon.store.cancellation import settle
 from daemon.store.events import Event
+from daemon.store.inline_reads import InlineReads, tried_elsewhere
 from daemon.store.migrations import Migration
 from daemon.store.workers import ConnectionWorkers, WorkersStopped
-from daemon.store.writer import WriteFn, Writer, WriterClosed, WriterStats
+from daemon.store.writer import Writer, WriterClosed, WriterStats
 
 T = TypeVar("T")
 
@@ -57,6 +59,7 @@ class Database:
         self._new_writer = new_writer
         self.writer = new_writer()
         self._readers: ConnectionWorkers | None = None
+        self._inline: InlineReads | None = None  # reads tried on the loop's thread first
         self.schema_version = 0
         self._open = asyncio.Event()  # cleared while `exclusive` has the file closed
         self._open.set()
@@ -102,23 +105,28 @@ class Database:
         )
         readers.start()
         self._readers = readers
+        self._inline = InlineReads(
+            connection.open_reader(self.path, busy_timeout_ms=self._busy_timeout_ms)
+        )
 
-    async def write(self, fn: WriteFn[T]) -> T:
-        result: T = await self._through_writer(fn, raw=False)
+    async def write(self, fn: WriteFn[T], *, heavy: bool = False) -> T:
+        """`Writer.submit`: `fn(tx)` in the next batch, its result once committed. `heavy`
+        for a write whose work grows with the data it meets (many rows, a whole project)."""
+        result: T = await self._through_writer(fn, raw=False, heavy=heavy)
         return result
 
     async def maintain(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """`Writer.maintain`: `fn(connection)` between two batches, outside any transaction."""
-        result: T = await self._through_writer(fn, raw=True)
+        result: T = await self._through_writer(fn, raw=True, heavy=True)
         return result
 
-    async def _through_writer(self, fn: Any, *, raw: bool) -> Any:
+    async def _through_writer(self, fn: Any, *, raw: bool, heavy: bool) -> Any:
         while True:
             while not self._open.is_set():  # re-checked: see `read`
                 await self._open.wait()
             writer = self.writer
             try:
-                return await (writer.maintain(fn) if raw else writer.submit(fn))
+                return await (writer.maintain(fn) if raw else writer.submit(fn, heavy=heavy))
             except WriterClosed:
                 # Closed for `exclusive` before this write ran: it waits for the next writer.
                 if self._closed or (not self._pausing and writer is self.writer):
@@ -126,11 +134,18 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(connection, *args)` on a reader; it sees every write acknowledged before.
-        A client's read waits for its connection's share of the readers (daemon.rpc.fairness)."""
+        A client's read waits for its connection's share of the readers (daemon.rpc.fairness),
+        then is tried on the loop's thread within a budget (daemon.store.inline_reads), and
+        goes to a reader thread if it is long."""
         share = read_share.get()
         if share is not None and not share.take():
             await share.wait_turn()
         try:  # (one coroutine, no helper: this is every read's path)
+            inline = self._inline
+            if inline is not None and self._open.is_set():
+                value = inline.try_read(fn, args)
+                if not tried_elsewhere(value):
+                    return value  # type: ignore[no-any-return]
             while True:
                 # Re-checked after every wake-up: another `exclusive` may have paused again
                 # between the one that woke this read and the read running.
@@ -190,6 +205,7 @@ class Database:
                 except Exception as e:
                     closing_error = e
                 seen = self.writer.last_seq
+                self._close_inline()
                 if self._readers is not None:
                     await asyncio.to_thread(self._readers.stop)
                     self._readers = None
@@ -206,6 +222,11 @@ class Database:
                 self._pausing = False
                 self._open.set()
 
+    def _close_inline(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
+
     def writer_stats(self) -> WriterStats:
         return self.writer.stats()
 
@@ -213,6 +234,7 @@ class Database:
         self._closed = True
         self._open.set()  # a paused caller wakes and hears "shutting down"
         await self.writer.close(timeout)
+        self._close_inline()
         if self._readers is not None:
             self._readers.stop()
             self._readers = None

@@ -23,10 +23,10 @@ import msgspec
 from msgspec import UNSET, inspect
 
 from daemon.rpc.errors import Conflict, NotFound
+from daemon.store.batch import Tx
 from daemon.store.events_catalogue import EventKind
 from daemon.store.paging import fetch_page
 from daemon.store.uid import uuid7
-from daemon.store.writer import Tx
 
 R = TypeVar("R", bound="Row")
 T = TypeVar("T")

@@ -1,15 +1,19 @@
 """The single writer: one connection, one bounded queue, group commit.
 
-Callers put operations on a bounded asyncio.Queue. A pump on the event loop moves what is
-queued (up to `batch_max` at a time) to the writer thread, which owns the one write connection
-and runs everything waiting inside one `BEGIN IMMEDIATE … COMMIT`, each operation in its own
-SAVEPOINT so a failing one rolls back alone. A caller's future resolves only after COMMIT
-returned: an acknowledged write is a committed write. Change events are written in the same
+Callers queue operations; everything waiting when a batch starts (up to `batch_max`) runs
+inside one `BEGIN IMMEDIATE … COMMIT`, each operation in its own SAVEPOINT so a failing one
+rolls back alone (daemon.store.batch). A caller's future resolves only after COMMIT returned:
+an acknowledged write is a committed write. Change events are written in the same
 transaction and handed to `publish` after the commit.
 
-The thread starts the next batch as soon as one commits, with whatever the pump staged
-meanwhile: no round trip through the event loop between batches (a wake-up of the other
-thread costs ~65 µs on a small VM, a quarter of a batch).
+Where a batch runs is what makes the writer fast. Handing each statement to another thread
+costs a cross-core wake-up and a GIL hand-over per SQLite call (measured: a batch of 32 took
+2.4-2.9 ms that way against ~0.7 ms alone, bench/RESULTS.md "The hand-off tax"), so the event
+loop runs a batch's operations itself, for at most INLINE_BUDGET_S, and hands only the rest,
+the operations marked heavy and the COMMIT (it waits for fsync, without the GIL) to the
+writer's thread: two hand-offs per batch instead of several per operation. While the thread
+commits, the loop serves other clients and collects the next batch. A write to another
+process's lock (BEGIN IMMEDIATE is refused at once on the loop) waits on the thread.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -28,59 +34,48 @@ import msgspec
 from daemon.rpc.errors import Busy, RpcError, ShuttingDown
 from daemon.store import connection
 from daemon.store import events as events_db
-from daemon.store.cancellation import outcome_over_cancel
+from daemon.store.batch import Batch, Outcome, Tx, WriteFn, cause, roll_back
+from daemon.store.cancellation import outcome_over_cancel, wait_set
 from daemon.store.clock import utc_now
 from daemon.store.errors import translate
 from daemon.store.events import Event
-from daemon.store.events_catalogue import EventKind
 from daemon.store.stats import Window
 
+__all__ = ["Tx", "WriteFn", "Writer", "WriterClosed", "WriterStats", "heavy_write"]
+
 T = TypeVar("T")
-P = TypeVar("P")
 
-
-class Tx:
-    """What an operation sees inside its savepoint: the connection, the batch's time, `emit`."""
-
-    __slots__ = ("conn", "events", "now")
-
-    def __init__(self, conn: sqlite3.Connection, now: str) -> None:
-        self.conn = conn
-        self.now = now
-        self.events: list[tuple[EventKind[Any], Any]] = []
-
-    def emit(self, kind: EventKind[P], data: P | msgspec.Raw) -> None:
-        """Record a change event of a declared kind, its data of the kind's payload type (or
-        already encoded as such); it is stored and published only if this commits."""
-        self.events.append((kind, data))
-
-
-WriteFn = Callable[[Tx], T]
+# How long the event loop runs a batch's operations before the thread takes the rest. An
+# operation is not interrupted (interrupting a write rolls back its whole transaction), so
+# the loop may be held this long plus one operation.
+INLINE_BUDGET_S = 0.002
+# Set for a request whose message is larger than this many bytes (by the dispatcher): its
+# writes run on the writer's thread, since the work of most writes grows with their input
+# (full-text indexing a long document takes ~100 ns a byte).
+HEAVY_REQUEST_BYTES = 16 * 1024
+heavy_write: ContextVar[bool] = ContextVar("heavy_write", default=False)
 
 
 class _Op(Generic[T]):
-    __slots__ = ("fn", "future", "raw", "taken")
+    __slots__ = ("fn", "future", "heavy", "raw", "taken")
 
-    def __init__(self, fn: Any, future: asyncio.Future[T], *, raw: bool = False) -> None:
+    def __init__(
+        self, fn: Any, future: asyncio.Future[T], *, raw: bool = False, heavy: bool = False
+    ) -> None:
         self.fn = fn  # fn(tx) in a batch; fn(connection) alone when raw
         self.future = future
         self.raw = raw  # maintenance: runs between batches, outside any transaction
+        self.heavy = heavy  # runs on the writer's thread, not the loop
         self.taken = False  # handed to a batch: from here on it commits or fails, never vanishes
-
-
-class _Aborted(Exception):
-    """SQLite rolled back the whole transaction (disk full, I/O error): every op must fail."""
 
 
 class WriterClosed(ShuttingDown):
     """This writer was closed before the operation ran: nothing of it was written."""
 
 
-_WAKE: Any = object()
-
-
 class WriterStats(msgspec.Struct, kw_only=True):
     batches: int
+    batches_on_thread: int  # batches whose operations the loop did not all run itself
     writes: int
     failed_writes: int
     busy_rejections: int
@@ -113,46 +108,49 @@ class Writer:
         self._synchronous: connection.Synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._batch_max = batch_max
+        self._queue_max = queue_max
         self._busy_wait_s = busy_wait_s
         self._publish = publish
         self._clock = clock
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_max)
         self._encoder = msgspec.json.Encoder()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pump_task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
-        # Handed from the pump to the thread; deque appends and pops are atomic.
-        self._staged: collections.deque[_Op[Any]] = collections.deque()
-        self._wake = threading.Event()  # something was staged, or the thread should stop
-        self._room: asyncio.Event | None = None  # a batch finished: staging may go on
-        self._opened = threading.Event()
-        self._open_error: BaseException | None = None
-        self._thread_stop = False
-        self._pump_waiting = False
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._conn: sqlite3.Connection | None = None  # used by one thread at a time
+        self._pending: collections.deque[_Op[Any]] = collections.deque()
+        self._running = False  # a batch or maintenance step holds the connection
+        self._kicked = False  # a call to `_next` is scheduled
+        self._changed: asyncio.Event | None = None  # a batch ended or the queue shrank
         self._seq = 0
         self.pragmas: connection.Pragmas | None = None
+        self._started = False
         self._closing = False
         self._abandon = False
         self._waiting_puts = 0
-        self._last: Callable[[sqlite3.Connection], None] | None = None
-        self._last_error: Exception | None = None
         # figures
-        self._batches = self._writes = self._failed = self._busy = self._peak = 0
+        self._batches = self._on_thread = self._writes = self._failed = 0
+        self._busy = self._peak = 0
         self._batch_sizes = Window()
         self._commit_ms = Window()
         self._batch_ms = Window()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._room = asyncio.Event()
-        self._thread = threading.Thread(target=self._thread_main, name="pm-writer", daemon=True)
+        self._changed = asyncio.Event()
+        self._thread = threading.Thread(target=self._serve, name="pm-writer", daemon=True)
         self._thread.start()
-        await asyncio.to_thread(self._opened.wait)
-        if self._open_error is not None:
-            self._thread.join()
+        opened: asyncio.Future[None] = self._loop.create_future()
+        self._jobs.put((self._open, (opened,)))
+        try:
+            await opened
+        except BaseException:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._thread.join)
             self._thread = None
-            raise self._open_error
-        self._pump_task = self._loop.create_task(self._pump(), name="pm-writer-pump")
+            raise
+        self._started = True
 
     @property
     def last_seq(self) -> int:
@@ -160,38 +158,39 @@ class Writer:
 
     @property
     def queue_depth(self) -> int:
-        """Writes waiting: in the queue, plus those staged for the writer's next batch."""
-        return self._queue.qsize() + len(self._staged)
+        """Writes waiting for a batch."""
+        return len(self._pending)
 
-    async def submit(self, fn: WriteFn[T]) -> T:
-        """Run `fn(tx)` in the next batch; returns its result once the batch has committed."""
-        result: T = await self._submit(fn, raw=False)
+    async def submit(self, fn: WriteFn[T], *, heavy: bool = False) -> T:
+        """Run `fn(tx)` in the next batch; returns its result once the batch has committed.
+        `heavy`: it may take long (many rows), so it runs on the writer's thread."""
+        result: T = await self._submit(fn, raw=False, heavy=heavy or heavy_write.get())
         return result
 
     async def maintain(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the writer's thread between two batches, outside any
         transaction (a WAL checkpoint, PRAGMA optimize, VACUUM INTO). It waits its turn in the
         queue like a write, so nothing else writes meanwhile."""
-        result: T = await self._submit(fn, raw=True)
+        result: T = await self._submit(fn, raw=True, heavy=True)
         return result
 
-    async def _submit(self, fn: Any, *, raw: bool) -> Any:
-        if self._closing or self._pump_task is None:
+    async def _submit(self, fn: Any, *, raw: bool, heavy: bool) -> Any:
+        if self._closing or not self._started:
             raise WriterClosed("the daemon is shutting down; the write was not accepted")
         loop = asyncio.get_running_loop()
-        op: _Op[Any] = _Op(fn, loop.create_future(), raw=raw)
-        try:
-            self._queue.put_nowait(op)
-        except asyncio.QueueFull:
-            await self._wait_for_room(op)
-        self._peak = max(self._peak, self.queue_depth)
+        op: _Op[Any] = _Op(fn, loop.create_future(), raw=raw, heavy=heavy)
+        if len(self._pending) >= self._queue_max:
+            await self._wait_for_room()
+        self._pending.append(op)
+        self._peak = max(self._peak, len(self._pending))
+        self._kick()
         future = op.future
         try:
             return await future
         except asyncio.CancelledError:
             if not op.taken:
-                raise  # still queued: its future is cancelled, the pump skips it
-            # Already staged for a batch: it commits or fails whatever the caller wants now.
+                raise  # still queued: its future is cancelled, `_take` skips it
+            # Already in a batch: it commits or fails whatever the caller wants now.
             if not (future.done() and not future.cancelled()):
                 op.future = loop.create_future()  # the writer answers this one instead
                 future = op.future
@@ -200,17 +199,24 @@ class Writer:
                 return future.result()  # a client hears what really happened
             raise  # internal work: the outcome is settled, the cancellation goes on
 
-    async def _wait_for_room(self, op: _Op[Any]) -> None:
+    async def _wait_for_room(self) -> None:
+        assert self._loop is not None and self._changed is not None
+        deadline = self._loop.time() + self._busy_wait_s
         self._waiting_puts += 1
         try:
-            await asyncio.wait_for(self._queue.put(op), self._busy_wait_s)
-        except TimeoutError:
-            self._busy += 1
-            raise Busy(
-                f"the write queue stayed full ({self._queue.maxsize} writes waiting) for "
-                f"{self._busy_wait_s:g} s; nothing was written. Retry shortly.",
-                queue_depth=self.queue_depth,
-            ) from None
+            while len(self._pending) >= self._queue_max:
+                if self._abandon:
+                    raise WriterClosed("the daemon stopped before this write could run")
+                left = deadline - self._loop.time()
+                if left <= 0:
+                    self._busy += 1
+                    raise Busy(
+                        f"the write queue stayed full ({self._queue_max} writes waiting) for "
+                        f"{self._busy_wait_s:g} s; nothing was written. Retry shortly.",
+                        queue_depth=self.queue_depth,
+                    )
+                self._changed.clear()
+                await wait_set(self._changed, left)
         finally:
             self._waiting_puts -= 1
 
@@ -221,77 +227,124 @@ class Writer:
         `last(connection)` runs on the writer's thread after the last batch, before the
         connection closes (the rescue of a file deleted under the daemon copies it then);
         what it raises is raised here once the writer is closed."""
-        if self._pump_task is None or self._thread is None:
+        if not self._started or self._thread is None or self._loop is None:
             return
-        self._last = last
         self._closing = True
-        # A full queue means the pump is busy and notices `_closing` soon anyway.
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_WAKE)
         try:
-            await asyncio.wait_for(asyncio.shield(self._pump_task), timeout)
+            await asyncio.wait_for(self._settled(lambda: not self._pending), timeout)
         except TimeoutError:
-            # Writes still queued never started: they fail with a clear error. What is
-            # staged (bounded by busy_timeout per batch) still commits, so nobody is left
-            # waiting and nothing handed to the writer vanishes.
+            # Writes still queued never started: they fail with a clear error. The batch
+            # running (bounded by busy_timeout) still commits, so nothing taken vanishes.
             self._abandon = True
-            if self._room is not None:
-                self._room.set()
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(_WAKE)
-            await self._pump_task
-        self._thread_stop = True
-        self._wake.set()
-        await asyncio.to_thread(self._thread.join)
-        await asyncio.sleep(0)  # let the last deliveries the thread posted run
-        self._fail_queued()
-        self._pump_task = None
-        self._thread = None
-        if self._last_error is not None:
-            raise self._last_error
+            self._fail_queued()
+            await self._settled(lambda: True)
+        closed: asyncio.Future[None] = self._loop.create_future()
+        self._jobs.put((self._close_connection, (closed, last)))
+        self._jobs.put(None)
+        try:
+            await closed
+        finally:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+            self._started = False
+            self._fail_queued()
+
+    async def _settled(self, done: Callable[[], bool]) -> None:
+        """Wait until no batch runs, nobody waits for room, and `done()`."""
+        assert self._changed is not None
+        while self._running or self._waiting_puts or not done():
+            self._changed.clear()
+            await self._changed.wait()
 
     def _fail_queued(self) -> None:
-        while not self._queue.empty():
-            op = self._queue.get_nowait()
-            if op is not _WAKE and not op.future.done():
+        while self._pending:
+            op = self._pending.popleft()
+            if not op.future.done():
                 op.future.set_exception(
                     WriterClosed("the daemon stopped before this write could run; not written")
                 )
+        self._note_change()
 
-    def _should_exit(self) -> bool:
-        return self._closing and self._queue.empty() and self._waiting_puts == 0
+    # --- the loop's side: batches start here ------------------------------------------------
+    def _kick(self) -> None:
+        if not self._running and not self._kicked:
+            assert self._loop is not None
+            self._kicked = True
+            # call_soon: whatever else arrives in this turn of the loop joins the batch
+            self._loop.call_soon(self._next)
 
-    # --- the loop's side: move queued operations to the thread ---------------------------
-    async def _pump(self) -> None:
-        queue = self._queue
-        room = self._room
-        assert room is not None
-        while not self._abandon:
-            if len(self._staged) >= self._batch_max:
-                room.clear()
-                self._pump_waiting = True
-                await room.wait()
-                self._pump_waiting = False
-                continue
-            op = await queue.get()
-            self._stage(op)
-            while not queue.empty() and len(self._staged) < self._batch_max:
-                self._stage(queue.get_nowait())
-            self._wake.set()
-            if self._should_exit():
-                return
-        self._fail_queued()
-
-    def _stage(self, op: _Op[Any]) -> None:
-        if op is _WAKE or op.future.cancelled():
+    def _next(self) -> None:
+        self._kicked = False
+        if self._running or self._abandon:
             return
-        op.taken = True
-        self._staged.append(op)
+        ops = self._take()
+        if not ops:
+            return
+        self._running = True
+        if ops[0].raw:
+            self._jobs.put((self._run_raw, (ops[0],)))
+            return
+        batch: Batch[Any] = Batch([op.fn for op in ops], self._clock(), self._seq)
+        light = next((i for i, op in enumerate(ops) if op.heavy), len(ops))
+        conn = self._conn
+        assert conn is not None
+        try:
+            if light == 0:
+                raise sqlite3.OperationalError("heavy: begun on the thread")
+            conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: refused at once if locked
+        except sqlite3.OperationalError:
+            self._on_thread += 1
+            self._jobs.put((self._finish_on_thread, (ops, batch, True)))
+            return
+        try:
+            batch.run(conn, self._encoder, until=batch.started + INLINE_BUDGET_S, end=light)
+            if batch.finished:
+                batch.store_events(conn)
+        except Exception as e:  # the transaction is gone (disk full, I/O error)
+            roll_back(conn)
+            self._delivered(ops, batch, cause(e))
+            return
+        if not batch.finished:
+            self._on_thread += 1
+        self._jobs.put((self._finish_on_thread, (ops, batch, False)))
 
-    def _deliver(
-        self, ops: list[_Op[Any]], outcomes: list[tuple[bool, Any]], events: list[Event]
+    def _take(self) -> list[_Op[Any]]:
+        """The next batch: queued writes up to `batch_max`, or one maintenance step alone."""
+        pending = self._pending
+        ops: list[_Op[Any]] = []
+        while pending and len(ops) < self._batch_max:
+            if pending[0].future.cancelled():  # cancelled while queued: never runs
+                pending.popleft()
+                continue
+            if pending[0].raw and ops:
+                break
+            op = pending.popleft()
+            op.taken = True
+            ops.append(op)
+            if op.raw:
+                break
+        self._note_change()
+        return ops
+
+    def _delivered(
+        self, ops: list[_Op[Any]], batch: Batch[Any] | None, error: BaseException | None
     ) -> None:
-        """On the loop, after a batch: resolve its futures, then publish its events."""
+        """On the loop, after a batch: resolve its futures, publish its events, go on."""
+        self._running = False
+        outcomes: list[Outcome]
+        events: list[Event] = []
+        if error is not None or batch is None:
+            self._failed += len(ops)
+            outcomes = [(False, error)] * len(ops)
+        else:
+            outcomes, events = batch.outcomes, batch.events
+            self._seq = batch.seq
+            self._batches += 1
+            self._writes += len(ops)
+            self._failed += sum(1 for ok, _ in outcomes if not ok)
+            self._batch_sizes.add(len(ops))
+            self._commit_ms.add(batch.commit_ms)
+            self._batch_ms.add((time.perf_counter() - batch.started) * 1000)
         for op, (ok, value) in zip(ops, outcomes, strict=True):
             if op.future.done():
                 continue
@@ -299,12 +352,35 @@ class Writer:
                 op.future.set_result(value)
             else:
                 op.future.set_exception(_client_error(value))
-        self._make_room()
         if events and self._publish is not None:
             self._publish(events)
+        self._note_change()
+        if self._pending:
+            self._kick()  # after the replies just scheduled: they go out first
 
-    # --- the thread's side: the connection and the batches --------------------------------
-    def _thread_main(self) -> None:
+    def _raw_done(self, op: _Op[Any], outcome: Outcome) -> None:
+        self._running = False
+        ok, value = outcome
+        if not op.future.done():
+            if ok:
+                op.future.set_result(value)
+            else:
+                op.future.set_exception(_client_error(value))
+        self._note_change()
+        if self._pending:
+            self._kick()
+
+    def _note_change(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    # --- the thread's side: open, the rest of a batch, COMMIT, maintenance, close -----------
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args = job
+            fn(*args)
+
+    def _open(self, opened: asyncio.Future[None]) -> None:
         try:
             conn = connection.open_writer(
                 self._db_path,
@@ -313,59 +389,75 @@ class Writer:
             )
             self._seq = events_db.last_seq(conn)
             self.pragmas = connection.pragmas(conn)
+            # The loop must never wait for a lock: it is told "busy" at once and hands the
+            # batch here, where `_patient` waits (tests/test_writer.py holds the lock).
+            conn.execute("PRAGMA busy_timeout = 0")
+            self._conn = conn
         except BaseException as e:
-            self._open_error = e
-            self._opened.set()
+            self._call_on_loop(_settle_future, opened, False, e)
             return
-        self._opened.set()
+        self._call_on_loop(_settle_future, opened, True, None)
+
+    @contextlib.contextmanager
+    def _patient(self, conn: sqlite3.Connection) -> Any:
+        """The configured busy_timeout, for work on this thread (0 again after)."""
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         try:
-            self._serve(conn)
-            if self._last is not None:
-                try:
-                    self._last(conn)
-                except Exception as e:
-                    self._last_error = e
-            # sqlite3.Error: a reader elsewhere holds the WAL; the next start checkpoints it.
+            yield
+        finally:
             with contextlib.suppress(sqlite3.Error):
-                _checkpoint(conn)
+                conn.execute("PRAGMA busy_timeout = 0")
+
+    def _finish_on_thread(self, ops: list[_Op[Any]], batch: Batch[Any], begin: bool) -> None:
+        conn = self._conn
+        assert conn is not None
+        error: BaseException | None = None
+        try:
+            if begin:
+                with self._patient(conn):
+                    conn.execute("BEGIN IMMEDIATE")
+            batch.run(conn, self._encoder)
+            batch.commit(conn)
+        except Exception as e:
+            roll_back(conn)
+            error = cause(e)
+        self._call_on_loop(self._delivered, ops, batch, error)
+
+    def _run_raw(self, op: _Op[Any]) -> None:
+        conn = self._conn
+        assert conn is not None
+        outcome: Outcome
+        try:
+            with self._patient(conn):
+                outcome = (True, op.fn(conn))
+        except Exception as e:
+            outcome = (False, e)
+        finally:
+            roll_back(conn)  # a maintenance step must not leave a transaction open
+        self._call_on_loop(self._raw_done, op, outcome)
+
+    def _close_connection(
+        self,
+        closed: asyncio.Future[None],
+        last: Callable[[sqlite3.Connection], None] | None,
+    ) -> None:
+        conn = self._conn
+        assert conn is not None
+        error: BaseException | None = None
+        try:
+            with self._patient(conn):
+                if last is not None:
+                    try:
+                        last(conn)
+                    except Exception as e:
+                        error = e
+                # sqlite3.Error: a reader elsewhere holds the WAL; the next start checkpoints.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         finally:
             conn.close()
-
-    def _serve(self, conn: sqlite3.Connection) -> None:
-        staged = self._staged
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while staged:
-                if staged[0].raw:
-                    op = staged.popleft()
-                    self._post([op], [self._run_raw(conn, op)], [])
-                    continue
-                batch: list[_Op[Any]] = []
-                while staged and len(batch) < self._batch_max and not staged[0].raw:
-                    batch.append(staged.popleft())
-                if self._pump_waiting:
-                    self._call_on_loop(self._make_room)  # staging was full: it may go on
-                outcomes, events = self._run_batch(conn, batch)
-                self._post(batch, outcomes, events)
-            if self._thread_stop and not staged:
-                return
-
-    @staticmethod
-    def _run_raw(conn: sqlite3.Connection, op: _Op[Any]) -> tuple[bool, Any]:
-        try:
-            return True, op.fn(conn)
-        except Exception as e:
-            return False, e
-        finally:
-            if conn.in_transaction:  # a maintenance step must not leave one open
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-
-    def _post(
-        self, ops: list[_Op[Any]], outcomes: list[tuple[bool, Any]], events: list[Event]
-    ) -> None:
-        self._call_on_loop(self._deliver, ops, outcomes, events)
+            self._conn = None
+        self._call_on_loop(_settle_future, closed, error is None, error)
 
     def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> None:
         assert self._loop is not None
@@ -373,78 +465,15 @@ class Writer:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _make_room(self) -> None:
-        if self._room is not None:
-            self._room.set()
-
-    def _run_batch(
-        self, conn: sqlite3.Connection, ops: list[_Op[Any]]
-    ) -> tuple[list[tuple[bool, Any]], list[Event]]:
-        """On the writer thread: one transaction, one savepoint per operation.
-
-        The events of the operations that succeeded are written at the end of the same
-        transaction, all in a few statements: an operation that rolled back left none.
-        """
-        started = time.perf_counter()
-        now = self._clock()
-        seq = self._seq
-        outcomes: list[tuple[bool, Any]] = []
-        published: list[Event] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for op in ops:
-                ok, value, emitted = self._run_one(conn, op, now)
-                outcomes.append((ok, value))
-                for kind, data in emitted:
-                    seq += 1
-                    encoded = data if isinstance(data, msgspec.Raw) else self._encoder.encode(data)
-                    published.append(Event(seq, now, kind.name, kind.topic, msgspec.Raw(encoded)))
-            events_db.insert_many(conn, published)
-            commit_started = time.perf_counter()
-            conn.execute("COMMIT")
-        except Exception as e:
-            if conn.in_transaction:
-                # Rolling back a failed transaction can fail too; the file stays intact.
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            cause = e.__cause__ if isinstance(e, _Aborted) else e
-            self._failed += len(ops)
-            return [(False, cause)] * len(ops), []
-        finished = time.perf_counter()
-        self._seq = seq
-        self._batches += 1
-        self._writes += len(ops)
-        self._failed += sum(1 for ok, _ in outcomes if not ok)
-        self._batch_sizes.add(len(ops))
-        self._commit_ms.add((finished - commit_started) * 1000)
-        self._batch_ms.add((finished - started) * 1000)
-        return outcomes, published
-
-    def _run_one(
-        self, conn: sqlite3.Connection, op: _Op[Any], now: str
-    ) -> tuple[bool, Any, list[tuple[EventKind[Any], Any]]]:
-        """One operation in its savepoint: its outcome and the events it emitted."""
-        tx = Tx(conn, now)
-        conn.execute("SAVEPOINT op")
-        try:
-            value = op.fn(tx)
-            conn.execute("RELEASE op")
-        except Exception as e:
-            if not conn.in_transaction:
-                raise _Aborted() from e
-            conn.execute("ROLLBACK TO op")
-            conn.execute("RELEASE op")
-            return False, e, []
-        return True, value, tx.events
-
     def stats(self) -> WriterStats:
         return WriterStats(
             batches=self._batches,
+            batches_on_thread=self._on_thread,
             writes=self._writes,
             failed_writes=self._failed,
             busy_rejections=self._busy,
             queue_depth=self.queue_depth,
-            queue_max=self._queue.maxsize,
+            queue_max=self._queue_max,
             queue_depth_peak=self._peak,
             batch_size_p50=self._batch_sizes.p(50),
             batch_size_p99=self._batch_sizes.p(99),
@@ -456,11 +485,17 @@ class Writer:
         )
 
 
+def _settle_future(future: asyncio.Future[None], ok: bool, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(None)
+    else:
+        assert error is not None
+        future.set_exception(error)
+
+
 def _client_error(error: BaseException) -> BaseException:
     if isinstance(error, RpcError | sqlite3.Error):
         return translate(error)
     return error  # a bug in an operation: the dispatcher logs it and answers "internal"
-
-
-def _checkpoint(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()

@@ -20,10 +20,10 @@ from daemon.domain.work import archive
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidState
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.clock import iso
 from daemon.store.limits import Limit, Offset
 from daemon.store.table import Page
-from daemon.store.writer import Tx
 
 from . import scope
 from . import search as fts

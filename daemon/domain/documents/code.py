@@ -25,7 +25,7 @@ from daemon.domain.quality.walk import CODE_EXTENSIONS
 from daemon.platform import untrusted
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.registry import Methods, ProgressParams
-from daemon.store.writer import Tx
+from daemon.store.batch import Tx
 
 from . import chunks, tree
 from .model import DOCUMENTS
@@ -212,11 +212,11 @@ async def index_code(app: App, call: Call, p: IndexCodeParams) -> IndexCodeResul
     present = set(files)
     gone = sorted(path for path in known if path not in present)
     batches = [changed[i : i + FILES_PER_WRITE] for i in range(0, len(changed), FILES_PER_WRITE)]
-    part = await app.db.write(sync_files(project.id, [], gone))
+    part = await app.db.write(sync_files(project.id, [], gone), heavy=True)
     _add(total, part)
     for number, batch in enumerate(batches, 1):
         call.check_cancelled()
-        _add(total, await app.db.write(sync_files(project.id, batch, [])))
+        _add(total, await app.db.write(sync_files(project.id, batch, []), heavy=True))
         call.progress(
             f"{number * FILES_PER_WRITE} of {len(changed)} files", 100 * number // len(batches)
         )

@@ -24,9 +24,9 @@ from daemon.domain.projects.ref import ProjectRef, resolve
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams, ShuttingDown
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.database import Database
 from daemon.store.table import Where
-from daemon.store.writer import Tx
 
 from . import globs, repo_files
 from .model import DOCUMENTS, Document, of_project_and_global, typed_metadata

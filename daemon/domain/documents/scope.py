@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.rpc.errors import InvalidParams, NotFound
-from daemon.store.writer import Tx
+from daemon.store.batch import Tx
 
 # What each scope says about the wider ones: (our column, its table, its columns that are
 # ours too).

@@ -26,8 +26,8 @@ from daemon.domain.projects.ref import ProjectRef, project_id
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams, NotFound
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.table import Where
-from daemon.store.writer import Tx
 
 from .model import DOCUMENTS, Kind
 

@@ -49,9 +49,9 @@ from daemon.domain.jobs.sql import (
 from daemon.platform import private_folders
 from daemon.rpc.errors import InvalidParams, InvalidState, NotFound, StorageError, TooLarge
 from daemon.store import jsontext
+from daemon.store.batch import Tx
 from daemon.store.database import Database
 from daemon.store.table import Page, Where
-from daemon.store.writer import Tx
 
 JOBS_DIR = "jobs"  # below the data folder
 JOBS_FOLDER = "job outputs folder"  # what it is called in messages

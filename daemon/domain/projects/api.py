@@ -35,9 +35,9 @@ from daemon.domain.projects.scanning import ScanSummary, scanner_of
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams, NotFound
 from daemon.rpc.registry import Methods, Params, ProgressParams
+from daemon.store.batch import Tx
 from daemon.store.limits import Limit, Offset
 from daemon.store.table import Page, Where, given
-from daemon.store.writer import Tx
 
 methods = Methods()
 _FIELDS = {f.name: f for f in msgspec.structs.fields(Project)}
@@ -205,11 +205,11 @@ async def register(app: App, call: Call, p: RegisterParams) -> Project:
     path = _clean(p.path)
     if not await _is_dir(path):
         raise NotFound(f"{path} is not a folder", path=path)
-    existing = await app.db.read(sql.get_by_path, path)
 
     def op(tx: Tx) -> None:
         sql.unignore_path(tx.conn, path)
-        if existing is None:
+        # Looked up in the same transaction: the watcher may have just found it.
+        if sql.get_by_path(tx.conn, path) is None:
             PROJECTS.insert(tx, {"name": folder_name(path), "path": path, "source": "registered"})
 
     await app.db.write(op)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from daemon.domain.projects import sql
 from daemon.domain.projects.row import PROJECTS
 from daemon.platform import untrusted
-from daemon.store.writer import Tx
+from daemon.store.batch import Tx
 
 UNCONFIRMED = (
     "imported from an export, outside the Dev folder: not read until you confirm it with "

@@ -29,7 +29,7 @@ from typing import Any
 
 from daemon.domain.projects import sql
 from daemon.domain.projects.row import FACTS, MERGED, PROJECTS, Overridden, Project
-from daemon.store.writer import Tx
+from daemon.store.batch import Tx
 
 
 def merge_op(identity: str) -> Callable[[Tx], int]:

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from daemon.domain.projects.row import BOOKKEEPING, PROJECTS, Project
+from daemon.store.batch import Tx
 from daemon.store.connection import quote
 from daemon.store.events_catalogue import EventKind
 from daemon.store.table import Where, check_version
-from daemon.store.writer import Tx
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from daemon.domain.quality import sql as quality_db
 from daemon.domain.quality.model import METRICS_VERSION, Assessment, Coverage, Weights
 from daemon.domain.quality.sql import QUALITY, QualityRow, ScanState
 from daemon.rpc.errors import NotFound
+from daemon.store.batch import Tx
 from daemon.store.database import Database
-from daemon.store.writer import Tx
 
 log = structlog.get_logger("pm.quality")
 

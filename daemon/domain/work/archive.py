@@ -28,8 +28,8 @@ from daemon.domain.work.model import PLANS, TASKS, Plan
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import Conflict, InvalidState
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.events_catalogue import EventKind
-from daemon.store.writer import Tx
 
 ArchiveHook = Callable[[Tx, int, bool], None]
 ON_ARCHIVE: list[ArchiveHook] = []
@@ -136,7 +136,8 @@ async def archive(app: App, call: Call, p: ArchiveParams) -> Plan:
     """Archive a plan with all its phases, tasks, sessions' links and dependencies, in one
     transaction: out of lists, ready work and next steps, read-only until unarchived. Claimed
     tasks are a conflict unless `force` (which releases them)."""
-    return await app.db.write(lambda tx: set_archived(tx, p.id, True, force=p.force))
+    # a plan or program with all it holds
+    return await app.db.write(lambda tx: set_archived(tx, p.id, True, force=p.force), heavy=True)
 
 
 class UnarchiveParams(Params, frozen=True):
@@ -146,4 +147,4 @@ class UnarchiveParams(Params, frozen=True):
 @methods("plans.unarchive")
 async def unarchive(app: App, call: Call, p: UnarchiveParams) -> Plan:
     """Bring an archived plan back with everything that went with it, every row as it was."""
-    return await app.db.write(lambda tx: set_archived(tx, p.id, False))
+    return await app.db.write(lambda tx: set_archived(tx, p.id, False), heavy=True)

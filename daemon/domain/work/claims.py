@@ -34,10 +34,10 @@ from daemon.domain.work.tasks import lease_end, writable
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import Conflict, InvalidParams, InvalidState, RpcError
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.clock import utc_now
 from daemon.store.events_catalogue import EventKind
 from daemon.store.table import Page
-from daemon.store.writer import Tx
 
 log = structlog.get_logger("pm.work")
 

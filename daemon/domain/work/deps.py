@@ -27,8 +27,8 @@ from daemon.domain.work.model import (
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import Conflict, InvalidParams, InvalidState, NotFound
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.table import Where
-from daemon.store.writer import Tx
 
 
 class DepsAddParams(Params, frozen=True):

@@ -24,8 +24,8 @@ import msgspec
 
 from daemon.domain.features import FEATURES
 from daemon.domain.work.model import PHASES, PLANS, TASKS, TERMINAL, NodeType, Task
+from daemon.store.batch import Tx
 from daemon.store.events_catalogue import EventKind
-from daemon.store.writer import Tx
 
 BLOCKED = EventKind("tasks.blocked", TASKS.updated.payload)
 UNBLOCKED = EventKind("tasks.unblocked", TASKS.updated.payload)

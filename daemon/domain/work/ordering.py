@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from daemon.domain.work.model import Phase, Task
-from daemon.store.writer import Tx
+from daemon.store.batch import Tx
 
 _BAND = 1 << 40
 # What makes SQL here is one of these (typed, so only code can choose); the ids are parameters.

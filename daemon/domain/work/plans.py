@@ -45,10 +45,10 @@ from daemon.domain.work.model import (
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams, InvalidState
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.events_catalogue import EventKind
 from daemon.store.limits import Limit, Offset
 from daemon.store.table import Page, Where
-from daemon.store.writer import Tx
 
 Version = Annotated[int, msgspec.Meta(ge=1)]
 PHASE_MOVED = EventKind("phases.moved", PHASES.updated.payload)
@@ -257,7 +257,7 @@ def delete_plan(tx: Tx, p: DeleteParams) -> Deleted:
 async def delete_plan_method(app: App, call: Call, p: DeleteParams) -> Deleted:
     """Delete a plan with its phases, tasks and their dependencies; what waited on them
     elsewhere is released. (To keep it but out of the way: plans.archive.)"""
-    return await app.db.write(lambda tx: delete_plan(tx, p))
+    return await app.db.write(lambda tx: delete_plan(tx, p), heavy=True)  # with all it holds
 
 
 # --- phases ---------------------------------------------------------------------------------------
@@ -363,4 +363,4 @@ def delete_phase(tx: Tx, p: DeleteParams) -> Deleted:
 async def delete_phase_method(app: App, call: Call, p: DeleteParams) -> Deleted:
     """Delete a phase with its tasks; the phases after it move up, and what waited on it is
     released."""
-    return await app.db.write(lambda tx: delete_phase(tx, p))
+    return await app.db.write(lambda tx: delete_phase(tx, p), heavy=True)  # with its tasks

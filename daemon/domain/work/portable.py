@@ -48,7 +48,7 @@ from daemon.domain.work.plans import PlanTree, tree
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import InvalidParams, RpcError, TooLarge
 from daemon.rpc.registry import Methods, Params
-from daemon.store.writer import Tx
+from daemon.store.batch import Tx
 
 FORMAT: Final = "pm-agent.plan"
 MAX_PHASES = 1000

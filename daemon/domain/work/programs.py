@@ -24,9 +24,9 @@ from daemon.domain.work.plans import writable
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import Conflict
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.limits import Limit, Offset
 from daemon.store.table import Page, Where
-from daemon.store.writer import Tx
 
 methods = Methods()
 _REQUIRED_PROJECT = replace(PROJECT, required=True)

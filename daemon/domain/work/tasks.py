@@ -39,10 +39,10 @@ from daemon.domain.work.times import check_time
 from daemon.rpc.dispatcher import Call
 from daemon.rpc.errors import Conflict, InvalidParams, InvalidState, RpcError
 from daemon.rpc.registry import Methods, Params
+from daemon.store.batch import Tx
 from daemon.store.events_catalogue import EventKind
 from daemon.store.limits import Limit, Offset
 from daemon.store.table import Page, Where
-from daemon.store.writer import Tx
 
 MOVED = EventKind("tasks.moved", TASKS.updated.payload)
 _TIMES = ("due_at", "defer_until", "started_at", "completed_at")
