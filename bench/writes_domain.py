@@ -16,6 +16,7 @@ from typing import Any
 
 from bench import common, load
 from bench.load import MakeRequest, Totals
+from bench.writer_probe import WriterProbe
 
 CLIENTS = 64
 PROCESSES = 4
@@ -34,10 +35,15 @@ def _line(n: int, method: str, params: dict[str, Any]) -> bytes:
 
 @dataclass
 class World:
-    """What the loads write into: a project, one phase per client, task chains to join."""
+    """What the loads write into, per client: phases (5 to a plan, as plans are made) to add
+    tasks into, 20 at a time in each, and a chain of tasks made beforehand to join."""
 
-    phases: list[int]
+    phases: list[list[int]]
     chains: list[list[int]]
+
+
+PHASES_PER_PLAN = 5
+TASKS_PER_PHASE = 20
 
 
 def calls(path: str, requests: list[tuple[str, dict[str, Any]]]) -> list[Any]:
@@ -65,21 +71,30 @@ def prepare(daemon: common.Daemon, chain: int) -> World:
     folder.mkdir(parents=True, exist_ok=True)
     path = daemon.socket_path
     [project] = calls(path, [("projects.register", {"path": str(folder)})])
-    [plan] = calls(path, [("plans.add", {"project": project["id"], "title": "bench"})])
-    phases = calls(path, [("phases.add", {"plan": plan["id"], "title": f"client {c}"})
-                          for c in range(CLIENTS)])  # fmt: skip
-    chains = []
-    for phase in phases:
-        made = calls(path, [("tasks.add", {"phase": phase["id"], "title": f"step {i}"})
-                            for i in range(chain)])  # fmt: skip
-        chains.append([m["id"] for m in made])
-    return World([p["id"] for p in phases], chains)
+    per_plan = PHASES_PER_PLAN * TASKS_PER_PHASE
+    plans = -(-chain // per_plan)
+    phases, chains = [], []
+    for c in range(CLIENTS):
+        made = calls(path, [("plans.add", {"project": project["id"], "title": f"{c}.{i}"})
+                            for i in range(plans)])  # fmt: skip
+        mine = calls(path, [("phases.add", {"plan": plan["id"], "title": f"phase {i}"})
+                            for plan in made for i in range(PHASES_PER_PLAN)])  # fmt: skip
+        tasks = calls(path, [("tasks.add", {"phase": phase["id"], "title": f"step {i}"})
+                             for phase in mine for i in range(TASKS_PER_PHASE)])  # fmt: skip
+        phases.append([p["id"] for p in mine])
+        chains.append([t["id"] for t in tasks])
+    return World(phases, chains)
 
 
 def task_requests(world: World) -> Callable[[int, int], MakeRequest]:
     def per_client(worker: int, conn: int) -> MakeRequest:
-        phase = world.phases[worker * (CLIENTS // PROCESSES) + conn]
-        return lambda n: _line(n, "tasks.add", {"phase": phase, "title": f"task {n}"})
+        phases = world.phases[worker * (CLIENTS // PROCESSES) + conn]
+
+        def make(n: int) -> bytes:
+            phase = phases[(n // TASKS_PER_PHASE) % len(phases)]  # 20 more in each, in turn
+            return _line(n, "tasks.add", {"phase": phase, "title": f"task {n}"})
+
+        return make
 
     return per_client
 
@@ -107,23 +122,37 @@ def note_requests(worker: int, conn: int) -> MakeRequest:
 
 
 @dataclass
+class Load:
+    totals: Totals
+    writer_ms: float  # the writer's time per write: its batches' p50 over their mean size
+    on_thread: float  # the share of batches the loop handed (in part) to the writer's thread
+
+
+@dataclass
 class DomainRun:
-    tasks: Totals
-    dependencies: Totals
-    notes: Totals
+    tasks: Load
+    dependencies: Load
+    notes: Load
 
 
 def one_run(warmup: float, duration: float) -> DomainRun:
     # Enough links for the fastest client over the window, at several times the goal.
-    chain = int((warmup + duration) * GOAL_RATE * 4 / CLIENTS) + 2
+    chain = int((warmup + duration) * GOAL_RATE * 2 / CLIENTS) + 2
     with common.Daemon({"synchronous": "FULL"}) as daemon:
         world = prepare(daemon, chain)
 
-        def under_load(make: Callable[[int, int], MakeRequest]) -> Totals:
-            return load.socket_load(
+        def under_load(make: Callable[[int, int], MakeRequest]) -> Load:
+            probe = WriterProbe(daemon)
+            totals = load.socket_load(
                 daemon.socket_path, make, processes=PROCESSES, connections=CLIENTS,
-                warmup=warmup, duration=duration,
+                warmup=warmup, duration=duration, probe=probe,
             )  # fmt: skip
+            status = probe.status
+            on_thread = status.get("batches_on_thread", 0) - probe.at_begin.get(
+                "batches_on_thread", 0
+            )
+            per_write = float(status.get("batch_ms_p50", 0.0)) / max(probe.mean_batch, 1.0)
+            return Load(totals, per_write, on_thread / max(probe.batches, 1))
 
         tasks = under_load(task_requests(world))
         dependencies = under_load(dependency_requests(world))
