@@ -31,6 +31,9 @@ BENCHMARKS = {
     "frames, abusive clients, watch exhaustion: losses, errors, RTT and RSS against goals",
     "mcp": "pm mcp: the core tool list in tokens, a tool call through the bridge vs. the "
     "daemon directly, start-up to a ready initialize",
+    "handoff": "this tree's daemon against another commit's (PM_BENCH_BEFORE), in turn: "
+    "durable kv.set from 64 clients, kv.get round trips idle and during the writes, kv.get "
+    "from 32 clients",
     "work": "50,000 steps and 20,000 dependencies (and 10x as much archived): tasks.ready, "
     "tasks.next, plans.get, 16 clients claiming, vs. the same queries the obvious way",
 }

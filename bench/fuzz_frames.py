@@ -301,7 +301,12 @@ class FrameGen:
 
     def _params(self, framing: str) -> Frame:
         message, replaces = self.call(valid=False)
-        return Frame("params", frame(framing, self.dumps(message)), replaces=replaces)
+        body = self.dumps(message)
+        if len(body) >= self.max_message:
+            # Several fields each one past its own limit can add up past the message's: that
+            # is the message limit's case (the daemon says too_large and closes).
+            return Frame("params", frame(framing, body), end="closed", expect="too_large")
+        return Frame("params", frame(framing, body), replaces=replaces)
 
     def _valid(self, framing: str) -> Frame:
         message, replaces = self.call(valid=True)
