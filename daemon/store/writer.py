@@ -288,11 +288,7 @@ class Writer:
         light = next((i for i, op in enumerate(ops) if op.heavy), len(ops))
         conn = self._conn
         assert conn is not None
-        try:
-            if light == 0:
-                raise sqlite3.OperationalError("heavy: begun on the thread")
-            conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: refused at once if locked
-        except sqlite3.OperationalError:
+        if light == 0 or not _begun(conn):
             self._on_thread += 1
             self._jobs.put((self._finish_on_thread, (ops, batch, True)))
             return
@@ -483,6 +479,17 @@ class Writer:
             batch_ms_p50=round(self._batch_ms.p(50), 3),
             batch_ms_p99=round(self._batch_ms.p(99), 3),
         )
+
+
+def _begun(conn: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE on the loop, which never waits for a lock (busy_timeout 0 there): False
+    if it did not begin (another program holds the lock, or any other error), and the batch
+    goes to the writer's thread, which waits busy_timeout and reports what SQLite says."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _settle_future(future: asyncio.Future[None], ok: bool, error: BaseException | None) -> None:
