@@ -703,7 +703,7 @@ REVIEWED: dict[str, tuple[str, ...]] = {
     "domain/events/history.py": ("{where}",),  # constant clauses, topics as "?" lists
     # the table's RETURNING, columns and declared order; Where.render()
     "domain/jobs/sql.py": ("{JOBS.returning}", "{cols}", "{order}", "{sql}"),
-    "domain/kv.py": ("{KV.returning}", "{sql}"),
+    "domain/kv.py": ("{KV.returning}", "{sql}", "{_LIVE}"),
     "domain/lineage.py": ("{table}",),  # a literal tuple of table names
     # _GROUP[by]: a fixed mapping, `by` a Literal validated before; Where.render()
     "domain/metrics.py": ("{column}", "{sql}"),

@@ -7,6 +7,7 @@ event); `kv.clear` deletes a namespace or key prefix in chunks a cancellation ca
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -208,14 +209,22 @@ def delete_chunk(tx: Tx, namespace: str, prefix: str | None) -> int:
 methods = Methods()
 
 
+# kv.get is the hottest read there is: the three columns it answers with, not the whole row
+# (half the time of the generic KV.first, ~4.5 µs of a ~40 µs request: bench/RESULTS.md).
+_VALUE = f"SELECT value, updated_at, expires_at FROM kv AS t WHERE t.namespace = ? AND t.key = ? AND ({_LIVE})"  # noqa: E501
+
+
+def read_value(conn: sqlite3.Connection, namespace: str, key: str, now: str) -> Value:
+    row = conn.execute(_VALUE, (namespace, key, now)).fetchone()
+    if row is None:
+        return Value(value=None)
+    return Value(value=msgspec.Raw(row[0].encode()), updated_at=row[1], expires_at=row[2])
+
+
 @methods("kv.get")
 async def get(app: App, call: Call, p: KvKeyParams) -> Value:
     """Read one value; `value` is null when the key is absent or expired."""
-    where = Where(KV).eq("namespace", p.namespace).eq("key", p.key).sql(_LIVE, utc_now())
-    entry = await app.db.read(KV.first, where)
-    if entry is None:
-        return Value(value=None)
-    return Value(value=entry.value, updated_at=entry.updated_at, expires_at=entry.expires_at)
+    return await app.db.read(read_value, p.namespace, p.key, utc_now())
 
 
 @methods("kv.set")
