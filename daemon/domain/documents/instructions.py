@@ -125,11 +125,11 @@ class RepoIndex:
             return SyncOutcome(project_id=project_id)
         read = await asyncio.to_thread(repo_files.read_project, path)
         outcome: SyncOutcome = await self._db.write(sync_op(project_id, read))
-        found = sorted(d.path for d in read.docs)
-        self._seen[project_id] = (
-            await asyncio.to_thread(repo_files.fingerprint, path, found),
-            found,
-        )
+        # The fingerprint taken before reading: a file changed or deleted while it was read
+        # (or since) differs from it at the next refresh. (One taken after the write hid a
+        # deletion made meanwhile for good.) When the files found are not those known, the
+        # next refresh reads once more, finds the same, and keeps a fingerprint of them.
+        self._seen[project_id] = (now, sorted(d.path for d in read.docs))
         if outcome.problems:
             log.info("instruction files with problems", project=path, problems=outcome.problems)
         return outcome
