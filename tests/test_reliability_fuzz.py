@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 from bench.abuse import abusers, connection_hog, merge, non_reader, round_trips_for, slow_sender
 from bench.common import percentile
-from bench.fuzz_frames import EXTRA_KEYS
 from bench.fuzz_run import (
     FUZZ_CONFIG,
     FUZZ_MESSAGE_BYTES,
@@ -31,6 +30,7 @@ from bench.fuzz_run import (
     crashes,
     handler_failures,
 )
+from bench.fuzz_vocab import EXTRA_KEYS
 from bench.fuzz_wire import FRAMINGS, FuzzFailure, Watchdog, Wire, frame, rss_bytes
 from tests.helpers import DaemonProcess, wait_for
 

@@ -109,30 +109,13 @@ class FeatureRules(Rules[Feature]):
 
 
 methods = Methods()
+_WRITABLE = ("name", "description", "status", "priority", "complexity", "estimated_tasks",
+             "estimated_hours", "actual_hours")  # fmt: skip
 Crud(
     FEATURES,
     refs=[replace(PROJECT, required=True), Ref("parent", "parent_id", "features")],
-    create=(
-        "name",
-        "description",
-        "status",
-        "priority",
-        "complexity",
-        "estimated_tasks",
-        "estimated_hours",
-        "actual_hours",
-    ),
-    change=(
-        "name",
-        "description",
-        "status",
-        "priority",
-        "complexity",
-        "estimated_tasks",
-        "estimated_hours",
-        "actual_hours",
-        "parent_id",
-    ),
+    create=_WRITABLE,
+    change=(*_WRITABLE, "parent_id"),  # a feature moves under another after it is made
     filters=("status", "priority"),
     rules=FeatureRules(),
 ).register(methods)

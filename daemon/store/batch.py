@@ -16,7 +16,9 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from daemon.rpc.errors import RpcError
 from daemon.store import events as events_db
+from daemon.store.errors import translate
 from daemon.store.events import Event
 from daemon.store.events_catalogue import EventKind
 
@@ -144,3 +146,22 @@ def cause(error: Exception) -> BaseException:
     if isinstance(error, Aborted) and error.__cause__ is not None:
         return error.__cause__
     return error
+
+
+def begun_here(conn: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE where waiting is not allowed (the writer's connection has busy_timeout 0
+    on the event loop): False if it did not begin (another program holds the lock, or any
+    other error); the writer then begins on its thread, which waits busy_timeout and reports
+    what SQLite says."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def client_error(error: BaseException) -> BaseException:
+    """What a caller hears of an operation's failure: SQLite's errors as the API's kinds."""
+    if isinstance(error, RpcError | sqlite3.Error):
+        return translate(error)
+    return error  # a bug in an operation: the dispatcher logs it and answers "internal"

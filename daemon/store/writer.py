@@ -31,13 +31,21 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from daemon.rpc.errors import Busy, RpcError, ShuttingDown
+from daemon.rpc.errors import Busy, ShuttingDown
 from daemon.store import connection
 from daemon.store import events as events_db
-from daemon.store.batch import Batch, Outcome, Tx, WriteFn, cause, roll_back
+from daemon.store.batch import (
+    Batch,
+    Outcome,
+    Tx,
+    WriteFn,
+    begun_here,
+    cause,
+    client_error,
+    roll_back,
+)  # fmt: skip
 from daemon.store.cancellation import outcome_over_cancel, wait_set
 from daemon.store.clock import utc_now
-from daemon.store.errors import translate
 from daemon.store.events import Event
 from daemon.store.stats import Window
 
@@ -288,7 +296,7 @@ class Writer:
         light = next((i for i, op in enumerate(ops) if op.heavy), len(ops))
         conn = self._conn
         assert conn is not None
-        if light == 0 or not _begun(conn):
+        if light == 0 or not begun_here(conn):
             self._on_thread += 1
             self._jobs.put((self._finish_on_thread, (ops, batch, True)))
             return
@@ -347,7 +355,7 @@ class Writer:
             if ok:
                 op.future.set_result(value)
             else:
-                op.future.set_exception(_client_error(value))
+                op.future.set_exception(client_error(value))
         if events and self._publish is not None:
             self._publish(events)
         self._note_change()
@@ -361,7 +369,7 @@ class Writer:
             if ok:
                 op.future.set_result(value)
             else:
-                op.future.set_exception(_client_error(value))
+                op.future.set_exception(client_error(value))
         self._note_change()
         if self._pending:
             self._kick()
@@ -481,17 +489,6 @@ class Writer:
         )
 
 
-def _begun(conn: sqlite3.Connection) -> bool:
-    """BEGIN IMMEDIATE on the loop, which never waits for a lock (busy_timeout 0 there): False
-    if it did not begin (another program holds the lock, or any other error), and the batch
-    goes to the writer's thread, which waits busy_timeout and reports what SQLite says."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error:
-        return False
-    return True
-
-
 def _settle_future(future: asyncio.Future[None], ok: bool, error: BaseException | None) -> None:
     if future.done():
         return
@@ -500,9 +497,3 @@ def _settle_future(future: asyncio.Future[None], ok: bool, error: BaseException 
     else:
         assert error is not None
         future.set_exception(error)
-
-
-def _client_error(error: BaseException) -> BaseException:
-    if isinstance(error, RpcError | sqlite3.Error):
-        return translate(error)
-    return error  # a bug in an operation: the dispatcher logs it and answers "internal"
