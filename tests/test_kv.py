@@ -181,6 +181,27 @@ def test_every_change_is_an_event(daemon: DaemonProcess) -> None:
     assert deleted == {"id": created["id"], "uid": created["uid"], "namespace": "ev", "key": "k"}
 
 
+def test_the_events_say_what_the_rows_hold(daemon: DaemonProcess) -> None:
+    # kv.set builds its events from what it knows instead of reading the row back: each must
+    # still be the row exactly as stored and as kv.list shows it.
+    kv_set(daemon, "rows", "a", {"n": [1, 2]}, ttl_s=600)
+    kv_set(daemon, "rows", "a", {"n": 3})
+    kv_set(daemon, "rows", "b", "x")
+    listed = {e["key"]: e for e in daemon.call("kv.list", {"namespace": "rows"})["items"]}
+    events = daemon.call("events.list", {"topics": ["kv"]})["items"]
+    created = [e["data"] for e in events if e["type"] == "kv.created"]
+    assert created[1] == listed["b"]
+    first = created[0]
+    assert {k: first[k] for k in ("id", "uid", "created_at")} == {
+        k: listed["a"][k] for k in ("id", "uid", "created_at")
+    }
+    assert first["expires_at"] > first["created_at"] and first["value"] == {"n": [1, 2]}
+    updated = next(e["data"] for e in events if e["type"] == "kv.updated")
+    assert updated["version"] == listed["a"]["version"] == 2
+    assert updated["changed"] == {"value": {"n": 3}, "expires_at": None}
+    assert listed["a"]["expires_at"] is None and listed["a"]["updated_at"] > first["updated_at"]
+
+
 def test_an_expired_entry_written_again_is_a_new_entry(daemon: DaemonProcess) -> None:
     conn = sqlite3.connect(daemon.db_path)
     kv_set(daemon, "exp", "k", 1, ttl_s=60)
