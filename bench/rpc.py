@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import common, load, writes
+from bench import common, load, request_parts, writes
 from bench.common import Table, fmt_rate, fmt_ratio, fmt_us, median, spread
 from bench.echo import EchoServer
 from bench.load import MakeRequest
@@ -178,6 +178,7 @@ def one_run(daemon: common.Daemon, echo: EchoServer, quick: bool, daemon_first: 
 
 def main(runs: int, quick: bool) -> int:
     results: list[Run] = []
+    parts: list[request_parts.Parts] = []
     with common.Daemon() as daemon, EchoServer() as echo:
         daemon.call("kv.set", {"namespace": "bench", "key": "hot", "value": VALUE})
         check = daemon.call("kv.get", {"namespace": "bench", "key": "hot"})
@@ -186,6 +187,7 @@ def main(runs: int, quick: bool) -> int:
         for i in range(runs):
             run = one_run(daemon, echo, quick, daemon_first=i % 2 == 0)
             results.append(run)
+            parts.append(request_parts.measure())
             p = common.percentile
             rtts = "; ".join(
                 f"{where} {fmt_us(p(run.daemon_rtt[where], 50))} "
@@ -200,6 +202,11 @@ def main(runs: int, quick: bool) -> int:
             print(f"run {i + 1}/{runs}: kv.get p50 {rtts}; {CLIENTS} clients: {rates}", flush=True)
     print()
     print(report(results))
+    print()
+    where = "same core" if "same core" in results[0].daemon_rtt else "unpinned"
+    rtt = [common.percentile(r.daemon_rtt[where], 50) for r in results]
+    echo_rtt = [common.percentile(r.echo_rtt[where], 50) for r in results]
+    print(request_parts.table(parts, rtt, echo_rtt, where))
     errors = sum(t.errors for r in results for t in r.daemon_load.values())
     return 0 if errors == 0 else 1
 

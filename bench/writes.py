@@ -19,7 +19,7 @@ from pathlib import Path
 from bench import common, load, writes_domain
 from bench.common import Table, fmt_rate, fmt_ratio, fmt_us, median, spread
 from bench.load import Handshake, MakeRequest, Result, Totals
-from bench.writer_probe import WriterProbe
+from bench.writer_probe import Ceiling, WriterProbe, stages_table
 
 CLIENTS = 64
 DAEMON_PROCESSES = 4
@@ -110,7 +110,7 @@ def baseline_run(warmup: float, duration: float) -> tuple[Totals, int]:
 # --- the ceiling: the writer's batches alone, in this process -------------------------------
 
 
-def writer_ceiling(batch_size: float, duration: float) -> float:
+def writer_ceiling(batch_size: float, duration: float) -> Ceiling:
     """Writes/s of the daemon's own batch code (daemon.store.batch: a savepoint per kv.set, the
     events stored, COMMIT with synchronous=FULL) on one thread with nothing else to do: no
     socket, no event loop, no other thread. What the writer could reach if requests cost
@@ -130,6 +130,8 @@ def writer_ceiling(batch_size: float, duration: float) -> float:
         encoder = msgspec.json.Encoder()
         size = max(1, round(batch_size))
         n = seq = 0
+        statements: list[float] = []
+        commits: list[float] = []
         started = time.perf_counter()
         while time.perf_counter() - started < duration:
 
@@ -140,11 +142,14 @@ def writer_ceiling(batch_size: float, duration: float) -> float:
             batch = Batch(fns, utc_now(), seq)
             conn.execute("BEGIN IMMEDIATE")
             batch.run(conn, encoder)
+            batch.store_events(conn)
+            statements.append((time.perf_counter() - batch.started) * 1000)
             batch.commit(conn)
+            commits.append(batch.commit_ms)
             seq, n = batch.seq, n + size
         rate = n / (time.perf_counter() - started)
         conn.close()
-        return rate
+        return Ceiling(rate, median(statements), median(commits))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -179,7 +184,7 @@ class Run:
     writer: WriterProbe
     baseline: Totals
     baseline_rows: int
-    ceiling: float  # writes/s of the writer's batches alone, in-process
+    ceiling: Ceiling  # the writer's batches alone, in-process
 
     @property
     def rows_match(self) -> bool:
@@ -199,7 +204,7 @@ def main(runs: int, quick: bool) -> int:
         results.append(Run(d, d_rows, writer, b, b_rows, ceiling))
         print(
             f"run {i + 1}/{runs}: daemon {fmt_rate(d.rate)} (p99 {fmt_us(_p(d, 99))}, "
-            f"mean batch {writer.mean_batch:.1f}), writer alone {fmt_rate(ceiling)}, "
+            f"mean batch {writer.mean_batch:.1f}), writer alone {fmt_rate(ceiling.rate)}, "
             f"baseline {fmt_rate(b.rate)} "
             f"(p99 {fmt_us(_p(b, 99))}), rows match: {results[-1].rows_match}",
             flush=True,
@@ -214,6 +219,8 @@ def main(runs: int, quick: bool) -> int:
     fsync = common.fsync_latency(tempfile.gettempdir())
     print()
     print(report(results, warmup, duration, fsync))
+    print()
+    print(stages_table([(r.writer, r.ceiling) for r in results]))
     print()
     print(domain_report(domain, duration))
     errors = sum(done.totals.errors for d in domain for _, done in _domain_rows(d))
@@ -295,8 +302,8 @@ def report(results: list[Run], warmup: float, duration: float, fsync: tuple[floa
             spread(d_lat, fmt_us),
             fmt_ratio(median(d_lat), median(b_lat)),
         )
-    ceilings = [r.ceiling for r in results]
-    of_ceiling = [r.daemon.rate / r.ceiling for r in results if r.ceiling]
+    ceilings = [r.ceiling.rate for r in results]
+    of_ceiling = [r.daemon.rate / r.ceiling.rate for r in results if r.ceiling.rate]
     table.add(
         "writer alone, in-process (its batches, no socket)",
         "",

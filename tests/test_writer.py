@@ -354,6 +354,43 @@ def test_a_batch_shared_by_the_loop_and_the_thread_is_one_transaction(db_path: P
     assert rows(db_path, "SELECT max(seq), count(*) FROM events") == [(24, 24)]
 
 
+def test_a_batch_s_stages_add_up_to_its_time(db_path: Path) -> None:
+    """daemon.status says where a batch's time went: the loop's statements, the crossing to
+    the writer's thread, the thread's statements, COMMIT, the crossing back. The stages are
+    measured, not estimated: they add up to the batch's whole time."""
+
+    def slow(name: str, pause_s: float) -> Callable[[Tx], str]:
+        def op(tx: Tx) -> str:
+            time.sleep(pause_s)
+            return insert(name, 1)(tx)
+
+        return op
+
+    async def scenario() -> Any:
+        writer = Writer(str(db_path))
+        await writer.start()
+        await asyncio.gather(
+            writer.submit(slow("on the loop", 0.003)),
+            writer.submit(slow("on the thread", 0.006), heavy=True),
+        )
+        stats = writer.stats()
+        await writer.close()
+        return stats
+
+    stats = run(scenario)
+    stages = stats.stages
+    assert stats.batches == 1
+    assert stages.loop_ms_p50 >= 3 and stages.thread_ms_p50 >= 6
+    assert stages.commit_ms_p50 == stats.commit_ms_p50 > 0
+    assert stages.to_thread_ms_p50 > 0 and stages.to_loop_ms_p50 > 0
+    whole = sum(
+        (stages.loop_ms_p50, stages.to_thread_ms_p50, stages.thread_ms_p50,
+         stages.commit_ms_p50, stages.to_loop_ms_p50)
+    )  # fmt: skip
+    assert abs(whole - stats.batch_ms_p50) < 0.1
+    assert 0 <= stages.queued_ms_p50 < stats.batch_ms_p50
+
+
 def test_reads_are_answered_on_the_loop_unless_they_are_long(tmp_path: Path) -> None:
     """A short read runs on the loop's thread; one past the budget is interrupted there, run
     on a reader thread instead, and that kind of read goes straight there for a while."""

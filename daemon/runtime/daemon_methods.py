@@ -13,7 +13,7 @@ from daemon.domain.projects.scanning import ScanSummary
 from daemon.rpc.dispatcher import Call, State
 from daemon.rpc.registry import Methods, NoParams, Params
 from daemon.runtime.watcher import WatchStatus
-from daemon.store.writer import WriterStats
+from daemon.store.writer_stats import WriterStats
 
 if TYPE_CHECKING:
     from daemon.runtime.lifecycle import Daemon

@@ -20,7 +20,7 @@ from daemon.store.backup import BackupFile
 from daemon.store.care import CheckResult, RepairReport
 from daemon.store.connection import Pragmas
 from daemon.store.export import ExportSummary
-from daemon.store.writer import WriterStats
+from daemon.store.writer_stats import WriterStats
 
 if TYPE_CHECKING:
     from daemon.runtime.lifecycle import Daemon

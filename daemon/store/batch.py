@@ -58,7 +58,8 @@ class Batch(Generic[T]):
     meaningful once `commit` returned without raising."""
 
     __slots__ = (
-        "commit_ms", "done", "events", "events_stored", "fns", "now", "outcomes", "seq", "started",
+        "commit_ms", "committing", "done", "events", "events_stored", "fns", "handed", "now",
+        "on_thread", "outcomes", "seq", "started",
     )  # fmt: skip
 
     def __init__(self, fns: Sequence[WriteFn[T]], now: str, seq: int) -> None:
@@ -71,6 +72,9 @@ class Batch(Generic[T]):
         self.events: list[Event] = []
         self.events_stored = False
         self.commit_ms = 0.0
+        # perf_counter() when the loop handed it to the writer's thread, when the thread
+        # began on it, when COMMIT began: its stages (daemon.store.writer_stages)
+        self.handed = self.on_thread = self.committing = 0.0
 
     def run(
         self,
@@ -107,9 +111,9 @@ class Batch(Generic[T]):
         """Store the events if not done yet, then COMMIT (on the writer's thread: COMMIT
         waits for the disk)."""
         self.store_events(conn)
-        started = time.perf_counter()
+        self.committing = time.perf_counter()
         conn.execute("COMMIT")
-        self.commit_ms = (time.perf_counter() - started) * 1000
+        self.commit_ms = (time.perf_counter() - self.committing) * 1000
 
     @property
     def finished(self) -> bool:

@@ -22,7 +22,8 @@ from daemon.store.events import Event
 from daemon.store.inline_reads import InlineReads, tried_elsewhere
 from daemon.store.migrations import Migration
 from daemon.store.workers import ConnectionWorkers, WorkersStopped
-from daemon.store.writer import Writer, WriterClosed, WriterStats
+from daemon.store.writer import Writer, WriterClosed
+from daemon.store.writer_stats import WriterStats
 
 T = TypeVar("T")
 

@@ -48,8 +48,9 @@ from daemon.store.cancellation import outcome_over_cancel, wait_set
 from daemon.store.clock import utc_now
 from daemon.store.events import Event
 from daemon.store.stats import Window
+from daemon.store.writer_stats import Stages, WriterStats
 
-__all__ = ["Tx", "WriteFn", "Writer", "WriterClosed", "WriterStats", "heavy_write"]
+__all__ = ["Tx", "WriteFn", "Writer", "WriterClosed", "heavy_write"]
 
 T = TypeVar("T")
 
@@ -65,7 +66,7 @@ heavy_write: ContextVar[bool] = ContextVar("heavy_write", default=False)
 
 
 class _Op(Generic[T]):
-    __slots__ = ("fn", "future", "heavy", "raw", "taken")
+    __slots__ = ("fn", "future", "heavy", "queued", "raw", "taken")
 
     def __init__(
         self, fn: Any, future: asyncio.Future[T], *, raw: bool = False, heavy: bool = False
@@ -75,28 +76,11 @@ class _Op(Generic[T]):
         self.raw = raw  # maintenance: runs between batches, outside any transaction
         self.heavy = heavy  # runs on the writer's thread, not the loop
         self.taken = False  # handed to a batch: from here on it commits or fails, never vanishes
+        self.queued = time.perf_counter()
 
 
 class WriterClosed(ShuttingDown):
     """This writer was closed before the operation ran: nothing of it was written."""
-
-
-class WriterStats(msgspec.Struct, kw_only=True):
-    batches: int
-    batches_on_thread: int  # batches whose operations the loop did not all run itself
-    writes: int
-    failed_writes: int
-    busy_rejections: int
-    queue_depth: int
-    queue_max: int
-    queue_depth_peak: int
-    batch_size_p50: float
-    batch_size_p99: float
-    batch_size_max: float
-    commit_ms_p50: float
-    commit_ms_p99: float
-    batch_ms_p50: float
-    batch_ms_p99: float
 
 
 class Writer:
@@ -141,7 +125,7 @@ class Writer:
         self._batches = self._on_thread = self._writes = self._failed = 0
         self._busy = self._peak = 0
         self._batch_sizes = Window()
-        self._commit_ms = Window()
+        self._stages = Stages()
         self._batch_ms = Window()
 
     async def start(self) -> None:
@@ -298,6 +282,7 @@ class Writer:
         assert conn is not None
         if light == 0 or not begun_here(conn):
             self._on_thread += 1
+            batch.handed = time.perf_counter()
             self._jobs.put((self._finish_on_thread, (ops, batch, True)))
             return
         try:
@@ -310,6 +295,7 @@ class Writer:
             return
         if not batch.finished:
             self._on_thread += 1
+        batch.handed = time.perf_counter()
         self._jobs.put((self._finish_on_thread, (ops, batch, False)))
 
     def _take(self) -> list[_Op[Any]]:
@@ -347,7 +333,7 @@ class Writer:
             self._writes += len(ops)
             self._failed += sum(1 for ok, _ in outcomes if not ok)
             self._batch_sizes.add(len(ops))
-            self._commit_ms.add(batch.commit_ms)
+            self._stages.add(batch, ops[0].queued, time.perf_counter())
             self._batch_ms.add((time.perf_counter() - batch.started) * 1000)
         for op, (ok, value) in zip(ops, outcomes, strict=True):
             if op.future.done():
@@ -413,6 +399,7 @@ class Writer:
                 conn.execute("PRAGMA busy_timeout = 0")
 
     def _finish_on_thread(self, ops: list[_Op[Any]], batch: Batch[Any], begin: bool) -> None:
+        batch.on_thread = time.perf_counter()
         conn = self._conn
         assert conn is not None
         error: BaseException | None = None
@@ -482,10 +469,11 @@ class Writer:
             batch_size_p50=self._batch_sizes.p(50),
             batch_size_p99=self._batch_sizes.p(99),
             batch_size_max=self._batch_sizes.max(),
-            commit_ms_p50=round(self._commit_ms.p(50), 3),
-            commit_ms_p99=round(self._commit_ms.p(99), 3),
+            commit_ms_p50=round(self._stages.commit.p(50), 3),
+            commit_ms_p99=round(self._stages.commit.p(99), 3),
             batch_ms_p50=round(self._batch_ms.p(50), 3),
             batch_ms_p99=round(self._batch_ms.p(99), 3),
+            stages=self._stages.summary(),
         )
 
 
