@@ -46,6 +46,10 @@ def render_status(st: dict[str, Any]) -> str:
         f"commit p50 {writer.get('commit_ms_p50', 0)} ms p99 {writer.get('commit_ms_p99', 0)} ms",
         f"clients  {st.get('connections', 0)} connected  {st.get('subscriptions', 0)} subscribed",
     ]
+    reads = st.get("reads")
+    if reads:
+        lines.insert(-1, f"reads    {reads.get('on_loop', 0)} on the event loop  "
+                         f"{reads.get('on_threads', 0)} on reader threads")  # fmt: skip
     scan = st.get("last_scan")
     watcher = st.get("watcher") or {}
     if scan:

@@ -103,6 +103,16 @@ def test_concurrent_clients_start_one_daemon(cli: Cli) -> None:
 def test_status_json_is_machine_output(running: Cli) -> None:
     status = json.loads(running.ok("--json", "status"))
     assert status["state"] == "ready" and status["pid"] == running.world.process.pid  # type: ignore[union-attr]
+    # where a write batch's time goes, and where reads ran (issue 18)
+    assert set(status["writer"]["stages"]) == {
+        "queued_ms_p50", "loop_ms_p50", "to_thread_ms_p50", "thread_ms_p50", "commit_ms_p50",
+        "to_loop_ms_p50",
+    }  # fmt: skip
+    running.ok("kv", "set", "some", "key", "1")
+    running.ok("kv", "get", "some", "key")
+    reads = json.loads(running.ok("--json", "status"))["reads"]
+    assert reads["on_loop"] >= 1 and reads["on_threads"] >= 0
+    assert "on the event loop" in running.ok("status")
 
 
 def test_status_imports_nothing_heavy(running: Cli) -> None:

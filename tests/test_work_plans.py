@@ -213,6 +213,36 @@ def test_a_phase_with_tasks_follows_them_and_a_plan_completes_with_its_last_step
     assert again["phases"][0]["status"] == "in_progress"
 
 
+def test_a_phase_s_status_is_read_from_its_tasks_statuses(
+    work_daemon: DaemonProcess, rpc: Client
+) -> None:
+    """Every outcome of a phase's derived status (read with index seeks, not counted)."""
+    project = new_project(work_daemon, rpc)
+    tree = make_plan(rpc, project, [["a", "b", "c"]])
+    phase = tree["phases"][0]["id"]
+    a, b, c = (steps(tree)[name]["id"] for name in "abc")
+
+    def after(task: int, status: str) -> str:
+        change = {"id": task, "status": status}
+        if status == "blocked":
+            change["blocked_reason"] = "waiting on a review"
+        rpc.call("tasks.update", change)
+        return str(rpc.call("phases.get", {"id": phase})["status"])
+
+    assert rpc.call("phases.get", {"id": phase})["status"] == "pending"
+    assert after(a, "in_review") == "in_progress"
+    assert after(a, "failed") == "in_progress"  # b and c not started: still under way
+    assert after(b, "cancelled") == "in_progress"
+    assert after(c, "completed") == "failed"  # failed, and the rest done with
+    assert after(a, "pending") == "in_progress"
+    assert after(a, "completed") == "completed"
+    assert after(b, "blocked") == "in_progress"
+    plan = rpc.call("plans.get", {"id": tree["id"]})
+    assert plan["status"] == "active"
+    assert after(b, "cancelled") == "completed"
+    assert rpc.call("plans.get", {"id": tree["id"]})["status"] == "completed"
+
+
 def test_upgrade_a_plan_to_a_program_visible_across_projects(
     work_daemon: DaemonProcess, rpc: Client
 ) -> None:

@@ -407,15 +407,19 @@ def test_reads_are_answered_on_the_loop_unless_they_are_long(tmp_path: Path) -> 
                "WHERE i < 300000) SELECT count(*) FROM n")  # fmt: skip
         return int(conn.execute(sql).fetchone()[0])
 
-    async def scenario() -> list[int]:
+    async def scenario() -> tuple[list[int], Any]:
         db = Database(str(path), readers=1)
         db.migrate(migrations.load())
         await db.start()
         got = [await db.read(short), await db.read(long), await db.read(long)]
+        stats = db.read_stats()
         await db.close()
-        return got
+        return got, stats
 
-    assert run(scenario) == [0, 300000, 300000]
+    got, stats = run(scenario)
+    assert got == [0, 300000, 300000]
+    # daemon.status says so: one answered on the loop, one interrupted there, two on threads
+    assert (stats.on_loop, stats.interrupted, stats.on_threads) == (1, 1, 2)
     main = threading.main_thread().name
     # short: here; long: tried here, interrupted, run by the reader; then straight there
     assert threads[0] == main and threads[1] == main

@@ -13,6 +13,7 @@ from daemon.domain.projects.scanning import ScanSummary
 from daemon.rpc.dispatcher import Call, State
 from daemon.rpc.registry import Methods, NoParams, Params
 from daemon.runtime.watcher import WatchStatus
+from daemon.store.inline_reads import ReadStats
 from daemon.store.writer_stats import WriterStats
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class Status(msgspec.Struct, kw_only=True):
     subscriptions: int
     queue_depth: int
     writer: WriterStats | None
+    reads: ReadStats | None  # where reads ran: the loop's own connection or reader threads
     watcher: WatchStatus
     last_scan: ScanSummary | None
 
@@ -127,6 +129,7 @@ async def status(d: Daemon, call: Call, params: NoParams) -> Status:
         subscriptions=d.bus.count,
         queue_depth=stats.queue_depth if stats else 0,
         writer=stats,
+        reads=d.db.read_stats(),
         watcher=d.watcher.status(),
         last_scan=d.scanner.last_full_scan,
     )

@@ -19,7 +19,7 @@ from daemon.store import connection, migrations
 from daemon.store.batch import WriteFn
 from daemon.store.cancellation import settle
 from daemon.store.events import Event
-from daemon.store.inline_reads import InlineReads, tried_elsewhere
+from daemon.store.inline_reads import InlineReads, ReadStats, tried_elsewhere
 from daemon.store.migrations import Migration
 from daemon.store.workers import ConnectionWorkers, WorkersStopped
 from daemon.store.writer import Writer, WriterClosed
@@ -230,6 +230,10 @@ class Database:
 
     def writer_stats(self) -> WriterStats:
         return self.writer.stats()
+
+    def read_stats(self) -> ReadStats | None:
+        """Where reads ran since the database was last opened (None while it is not)."""
+        return self._inline.stats() if self._inline is not None else None
 
     async def close(self, timeout: float = 10.0) -> None:
         self._closed = True

@@ -22,10 +22,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 BUDGET_S = 0.0005
 SKIP_AFTER_INTERRUPT = 64
 _CHECK_EVERY = 400  # SQLite virtual-machine steps between two looks at the clock
 _TRY_ELSEWHERE = object()
+
+
+class ReadStats(msgspec.Struct, kw_only=True):
+    """Where reads ran: on the loop's own connection, or on reader threads (long ones, and
+    the kind of a read interrupted lately)."""
+
+    on_loop: int
+    on_threads: int
+    interrupted: int  # reads the budget stopped on the loop (each then ran on a thread)
 
 
 class InlineReads:
@@ -35,7 +46,7 @@ class InlineReads:
         self._deadline = math.inf
         self._interrupted = False
         self._skip: dict[object, int] = {}
-        self.inline = self.elsewhere = 0  # reads answered here / sent to a reader thread
+        self.inline = self.elsewhere = self.interrupted = 0
         conn.execute("PRAGMA busy_timeout = 0")
         self._load_schema()
         conn.set_progress_handler(self._over_budget, _CHECK_EVERY)
@@ -81,6 +92,7 @@ class InlineReads:
     def _elsewhere(self, kind: object) -> object:
         self._skip[kind] = SKIP_AFTER_INTERRUPT
         if self._interrupted:  # perhaps in a schema another connection changed: load it
+            self.interrupted += 1
             self._conn.set_progress_handler(None, 0)
             # sqlite3.Error: the read on a reader thread meets it too and says what it is
             with contextlib.suppress(sqlite3.Error):
@@ -88,6 +100,11 @@ class InlineReads:
             self._conn.set_progress_handler(self._over_budget, _CHECK_EVERY)
         self.elsewhere += 1
         return _TRY_ELSEWHERE
+
+    def stats(self) -> ReadStats:
+        return ReadStats(
+            on_loop=self.inline, on_threads=self.elsewhere, interrupted=self.interrupted
+        )
 
     def close(self) -> None:
         self._conn.close()

@@ -18,12 +18,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
 from daemon.domain.features import FEATURES
-from daemon.domain.work.model import PHASES, PLANS, TASKS, TERMINAL, NodeType, Task
+from daemon.domain.work.model import PHASES, PLANS, TASKS, TERMINAL, NodeType, Status, Task
 from daemon.store.batch import Tx
 from daemon.store.events_catalogue import EventKind
 
@@ -191,25 +191,39 @@ def _recount(tx: Tx, ids: set[int], column: Count) -> None:
             _set(tx, task_id, {column: now}, None)
 
 
+def _any(column: Literal["phase_id", "plan_id"], statuses: Iterable[Status] | None = None) -> str:
+    """SQL: does the phase or plan (`?`) have a task (in one of `statuses`)? A few seeks in
+    the (owner, status) index (schema/0008), whatever the number of its tasks."""
+    where = f"{column} = ?"
+    if statuses is not None:
+        where += " AND status IN (" + ", ".join(f"'{s}'" for s in statuses) + ")"
+    return f"EXISTS (SELECT 1 FROM tasks WHERE {where})"
+
+
+_STATUSES: tuple[Status, ...] = get_args(Status)
+_OPEN = tuple(s for s in _STATUSES if s not in TERMINAL)
+_PHASE_STATUS = (
+    f"SELECT status, {_any('phase_id')}, {_any('phase_id', _OPEN)},"
+    f" {_any('phase_id', ['failed'])}, {_any('phase_id', [s for s in _OPEN if s != 'failed'])},"
+    f" {_any('phase_id', [s for s in _STATUSES if s != 'pending'])}"
+    " FROM phases WHERE id = ?"
+)
+_PLAN_STATUS = f"SELECT status, {_any('plan_id')}, {_any('plan_id', _OPEN)} FROM plans WHERE id = ?"
+
+
 def _phase_status(tx: Tx, phase_id: int, ends: set[Node]) -> None:
-    found = tx.conn.execute(
-        f"SELECT p.status, count(t.id), coalesce(sum(t.status IN {_TERMINAL_SQL}), 0),"
-        " coalesce(sum(t.status = 'pending'), 0), coalesce(sum(t.status = 'failed'), 0)"
-        " FROM phases AS p LEFT JOIN tasks AS t ON t.phase_id = p.id WHERE p.id = ?"
-        " GROUP BY p.id",
-        (phase_id,),
-    ).fetchone()
+    found = tx.conn.execute(_PHASE_STATUS, (phase_id,) * 6).fetchone()
     if found is None:
         return
-    was, total, done, pending, failed = found
-    if total == 0:
+    was, tasks, open_, failed, open_not_failed, not_pending = found
+    if not tasks:
         return  # a phase without tasks is set by hand (a Perpetua stage)
-    if done == total:
-        status = "completed"
-    elif failed and failed + done == total:
-        status = "failed"
-    elif pending == total:
-        status = "pending"
+    if not open_:
+        status = "completed"  # every task completed or cancelled
+    elif failed and not open_not_failed:
+        status = "failed"  # the rest completed or cancelled
+    elif not not_pending:
+        status = "pending"  # none started
     else:
         status = "in_progress"
     if status == was:
@@ -221,18 +235,14 @@ def _phase_status(tx: Tx, phase_id: int, ends: set[Node]) -> None:
 
 
 def _plan_status(tx: Tx, plan_id: int, ends: set[Node]) -> None:
-    plan = PLANS.get(tx.conn, plan_id)
-    if plan is None or plan.status not in ("active", "completed"):
-        return  # paused, blocked, failed and cancelled are said by hand
-    total, done = tx.conn.execute(
-        f"SELECT count(*), coalesce(sum(status IN {_TERMINAL_SQL}), 0) FROM tasks"
-        " WHERE plan_id = ?",
-        (plan_id,),
-    ).fetchone()
-    if plan.status == "active" and total and done == total:
+    found = tx.conn.execute(_PLAN_STATUS, (plan_id,) * 3).fetchone()
+    if found is None:
+        return
+    was, tasks, open_ = found  # paused, blocked, failed and cancelled are said by hand
+    if was == "active" and tasks and not open_:
         PLANS.update(tx, plan_id, {"status": "completed", "completed_at": tx.now})
         ends.add(("plan", plan_id))
-    elif plan.status == "completed" and done < total:
+    elif was == "completed" and open_:
         PLANS.update(tx, plan_id, {"status": "active", "completed_at": None})
         ends.add(("plan", plan_id))
 
