@@ -1,7 +1,8 @@
 """The hand-off tax, before and after in the same run: a daemon of another commit (its daemon/
 and schema/ trees from `git archive`, first on its PYTHONPATH) against this tree's, in turn,
 on the same machine, with the same loads: durable kv.set from 64 clients (the writes
-benchmark's load), kv.get round trips idle and during those writes, kv.get from 32 clients.
+benchmark's load), kv.get round trips idle and during those writes, kv.get from 32 clients,
+tasks.add from 64 clients (the domain part of the writes benchmark).
 
 PM_BENCH_BEFORE=<commit> names the other commit (default: 1c5cb89^, main just before issue
 18: the writer's batches on its own thread, every read on a reader thread, a task for every
@@ -10,6 +11,7 @@ request).
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import common, load, rpc, writes
+from bench import common, load, rpc, writes, writes_domain
 from bench.cli import before_tree
 from bench.common import Table, fmt_rate, fmt_us, median, spread
 
@@ -31,6 +33,7 @@ class Figures:
     rtt: list[float]
     rtt_during_writes: list[float]
     reads: float
+    tasks: float  # tasks.add/s from 64 clients (nan: that tree has no tasks.add)
 
 
 def measure(tree: Path | None, warmup: float, duration: float, count: int) -> Figures:
@@ -51,8 +54,12 @@ def measure(tree: Path | None, warmup: float, duration: float, count: int) -> Fi
             path, rpc.get_requests, processes=rpc.PROCESSES, connections=rpc.CLIENTS,
             warmup=warmup, duration=duration,
         )  # fmt: skip
+        try:
+            tasks = writes_domain.tasks_rate(daemon, warmup, duration)
+        except RuntimeError:  # a tree from before work tracking (issue 15)
+            tasks = math.nan
         daemon.stop_cleanly()
-        return Figures(writing.rate, rtt, during, reads.rate)
+        return Figures(writing.rate, rtt, during, reads.rate, tasks)
     finally:
         daemon.cleanup()
 
@@ -102,8 +109,11 @@ def report(commit: str, before: list[Figures], after: list[Figures], duration: f
             [p(f.rtt_during_writes, q) for f in after], fmt_us)  # fmt: skip
     add("kv.get, 32 clients: requests/s", [f.reads for f in before],
         [f.reads for f in after], fmt_rate)  # fmt: skip
+    add("tasks.add into a phase, 64 clients: acked/s", [f.tasks for f in before],
+        [f.tasks for f in after], fmt_rate)  # fmt: skip
     table.notes.append(
         "Unpinned. Each run measures both daemons back to back (which goes first alternates), "
-        "each in a fresh data folder, with the loads of `bench writes` and `bench rpc`."
+        "each in a fresh data folder, with the loads of `bench writes` and `bench rpc` and "
+        "the tasks.add load of `bench writes` (its domain part)."
     )
     return table.render()

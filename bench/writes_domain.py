@@ -135,27 +135,36 @@ class DomainRun:
     notes: Load
 
 
+def _chain(warmup: float, duration: float) -> int:
+    """Enough links for the fastest client over the window, at several times the goal."""
+    return int((warmup + duration) * GOAL_RATE * 2 / CLIENTS) + 2
+
+
+def under_load(
+    daemon: common.Daemon, make: Callable[[int, int], MakeRequest], warmup: float, duration: float
+) -> Load:
+    probe = WriterProbe(daemon)
+    totals = load.socket_load(
+        daemon.socket_path, make, processes=PROCESSES, connections=CLIENTS,
+        warmup=warmup, duration=duration, probe=probe,
+    )  # fmt: skip
+    status = probe.status
+    on_thread = status.get("batches_on_thread", 0) - probe.at_begin.get("batches_on_thread", 0)
+    per_write = float(status.get("batch_ms_p50", 0.0)) / max(probe.mean_batch, 1.0)
+    return Load(totals, per_write, on_thread / max(probe.batches, 1))
+
+
+def tasks_rate(daemon: common.Daemon, warmup: float, duration: float) -> float:
+    """Acknowledged tasks.add/s from 64 clients into a running daemon (`bench handoff`)."""
+    world = prepare(daemon, _chain(warmup, duration))
+    return under_load(daemon, task_requests(world), warmup, duration).totals.rate
+
+
 def one_run(warmup: float, duration: float) -> DomainRun:
-    # Enough links for the fastest client over the window, at several times the goal.
-    chain = int((warmup + duration) * GOAL_RATE * 2 / CLIENTS) + 2
     with common.Daemon({"synchronous": "FULL"}) as daemon:
-        world = prepare(daemon, chain)
-
-        def under_load(make: Callable[[int, int], MakeRequest]) -> Load:
-            probe = WriterProbe(daemon)
-            totals = load.socket_load(
-                daemon.socket_path, make, processes=PROCESSES, connections=CLIENTS,
-                warmup=warmup, duration=duration, probe=probe,
-            )  # fmt: skip
-            status = probe.status
-            on_thread = status.get("batches_on_thread", 0) - probe.at_begin.get(
-                "batches_on_thread", 0
-            )
-            per_write = float(status.get("batch_ms_p50", 0.0)) / max(probe.mean_batch, 1.0)
-            return Load(totals, per_write, on_thread / max(probe.batches, 1))
-
-        tasks = under_load(task_requests(world))
-        dependencies = under_load(dependency_requests(world))
-        notes = under_load(note_requests)
+        world = prepare(daemon, _chain(warmup, duration))
+        tasks = under_load(daemon, task_requests(world), warmup, duration)
+        dependencies = under_load(daemon, dependency_requests(world), warmup, duration)
+        notes = under_load(daemon, note_requests, warmup, duration)
         daemon.stop_cleanly()
     return DomainRun(tasks, dependencies, notes)

@@ -4,6 +4,8 @@ stores for each kind of field, versions, conflicts, events and paging."""
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import re
 import sqlite3
 from pathlib import Path
@@ -94,6 +96,30 @@ def test_uuid7_is_version_7_and_sorts_by_time() -> None:
     assert all(shape.fullmatch(u) for u in made)
     assert len(set(made)) == 200
     assert [u[:13] for u in made] == sorted(u[:13] for u in made)  # the millisecond prefix
+
+
+def test_uuid7_random_bits_are_our_own_and_differ_in_a_forked_child() -> None:
+    """The random part comes from a generator of the uid module's own (no system call per
+    row): another module's random.seed() must not make uids repeat, nor must a fork."""
+    state = random.getstate()
+    try:
+        random.seed(7)
+        first = uuid7()
+        random.seed(7)
+        assert uuid7()[14:] != first[14:]
+    finally:
+        random.setstate(state)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next uid, to the parent
+        os.write(write, uuid7().encode())
+        os._exit(0)
+    os.close(write)
+    mine = uuid7()
+    os.waitpid(pid, 0)
+    theirs = os.read(read, 100).decode()
+    os.close(read)
+    assert theirs[14:] != mine[14:]
 
 
 def test_each_kind_of_field_round_trips(tmp_path: Path) -> None:

@@ -160,8 +160,12 @@ class Dispatcher:
         self._state = state
         self._max_batch = max_batch
 
-    async def handle(self, frame: bytes, session: Session) -> tuple[bytes | None, list[AfterReply]]:
-        """One framed message (a request, a notification or a batch) → the reply, if any."""
+    async def handle(
+        self, frame: bytes, session: Session, *, eager: bool = False
+    ) -> tuple[bytes | None, list[AfterReply]]:
+        """One framed message (a request, a notification or a batch) → the reply, if any.
+        `eager`: the caller runs the first step outside any task (daemon.rpc.server), so there
+        is no task to look up (asyncio.current_task() costs a getpid() system call)."""
         after: list[AfterReply] = []
         if not frame.isascii():
             # msgspec checks UTF-8 only where it decodes strings: not in object keys (it
@@ -172,7 +176,7 @@ class Dispatcher:
                 return wire.error_response(None, ParseError(f"Parse error: not UTF-8: {e}")), after
         if frame[:1] == b"[":
             return await self._batch(frame, session, after), after
-        return await self._one(frame, session, after), after
+        return await self._one(frame, session, after, eager), after
 
     async def _batch(self, frame: bytes, session: Session, after: list[AfterReply]) -> bytes | None:
         try:
@@ -195,7 +199,7 @@ class Dispatcher:
 
         async def work() -> None:
             for i in todo:  # shared by the workers: each takes the next request
-                replies[i] = await self._one(items[i], session, after)
+                replies[i] = await self._one(items[i], session, after, False)
 
         await asyncio.gather(*(work() for _ in range(min(BATCH_CONCURRENCY, len(items)))))
         answered = [r for r in replies if r is not None]
@@ -204,7 +208,7 @@ class Dispatcher:
         return b"[" + b",".join(answered) + b"]"
 
     async def _one(
-        self, raw: bytes | msgspec.Raw, session: Session, after: list[AfterReply]
+        self, raw: bytes | msgspec.Raw, session: Session, after: list[AfterReply], eager: bool
     ) -> bytes | None:
         try:
             request = wire.request_decoder.decode(raw)
@@ -228,7 +232,7 @@ class Dispatcher:
         outcome_over_cancel.set(True)  # it is a client's request
         read_share.set(session.read_share)
         heavy_write.set(len(raw) > HEAVY_REQUEST_BYTES)
-        running = Running(asyncio.current_task())
+        running = Running(None if eager else asyncio.current_task())
         current_request.set(running)
         if is_request:
             session.inflight[request_id] = running

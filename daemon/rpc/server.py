@@ -71,6 +71,8 @@ class Connection(asyncio.Protocol, Session):
     def __init__(self, server: Server) -> None:
         Session.__init__(self)
         self._server = server
+        # made by the loop's protocol factory; asking asyncio for it costs a system call
+        self._loop = asyncio.get_running_loop()
         self._limits = server.limits
         self._transport: asyncio.Transport | None = None
         self._framing: framing.Framing | None = None
@@ -218,7 +220,7 @@ class Connection(asyncio.Protocol, Session):
             waiting_on = context.run(serving.send, None)
         except StopIteration:
             return  # answered
-        task = asyncio.get_running_loop().create_task(Resumed(serving, waiting_on), context=context)
+        task = self._loop.create_task(Resumed(serving, waiting_on), context=context)
         running = context.get(current_request)
         if running is not None and running.task is None:
             running.task = task
@@ -238,7 +240,7 @@ class Connection(asyncio.Protocol, Session):
 
     async def _serve(self, frame: bytes) -> None:
         try:
-            reply, after = await self._server.dispatcher.handle(frame, self)
+            reply, after = await self._server.dispatcher.handle(frame, self, eager=True)
         except Exception:
             # The dispatcher answers every failure itself; this is the last line of defence so
             # a bug never leaves a client waiting in silence.

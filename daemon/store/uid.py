@@ -7,15 +7,22 @@ between machines (export, merge, sync); a uid never does, and sorts by creation 
 from __future__ import annotations
 
 import os
+import random
 import time
 from datetime import datetime
+
+# Unique, not secret: a generator of our own, seeded from os.urandom (and again in a forked
+# child, so parent and child never share a sequence), instead of a getrandom() system call
+# per row; nobody else's random.seed() can touch it.
+_random = random.Random()  # noqa: S311 - uniqueness, not secrecy
+os.register_at_fork(after_in_child=_random.seed)
 
 
 def uuid7(ms: int | None = None) -> str:
     """A new UUIDv7, for now or for the Unix millisecond `ms`."""
     if ms is None:
         ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = _random.getrandbits(80)
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
     value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
     text = f"{value:032x}"

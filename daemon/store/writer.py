@@ -169,7 +169,8 @@ class Writer:
     async def _submit(self, fn: Any, *, raw: bool, heavy: bool) -> Any:
         if self._closing or not self._started:
             raise WriterClosed("the daemon is shutting down; the write was not accepted")
-        loop = asyncio.get_running_loop()
+        loop = self._loop  # set by start (asking asyncio costs a getpid() system call)
+        assert loop is not None
         op: _Op[Any] = _Op(fn, loop.create_future(), raw=raw, heavy=heavy)
         if len(self._pending) >= self._queue_max:
             await self._wait_for_room()
