@@ -47,6 +47,11 @@ class WriterProbe:
         return self.writes / self.batches if self.batches else 0.0
 
     @property
+    def loop_cpu_per_write_ms(self) -> float:
+        """The event loop thread's CPU time over the window, per write acknowledged in it."""
+        return self.cpu.main * self.elapsed / self.writes * 1000 if self.writes else 0.0
+
+    @property
     def cycle_ms(self) -> float:
         """Wall time from one batch's start to the next's, on average."""
         return self.elapsed / self.batches * 1000 if self.batches else 0.0
@@ -105,6 +110,8 @@ def stages_table(runs: list[tuple[WriterProbe, Ceiling]]) -> str:
               spread(cycle, _ms), "")  # fmt: skip
     per_batch = [p.mean_batch for p, _ in runs]
     table.add("writes per batch", spread(per_batch, "{:.1f}".format), "")
+    table.add("the event loop's CPU per acknowledged write (its thread's CPU time / writes)",
+              spread([p.loop_cpu_per_write_ms for p, _ in runs], _ms), "")  # fmt: skip
     allowed = median(per_batch) / max(median(cycle), 1e-9) * 1000
     table.notes.append(
         "The stages partition a batch's time, each a median over the writer's last 1,024 "
