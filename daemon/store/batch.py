@@ -73,7 +73,7 @@ class Batch(Generic[T]):
         self.events_stored = False
         self.commit_ms = 0.0
         # perf_counter() when the loop handed it to the writer's thread, when the thread
-        # began on it, when COMMIT began: its stages (daemon.store.writer_stages)
+        # began on it, when COMMIT began: its stages (daemon.store.writer_stats)
         self.handed = self.on_thread = self.committing = 0.0
 
     def run(

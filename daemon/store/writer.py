@@ -334,8 +334,9 @@ class Writer:
             self._writes += len(ops)
             self._failed += sum(1 for ok, _ in outcomes if not ok)
             self._batch_sizes.add(len(ops))
-            self._stages.add(batch, ops[0].queued, time.perf_counter())
-            self._batch_ms.add((time.perf_counter() - batch.started) * 1000)
+            delivered = time.perf_counter()
+            self._stages.add(batch, ops[0].queued, delivered)
+            self._batch_ms.add((delivered - batch.started) * 1000)
         for op, (ok, value) in zip(ops, outcomes, strict=True):
             if op.future.done():
                 continue
