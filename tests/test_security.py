@@ -715,7 +715,9 @@ REVIEWED: dict[str, tuple[str, ...]] = {
     "domain/work/derived.py": (
         "{_COUNTS[column]}", "{_TERMINAL_SQL}", "{_waits('phase', '?')}",
         "{_waits('phase', 't.phase_id')}", "{_waits('plan', '?')}",
-        "{_waits('plan', 't.plan_id')}", "{_waits('task', 't.id')}", "{column}", "{level}"),
+        "{_waits('plan', 't.plan_id')}", "{_waits('task', 't.id')}", "{column}", "{level}",
+        # lists of the Status literal's values, made once at import
+        "{_OPEN_SQL}", "{_OPEN_NOT_FAILED_SQL}", "{_STARTED_SQL}"),
     "domain/work/graph.py": ("{column}",),  # "phase_id" or "plan_id"
     # Literal-typed table names and fragments (Ordered, Among); an int constant
     "domain/work/ordering.py": ("{2 * _BAND}", "{_BAND}", "{self.table}", "{self.where}",
