@@ -25,139 +25,26 @@ daemon deletes none: the benchmark deletes them, outside the measured windows.
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import sqlite3
 import subprocess
 import time
-import traceback
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 from bench import common
-from bench.common import PipeChild, Table, fmt_ratio, median, percentile, spread
+from bench.backup_db import MB, BackupDaemon, Built, fill, our_backup
+from bench.backup_writes import SLOW_S, Latency, latency_run
+from bench.common import Table, fmt_ratio, median, percentile, spread
 from client.sync import Client
 from daemon.store import backup as backup_files
-from daemon.store.clock import utc_now
 
-MB = 1_000_000
 FULL_MB = 200
 QUICK_MB = 20
-VALUE_BYTES = 4000  # one kv row fills about one 4 KiB page
-FILL_BATCH = 250  # kv rows (and as many events) per transaction: ~2 MB, the size step
 GOAL_COPY_RATIO = 1.5
 GOAL_P99_RATIO = 2.0
 CALL_TIMEOUT_S = 600.0
-SLOW_S = 0.010  # a kv.set this slow is counted, and where it fell
-_SET = (
-    b'{"jsonrpc":"2.0","id":%d,"method":"kv.set",'
-    b'"params":{"namespace":"bench","key":"lat-%d-%d","value":{"n":%d}}}\n'
-)
-
-# fork: the parent is single-threaded here, and a forked writer starts in milliseconds.
-
-
-def config_toml() -> str:
-    """Every schedule off: none of the daemon's own jobs (its nightly backup above all) runs
-    during a measurement."""
-    from daemon.runtime.config import Schedules
-
-    lines = ["[schedule]"] + [f'{name} = "off"' for name in Schedules.__struct_fields__]
-    return "\n".join(lines) + "\n"
-
-
-class BackupDaemon(common.Daemon):
-    def __init__(self) -> None:
-        super().__init__(
-            {
-                "synchronous": "FULL",
-                "watch": "false",
-                "rescan_interval_s": "0",
-                "backup_keep_last": "1000",  # retention never deletes: the benchmark does
-            }
-        )
-        config = self.root / "config.toml"
-        config.write_text(config_toml())
-        self.env["PM_AGENT_CONFIG"] = str(config)
-
-    def __enter__(self) -> BackupDaemon:
-        super().__enter__()
-        return self
-
-    @property
-    def backups_dir(self) -> Path:
-        return self.root / "data" / "backups"
-
-    def stop_checked(self) -> None:
-        code = self.stop()
-        if code != 0:
-            raise RuntimeError(f"the daemon exited with {code}:\n{self.output()}")
-
-
-# --- the database --------------------------------------------------------------------------
-
-
-@dataclass
-class Built:
-    bytes: int
-    kv_rows: int
-    events: int
-    seconds: float
-
-    def describe(self) -> str:
-        return (
-            f"{self.bytes / MB:,.0f} MB ({self.bytes:,} bytes): {self.kv_rows:,} kv rows of "
-            f"~{VALUE_BYTES:,}-byte JSON values + {self.events:,} kv.set events carrying the "
-            f"same values, built in {self.seconds:.1f} s"
-        )
-
-
-def _value(rng: random.Random, n: int) -> str:
-    head = f'{{"n":{n},"kind":"bench","text":"'
-    return head + rng.randbytes((VALUE_BYTES - len(head) - 2) // 2).hex() + '"}'
-
-
-def fill(db_path: Path, target_bytes: int) -> Built:
-    """Rows into the stopped daemon's file until it holds `target_bytes`, then checkpoint and
-    sync it: the daemon reopens a settled file."""
-    started = time.perf_counter()
-    rng = random.Random(20261122)
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA synchronous = OFF")
-        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
-        n = 0
-        while int(conn.execute("PRAGMA page_count").fetchone()[0]) * page_size < target_bytes:
-            kv_rows, events = [], []
-            for _ in range(FILL_BATCH):
-                n += 1
-                now, key, value = utc_now(), f"fill-{n:07d}", _value(rng, n)
-                kv_rows.append(("bench", key, value, now, now))
-                data = f'{{"namespace":"bench","key":"{key}","value":{value},"expires_at":null}}'
-                events.append((now, data))
-            conn.execute("BEGIN")
-            conn.executemany(
-                "INSERT INTO kv (namespace, key, value, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                kv_rows,
-            )
-            conn.executemany(
-                "INSERT INTO events (ts, topic, type, data) VALUES (?, 'kv', 'kv.created', ?)",
-                events,
-            )
-            conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        kv_count = int(conn.execute("SELECT count(*) FROM kv").fetchone()[0])
-        event_count = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-    finally:
-        conn.close()
-    backup_files.sync_file(str(db_path))
-    return Built(os.stat(db_path).st_size, kv_count, event_count, time.perf_counter() - started)
 
 
 # --- backup time ---------------------------------------------------------------------------
@@ -222,18 +109,6 @@ def shell_backup(shell: str, db_path: Path, out: Path) -> tuple[float, int]:
     return elapsed, size
 
 
-def our_backup(client: Client, *, keep: bool = False) -> tuple[dict[str, Any], float]:
-    """One db.backup: its reply and RPC wall time; the file is deleted unless `keep`."""
-    started = time.perf_counter()
-    made: dict[str, Any] = client.call("db.backup", {})
-    elapsed = time.perf_counter() - started
-    if not keep:
-        backup_files.remove_database(made["path"])
-    if made.get("removed"):
-        raise RuntimeError(f"retention removed backups the benchmark did not expect: {made}")
-    return made, elapsed
-
-
 def timing_run(daemon: BackupDaemon, client: Client, shell: str, shell_first: bool) -> Timing:
     out = daemon.root / "shell-backup.db"
     if shell_first:
@@ -250,173 +125,6 @@ def timing_run(daemon: BackupDaemon, client: Client, shell: str, shell_first: bo
         call_s=call_s,
         our_bytes=int(made["bytes"]),
         shell_first=shell_first,
-    )
-
-
-# --- the writer: sequential durable kv.set in another process ------------------------------
-
-
-@dataclass
-class Samples:
-    starts: array[float]  # time.monotonic() when each request was sent
-    latencies: array[float]  # seconds to its reply
-
-    def within(self, begin: float, end: float) -> list[float]:
-        """Latencies of the calls sent in [begin, end)."""
-        return [lat for s, lat in zip(self.starts, self.latencies, strict=True) if begin <= s < end]
-
-
-def _write_until_told(path: str, run: int, pipe: Connection) -> Samples:
-    starts: array[float] = array("d")
-    latencies: array[float] = array("d")
-    clock = time.monotonic  # CLOCK_MONOTONIC: the parent's windows are on the same clock
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(120.0)
-        sock.connect(path)
-        pipe.send("ready")
-        buffer = b""
-        n = 0
-        while not pipe.poll():
-            n += 1
-            started = clock()
-            sock.sendall(_SET % (n, run, n, n))
-            while b"\n" not in buffer:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the daemon closed the connection")
-                buffer += chunk
-            line, _, buffer = buffer.partition(b"\n")
-            elapsed = clock() - started
-            if b'"error":' in line:
-                raise RuntimeError(f"error reply: {line[:300]!r}")
-            starts.append(started)
-            latencies.append(elapsed)
-    pipe.recv()  # "stop"
-    return Samples(starts, latencies)
-
-
-def _writer_main(path: str, run: int, pipe: Connection) -> None:
-    try:
-        result: Samples | str = _write_until_told(path, run, pipe)
-    except BaseException:
-        result = traceback.format_exc()
-    pipe.send(result)
-    pipe.close()
-
-
-class Writer(PipeChild):
-    """The writer client process; a context manager that always ends it."""
-
-    def __init__(self, socket_path: str, run: int) -> None:
-        super().__init__("writer", _writer_main, socket_path, run)
-
-    def stop(self, timeout_s: float = 120.0) -> Samples:
-        result: Samples = super().stop(timeout_s)
-        return result
-
-
-@dataclass
-class Made:
-    """One db.backup during the writes window: when it was asked for, its phases, its reply."""
-
-    begin: float  # time.monotonic() when the request was sent
-    copy_s: float
-    verify_s: float
-    end: float  # when the reply came
-
-    @property
-    def copy_end(self) -> float:
-        return self.begin + self.copy_s
-
-    @property
-    def verify_end(self) -> float:
-        return self.copy_end + self.verify_s
-
-
-@dataclass
-class Latency:
-    idle: list[float]
-    during: list[float]
-    in_copy: list[float]  # the calls sent while a copy (and its fsync) ran
-    in_verify: list[float]  # while an integrity_check ran
-    slow: dict[str, int]  # kv.set calls over SLOW_S: idle, copy, verify, the rest of a call
-    idle_s: float
-    during_s: float
-    made: list[Made]
-    cpu: common.ThreadCpu  # the daemon's threads during the backups
-    commit_p99_idle_ms: float  # db.health writer.commit_ms_p99 at the end of each window
-    commit_p99_during_ms: float
-
-    @property
-    def idle_rate(self) -> float:
-        return len(self.idle) / self.idle_s
-
-    @property
-    def during_rate(self) -> float:
-        return len(self.during) / self.during_s
-
-
-def _commit_p99(client: Client) -> float:
-    health: dict[str, Any] = client.call("db.health")
-    return float(health["writer"]["commit_ms_p99"])
-
-
-def _phase(made: list[Made], start: float) -> str:
-    for m in made:
-        if m.begin <= start < m.copy_end:
-            return "copy"
-        if m.copy_end <= start < m.verify_end:
-            return "verify"
-    return "rest"
-
-
-def latency_run(
-    daemon: BackupDaemon, client: Client, run: int, idle_s: float, during_s: float
-) -> Latency:
-    """Idle for `idle_s`, then backups back to back until `during_s` has passed (at least one),
-    with the writer going throughout."""
-    assert daemon.process is not None
-    cpu = common.ThreadCpu(daemon.process.pid)
-    made: list[Made] = []
-    paths: list[str] = []
-    with Writer(daemon.socket_path, run) as writer:
-        time.sleep(0.3)  # the writer's connection settles; not counted
-        idle_begin = time.monotonic()
-        time.sleep(idle_s)
-        idle_end = time.monotonic()
-        commit_idle = _commit_p99(client)
-        during_begin = time.monotonic()
-        cpu.begin()
-        while not made or time.monotonic() - during_begin < during_s:
-            begin = time.monotonic()
-            reply, _wall = our_backup(client, keep=True)  # deleted after the window
-            paths.append(str(reply["path"]))
-            copy_s, verify_s = float(reply["copy_ms"]) / 1000, float(reply["verify_ms"]) / 1000
-            made.append(Made(begin, copy_s, verify_s, time.monotonic()))
-        cpu.end()
-        during_end = time.monotonic()
-        commit_during = _commit_p99(client)
-        samples = writer.stop()
-    for path in paths:
-        backup_files.remove_database(path)
-    slow = {"idle": sum(1 for lat in samples.within(idle_begin, idle_end) if lat > SLOW_S)}
-    for phase in ("copy", "verify", "rest"):
-        slow[phase] = 0
-    for start, lat in zip(samples.starts, samples.latencies, strict=True):
-        if lat > SLOW_S and during_begin <= start < during_end:
-            slow[_phase(made, start)] += 1
-    return Latency(
-        idle=samples.within(idle_begin, idle_end),
-        during=samples.within(during_begin, during_end),
-        in_copy=[lat for m in made for lat in samples.within(m.begin, m.copy_end)],
-        in_verify=[lat for m in made for lat in samples.within(m.copy_end, m.verify_end)],
-        slow=slow,
-        idle_s=idle_end - idle_begin,
-        during_s=during_end - during_begin,
-        made=made,
-        cpu=cpu,
-        commit_p99_idle_ms=commit_idle,
-        commit_p99_during_ms=commit_during,
     )
 
 

@@ -176,6 +176,18 @@ class Daemon:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def next_line(sock: socket.socket, buffer: bytes) -> tuple[bytes, bytes]:
+    """The next newline-ended message from `sock` (read as needed past what `buffer` holds),
+    without its newline, and what is left after it."""
+    while b"\n" not in buffer:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("the daemon closed the connection")
+        buffer += chunk
+    line, _, rest = buffer.partition(b"\n")
+    return line, rest
+
+
 def count_rows(db_path: Path | str, table: str = "kv") -> int:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:

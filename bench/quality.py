@@ -22,35 +22,30 @@ process (no database, no event loop), to tell the pool's cost from the daemon's 
 
 from __future__ import annotations
 
-import inspect
-import socket
 import sqlite3
 import time
-import traceback
-from array import array
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from bench import common, devtree
-from bench.common import PipeChild, Table, fmt_ratio, median, percentile, spread
+from bench.common import Table, fmt_ratio, median, percentile, spread
+from bench.quality_baseline import Baseline, baseline, pool_size
+from bench.sequential_client import SequentialClient
 from client.sync import Client
-from daemon.domain.quality import score
-from daemon.domain.quality.model import Assessment
-from daemon.domain.quality.service import QualityService
 from daemon.domain.quality.sql import ScanState, scan_states
 
 GOAL_FULL_S = 2.0
 GOAL_RESCAN_S = 0.3
 GOAL_RTT_P99_S = 5e-3
-CHUNK = 8  # projects per pool task, as QualityService._assess_all
 SETTLE_OUT_OF_REACH_S = 86_400.0  # quality_settle_s: no deferred one-project assessments
 _GET = b'{"jsonrpc":"2.0","id":%d,"method":"kv.get","params":{"namespace":"bench","key":"hot"}}\n'
 VALUE = {"answer": 42, "text": "a small JSON value"}
+
+
+def _get(n: int) -> bytes:
+    return _GET % n
 
 
 def config_toml() -> str:
@@ -116,125 +111,6 @@ def read_scores(db_path: Path) -> dict[int, tuple[int | None, str | None]]:
         return {int(r[0]): (r[1], r[2]) for r in rows}
     finally:
         conn.close()
-
-
-# --- the baseline: the same work in this process, on one thread -----------------------------
-
-
-@dataclass
-class Baseline:
-    full_s: float  # fingerprint + assess per project, one thread
-    pool_s: float  # the same on a pool the size of the daemon's, in chunks as it does
-    rescan_s: float  # fingerprint + maintenance per project, one thread
-    assessments: dict[int, Assessment]
-
-    @property
-    def errors(self) -> int:
-        return sum(1 for a in self.assessments.values() if a.error)
-
-
-def pool_size() -> int:
-    """The daemon's assessment threads: QualityService's default (lifecycle passes none)."""
-    default = inspect.signature(QualityService.__init__).parameters["threads"].default
-    return int(default)
-
-
-def _full(states: Sequence[ScanState], now: datetime) -> list[Assessment]:
-    out = []
-    for s in states:
-        score.fingerprint(s.path)  # the daemon's first pass, before it decides what to read
-        out.append(
-            score.assess(
-                s.path, last_worked_on=s.last_worked_on, now=now, description=s.description
-            )
-        )
-    return out
-
-
-def baseline(states: Sequence[ScanState], pool_first: bool) -> Baseline:
-    now = datetime.now(UTC)
-    parts = [states[i : i + CHUNK] for i in range(0, len(states), CHUNK)]
-
-    def on_pool() -> float:
-        started = time.perf_counter()
-        with ThreadPoolExecutor(pool_size()) as pool:
-            list(pool.map(_full, parts, [now] * len(parts)))
-        return time.perf_counter() - started
-
-    pool_s = on_pool() if pool_first else 0.0
-    started = time.perf_counter()
-    assessments = dict(zip([s.project_id for s in states], _full(states, now), strict=True))
-    full_s = time.perf_counter() - started
-    if not pool_first:
-        pool_s = on_pool()
-    started = time.perf_counter()
-    for s in states:
-        score.fingerprint(s.path)
-        score.maintenance(s.last_worked_on, now)
-    rescan_s = time.perf_counter() - started
-    return Baseline(full_s, pool_s, rescan_s, assessments)
-
-
-# --- the reader: sequential kv.get round trips in another process ---------------------------
-
-
-@dataclass
-class Samples:
-    starts: array[float]  # time.monotonic() when each request was sent
-    latencies: array[float]  # seconds to its reply
-
-    def within(self, begin: float, end: float) -> list[float]:
-        """Latencies of the round trips sent in [begin, end)."""
-        return [lat for s, lat in zip(self.starts, self.latencies, strict=True) if begin <= s < end]
-
-
-def _read_until_told(path: str, pipe: Connection) -> Samples:
-    starts: array[float] = array("d")
-    latencies: array[float] = array("d")
-    clock = time.monotonic  # CLOCK_MONOTONIC: the parent's windows are on the same clock
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(60.0)
-        sock.connect(path)
-        pipe.send("ready")
-        buffer = b""
-        n = 0
-        while not pipe.poll():
-            n += 1
-            started = clock()
-            sock.sendall(_GET % n)
-            while b"\n" not in buffer:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the daemon closed the connection")
-                buffer += chunk
-            line, _, buffer = buffer.partition(b"\n")
-            elapsed = clock() - started
-            if b'"error":' in line:
-                raise RuntimeError(f"error reply: {line[:300]!r}")
-            starts.append(started)
-            latencies.append(elapsed)
-    pipe.recv()  # "stop"
-    return Samples(starts, latencies)
-
-
-def _reader_main(path: str, pipe: Connection) -> None:
-    try:
-        result: Samples | str = _read_until_told(path, pipe)
-    except BaseException:
-        result = traceback.format_exc()
-    pipe.send(result)
-    pipe.close()
-
-
-class Reader(PipeChild):
-    """The reader client process; a context manager that always ends it."""
-
-    def __init__(self, socket_path: str) -> None:
-        super().__init__("reader", _reader_main, socket_path)
-
-    def stop(self, timeout_s: float = 60.0) -> Samples:
-        result: Samples = super().stop(timeout_s)
-        return result
 
 
 # --- one run ---------------------------------------------------------------------------------
@@ -346,7 +222,7 @@ def run_with_reader(tree: devtree.DevTree, idle_s: float, warmup_s: float) -> Wi
             raise RuntimeError(f"kv.get did not return the value just set: {check!r}")
         with (
             Client(daemon.socket_path, timeout=600).connect() as client,
-            Reader(daemon.socket_path) as reader,
+            SequentialClient("reader", daemon.socket_path, _get, 60.0) as reader,
         ):
             time.sleep(warmup_s)
             idle_begin = time.monotonic()

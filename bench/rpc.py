@@ -54,12 +54,7 @@ def round_trips(path: str, count: int, warmup: float, until: float | None = None
             n += 1
             started = clock()
             sock.sendall(_GET % n)
-            while b"\n" not in buffer:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the server closed the connection")
-                buffer += chunk
-            line, _, buffer = buffer.partition(b"\n")
+            line, buffer = common.next_line(sock, buffer)
             elapsed = clock() - started
             if b'"error":' in line:
                 raise RuntimeError(f"error reply: {line[:300]!r}")

@@ -109,12 +109,7 @@ def _send_all(path: str, requests: list[bytes], pipe: Connection) -> None:
             buffer = b""
             for request in chunk:
                 sock.sendall(request)
-                while b"\n" not in buffer:
-                    data = sock.recv(65536)
-                    if not data:
-                        raise ConnectionError("closed")
-                    buffer += data
-                line, _, buffer = buffer.partition(b"\n")
+                line, buffer = common.next_line(sock, buffer)
                 if b'"error"' in line:
                     errors.append(line[:300].decode(errors="replace"))
 
@@ -161,12 +156,7 @@ def latencies(path: str, make: Callable[[int], dict[str, Any]], count: int) -> l
             body = json.dumps(message).encode() + b"\n"
             started = time.perf_counter()
             sock.sendall(body)
-            while b"\n" not in buffer:
-                data = sock.recv(1 << 20)
-                if not data:
-                    raise ConnectionError("closed")
-                buffer += data
-            line, _, buffer = buffer.partition(b"\n")
+            line, buffer = common.next_line(sock, buffer)
             elapsed = time.perf_counter() - started
             if b'"error"' in line[:200]:
                 raise RuntimeError(f"error reply: {line[:300]!r}")

@@ -27,9 +27,15 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from daemon.domain.quality.files import ProjectFiles
+from daemon.domain.quality.runner_files import (
+    expand,
+    just_recipes,
+    make_rules,
+    taskfile_tasks,
+    toml_value,
+)
 
 FOLLOW_MAX = 16  # targets read per assessment
-EXPAND_MAX = 32  # targets of one file pulled in through its own references (deps, pre/post)
 
 # Names that say "this runs tests or a linter": test, tests, runtests, run_tests, test:unit,
 # unit-test, spec, check, make check (GNU's name for the tests), lint, lint:js, typecheck…
@@ -76,10 +82,6 @@ _JS_BUILTINS = frozenset(
     {"install", "i", "ci", "add", "remove", "rm", "update", "up", "upgrade", "exec", "dlx"}
 ) | {"x", "create", "init", "publish", "pack", "link", "audit", "outdated", "workspace"}
 _JS_BUILTINS |= {"workspaces", "config", "set", "cache", "global", "why", "info", "version"}
-_MAKE_CALL = re.compile(r"\$[({]MAKE[)}]")
-_JUST_NAME = re.compile(r"[A-Za-z_][\w-]*")
-_JUST_DEP = re.compile(r"[A-Za-z_][\w-]*")
-_TOML_KEY = re.compile(r"^[ \t]*[\"']?[\w.:-]+[\"']?[ \t]*=", re.M)
 _PY_INTERPRETER = re.compile(r"python(?:\d+(?:\.\d+)*)?(?:\.exe)?")
 
 
@@ -208,52 +210,9 @@ def _make(args: list[str], files: ProjectFiles, budget: Budget | None) -> list[T
     rel = next((r for r in found if r is not None and files.is_file(r)), None)
     if rel is None or not budget.take(label):
         return [Target(label, tuple(names), "")]
-    rules = _make_rules(files.text(rel) or "")
+    rules = make_rules(files.text(rel) or "")
     wanted = names or ([next(iter(rules))] if rules else [])
-    return [Target(label, tuple(names), _expand(wanted, rules, _make_targets))]
-
-
-def _make_rules(text: str) -> dict[str, tuple[list[str], list[str]]]:
-    """target → (what it depends on, its recipe lines), in the file's order."""
-    rules: dict[str, tuple[list[str], list[str]]] = {}
-    current: list[list[str]] = []
-    for line in text.replace("\\\n", " ").splitlines():
-        if line.startswith("\t"):
-            for recipe in current:
-                recipe.append(_MAKE_CALL.sub("make", line.strip().lstrip("@-+")))
-            continue
-        rule = _rule(line, make=True)
-        if rule is None:
-            if line.strip() and not line.lstrip().startswith("#"):
-                current = []
-            continue
-        prerequisites, _, inline = rule[1].partition(";")
-        current = []
-        for name in rule[0].split():
-            deps, recipe = rules.setdefault(name, ([], []))
-            deps += prerequisites.split()
-            recipe += [inline.strip()] if inline.strip() else []
-            current.append(recipe)
-    return rules
-
-
-def _expand(
-    names: list[str],
-    rules: dict[str, tuple[list[str], list[str]]],
-    calls: Callable[[str], list[str]],
-) -> str:
-    """The lines of `names` and of what they pull in from the same file (bounded)."""
-    lines: list[str] = []
-    todo, done = list(names), set[str]()
-    while todo and len(done) < EXPAND_MAX:
-        name = todo.pop(0)
-        if name in done or name not in rules:
-            continue
-        done.add(name)
-        deps, recipe = rules[name]
-        lines += recipe
-        todo += deps + [called for line in recipe for called in calls(line)]
-    return "\n".join(lines)
+    return [Target(label, tuple(names), expand(wanted, rules, _make_targets))]
 
 
 def _make_targets(line: str) -> list[str]:
@@ -282,7 +241,7 @@ def _scripts(
         key: ([], [value]) for key, value in scripts.items() if isinstance(value, str)
     }
     wanted = [f"pre{name}", name, f"post{name}"]
-    return [Target(label, (name,), _expand(wanted, table, lambda line: _js_calls(line, table)))]
+    return [Target(label, (name,), expand(wanted, table, lambda line: _js_calls(line, table)))]
 
 
 def _script_name(manager: str, args: list[str]) -> str | None:
@@ -321,40 +280,9 @@ def _just(args: list[str], files: ProjectFiles, budget: Budget | None) -> list[T
     rel = files.first_file(_JUSTFILES)
     if rel is None or not budget.take(label):
         return [Target(label, tuple(names[:1]), "")]
-    recipes = _recipes(files.text(rel) or "")
+    recipes = just_recipes(files.text(rel) or "")
     wanted = [n for n in names if n in recipes][:1] or ([] if names else list(recipes)[:1])
-    return [Target(label, tuple(names[:1]), _expand(wanted, recipes, lambda _: []))]
-
-
-def _recipes(text: str) -> dict[str, tuple[list[str], list[str]]]:
-    """A justfile's recipes: `name params: deps` at column 0, then its indented lines."""
-    recipes: dict[str, tuple[list[str], list[str]]] = {}
-    body: list[str] | None = None
-    for line in text.splitlines():
-        if line[:1] in (" ", "\t"):
-            if body is not None:
-                body.append(line.strip().lstrip("@-"))
-            continue
-        rule = _rule(line, make=False)
-        head = rule[0].lstrip("@").split() if rule else []
-        body = None
-        if rule and head and _JUST_NAME.fullmatch(head[0]):
-            deps, body = recipes.setdefault(head[0], ([], []))
-            deps += _JUST_DEP.findall(rule[1])
-    return recipes
-
-
-def _rule(line: str, *, make: bool) -> tuple[str, str] | None:
-    """(names, rest) of a rule line `names: rest` (a Makefile's or a justfile's), or None
-    for anything else: an assignment (`X := y`, make's `X = a:b`), a comment, a special
-    target (.PHONY). Found with str.find: a regex for it backtracked for seconds on a long
-    line without a colon."""
-    colon = line.find(":")
-    if colon <= 0 or line[0] in " \t#.%" or (make and "=" in line[:colon]):
-        return None
-    rest = line[colon + 1 :]
-    rest = rest[1:] if make and rest.startswith(":") else rest  # make's double-colon rule
-    return None if rest.startswith("=") else (line[:colon], rest)
+    return [Target(label, tuple(names[:1]), expand(wanted, recipes, lambda _: []))]
 
 
 def _task(args: list[str], files: ProjectFiles, budget: Budget | None) -> list[Target]:
@@ -365,35 +293,9 @@ def _task(args: list[str], files: ProjectFiles, budget: Budget | None) -> list[T
     rel = files.first_file(_TASKFILES)
     if rel is None or not budget.take(label):
         return [Target(label, tuple(names), "")]
-    tasks = _yaml_tasks(files.text(rel) or "")
+    tasks = taskfile_tasks(files.text(rel) or "")
     calls = re.compile(r"task:\s*['\"]?([\w:.-]+)")
-    return [Target(label, tuple(names), _expand(names, tasks, calls.findall))]
-
-
-def _yaml_tasks(text: str) -> dict[str, tuple[list[str], list[str]]]:
-    """A Taskfile's tasks: each `name:` under `tasks:`, with the lines indented below it."""
-    tasks: dict[str, tuple[list[str], list[str]]] = {}
-    inside, indent, body = False, -1, None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        depth = len(line) - len(line.lstrip())
-        if depth == 0:
-            inside, indent, body = stripped.startswith("tasks:"), -1, None
-            continue
-        if not inside:
-            continue
-        if indent < 0 or depth <= indent:
-            indent = depth
-            name = stripped.rstrip(":").strip("'\"")
-            deps, body = tasks.setdefault(name, ([], []))
-            continue
-        if body is not None:
-            body.append(stripped)
-            if stripped.startswith("deps:"):
-                deps += re.findall(r"[\w:.-]+", stripped[5:])
-    return tasks
+    return [Target(label, tuple(names), expand(names, tasks, calls.findall))]
 
 
 def _rake(args: list[str], files: ProjectFiles, budget: Budget | None) -> list[Target]:
@@ -428,18 +330,9 @@ def _pyproject(tool: str, table: Callable[[str], list[str]]) -> Callable[..., li
         bodies = [tables[t] for t in table(env or "default") if t in tables]
         if not bodies or not budget.take(label):
             return [Target(label, (name,), "")]
-        return [Target(label, (name,), "\n".join(_toml_value(body, name) for body in bodies))]
+        return [Target(label, (name,), "\n".join(toml_value(body, name) for body in bodies))]
 
     return follow
-
-
-def _toml_value(body: str, key: str) -> str:
-    """The text of `key = …` in a table body, up to the next key (a string or an array)."""
-    start = re.search(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=", body, re.M)
-    if start is None:
-        return ""
-    end = _TOML_KEY.search(body, start.end())
-    return body[start.end() : end.start() if end else len(body)]
 
 
 _FOLLOW: dict[str, Callable[[list[str], ProjectFiles, Budget | None], list[Target]]] = {
